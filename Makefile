@@ -1,0 +1,33 @@
+# mono_depth_ros: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+STAMP   = $(VENV)/.installed
+PYTEST_ARGS ?=
+MODEL  ?=
+INPUT  ?=
+
+.PHONY: venv demo test typecheck clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py requirements/cpu.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=23"
+	$(PIP) install --quiet -r requirements/cpu.txt
+	$(PIP) install --quiet -e ".[all,dev]"
+	$(PIP) install --quiet --no-deps -r requirements/dev.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m mono_depth_ros info --profile nyu --image $(or $(INPUT),../shared/data/nyu_depth_v2_samples/open3d_nyu_raw/NYU_color.ppm)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+typecheck: $(STAMP)
+	$(PY) -m mypy mono_depth_ros/backends/tensorrt_backend.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,67 @@
+"""``mono-depth``: the command-line entry point.
+
+Each subcommand lives in its own module under ``mono_depth_ros.commands`` and exposes
+``add_parser(subparsers)`` (returning its parser) and ``run(args) -> int``. Modules are imported
+lazily so that ``mono-depth --help`` stays fast and a missing optional dependency only affects the
+command that needs it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from . import __version__
+
+# name -> module; the order is the order of --help.
+COMMANDS = {
+    "info": "mono_depth_ros.commands.info",
+}
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2 (or ``code``)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mono-depth", description="Monocular depth estimation (Eigen et al. 2014)")
+    parser.add_argument("--version", action="version", version=f"mono_depth_ros {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, modname in COMMANDS.items():
+        mod = importlib.import_module(modname)
+        p = mod.add_parser(sub)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except CLIError as exc:
+        print(f"mono-depth {args.command}: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"mono-depth {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError) as exc:
+        print(f"mono-depth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - model/file errors are user errors with a clear message
+        from .checkpoint import ModelFileError
+
+        if isinstance(exc, (ModelFileError, ValueError)):
+            print(f"mono-depth {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

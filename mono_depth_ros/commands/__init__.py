@@ -1,0 +1,1 @@
+"""Subcommands of the ``mono-depth`` CLI, one module each (``add_parser(subparsers)`` + ``run(args)``)."""

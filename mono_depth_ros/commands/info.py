@@ -1,0 +1,63 @@
+"""``mono-depth info``: the network's layer table, parameter count, and a forward pass on an image."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    p = sub.add_parser("info", help="print the network's layers and run one forward pass",
+                       description="Print the layer table of a profile (or a model file) and, with --image, "
+                                   "run one CPU forward pass on it through the standard preprocessing.")
+    p.add_argument("--profile", default="nyu", help="profile name (nyu, kitti, ...) when no --model is given")
+    p.add_argument("--model", help="a mono_depth_ros model file (.pt)")
+    p.add_argument("--image", help="an image file to run through the network")
+    p.add_argument("--stage", choices=["coarse", "fine"], default=None)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+    import torch
+
+    from ..checkpoint import load_model
+    from ..cli import CLIError
+    from ..model import EigenDepthNet, gflops, summary
+    from ..preprocess import preprocess
+    from ..profiles import get_profile
+
+    if args.model:
+        model, info = load_model(args.model, stage=args.stage)
+        print(f"model file {args.model}: trained stage {info['stage']}, meta keys {sorted(info.get('meta', {}))}")
+        untrained = False
+    else:
+        try:
+            profile = get_profile(args.profile)
+        except KeyError as exc:
+            raise CLIError(str(exc.args[0])) from None
+        torch.manual_seed(0)
+        model = EigenDepthNet(profile, stage=args.stage or "fine").eval()
+        untrained = True
+    print(summary(model))
+    print(f"compute: {gflops(model.profile):.2f} GFLOP per frame")
+    if not args.image:
+        return 0
+    path = Path(args.image)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CLIError(f"cannot read image {path} (missing or not an image)")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    x, t = preprocess(rgb, model.profile)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        log_depth = model(torch.from_numpy(x))
+        dt = time.perf_counter() - t0
+    depth = np.exp(log_depth[0, 0].numpy())
+    print(f"image {path}: {t.src_w}x{t.src_h} -> resized {t.resized_w}x{t.resized_h} (s={t.scale:.4f}) -> "
+          f"crop at ({t.crop_x0}, {t.crop_y0}) {t.input_w}x{t.input_h}")
+    print(f"forward pass ({'untrained weights, ' if untrained else ''}CPU): {dt * 1e3:.1f} ms, "
+          f"depth map {depth.shape[1]}x{depth.shape[0]}, min {depth.min():.3f} m, median "
+          f"{np.median(depth):.3f} m, max {depth.max():.3f} m")
+    return 0

@@ -1,0 +1,112 @@
+"""The evaluation transform: camera RGB -> normalised network input, and its geometry.
+
+This is *the* preprocessing: training's evaluation mode, the CLI, the bag tools and the ROS node
+all call it, so a model sees the same thing everywhere.  Everything comes from the Profile
+(stored in every model file), never from duplicated constants.
+
+Geometry (pixel-centre convention, u + 0.5 scales):
+  1. uniform resize by s = max(resize_w / W, resize_h / H) (the paper's 640x480 -> 320x240 for NYU,
+     KITTI halved), so the aspect ratio is kept and fx, fy scale alike;
+  2. centre crop to the profile's input_w x input_h.
+A camera pixel (u, v) lands at input pixel ((u + 0.5) * s - 0.5 - x0, (v + 0.5) * s - 0.5 - y0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """How a src_w x src_h camera image maps to the network input."""
+
+    src_w: int
+    src_h: int
+    scale: float          # uniform resize factor
+    resized_w: int
+    resized_h: int
+    crop_x0: int          # crop offset in the resized image
+    crop_y0: int
+    input_w: int
+    input_h: int
+
+    def camera_to_input(self, u: np.ndarray, v: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        sx = self.resized_w / self.src_w
+        sy = self.resized_h / self.src_h
+        return (u + 0.5) * sx - 0.5 - self.crop_x0, (v + 0.5) * sy - 0.5 - self.crop_y0
+
+    def input_to_camera(self, x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        sx = self.resized_w / self.src_w
+        sy = self.resized_h / self.src_h
+        return (x + 0.5 + self.crop_x0) / sx - 0.5, (y + 0.5 + self.crop_y0) / sy - 0.5
+
+
+def compute_transform(src_w: int, src_h: int, profile: Profile) -> InputTransform:
+    if src_w <= 0 or src_h <= 0:
+        raise ValueError(f"image size must be positive, got {src_w}x{src_h}")
+    rw = profile.resize_w or profile.input_w
+    rh = profile.resize_h or profile.input_h
+    # Never resize below the input size: the crop must fit.
+    s = max(rw / src_w, rh / src_h, profile.input_w / src_w, profile.input_h / src_h)
+    resized_w = max(int(round(src_w * s)), profile.input_w)
+    resized_h = max(int(round(src_h * s)), profile.input_h)
+    x0 = (resized_w - profile.input_w) // 2
+    y0 = (resized_h - profile.input_h) // 2
+    return InputTransform(src_w, src_h, s, resized_w, resized_h, x0, y0, profile.input_w, profile.input_h)
+
+
+def crop_resized(img: np.ndarray, t: InputTransform, interpolation: Optional[int] = None) -> np.ndarray:
+    """Resize + crop an (H, W[, C]) image with transform ``t`` (no normalisation)."""
+    import cv2
+
+    if img.shape[0] != t.src_h or img.shape[1] != t.src_w:
+        raise ValueError(f"image is {img.shape[1]}x{img.shape[0]}, transform expects {t.src_w}x{t.src_h}")
+    if (t.resized_w, t.resized_h) != (t.src_w, t.src_h):
+        interp = interpolation if interpolation is not None else (
+            cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR)
+        img = cv2.resize(img, (t.resized_w, t.resized_h), interpolation=interp)
+    return img[t.crop_y0:t.crop_y0 + t.input_h, t.crop_x0:t.crop_x0 + t.input_w]
+
+
+class Preprocessor:
+    """RGB uint8 (H, W, 3) -> normalised float32 (1, 3, input_h, input_w), reusing its buffers."""
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        mean = np.asarray(profile.mean, dtype=np.float32) * 255.0
+        std = np.asarray(profile.std, dtype=np.float32) * 255.0
+        # x_norm = x * a + b with a = 1 / (255 std), b = -mean / std
+        self._a = (1.0 / std).astype(np.float32)
+        self._b = (-mean / std).astype(np.float32)
+        self._out = np.empty((1, 3, profile.input_h, profile.input_w), dtype=np.float32)
+        self._transform: Optional[InputTransform] = None
+
+    def transform_for(self, width: int, height: int) -> InputTransform:
+        t = self._transform
+        if t is None or (t.src_w, t.src_h) != (width, height):
+            t = self._transform = compute_transform(width, height, self.profile)
+        return t
+
+    def __call__(self, rgb: np.ndarray, out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, InputTransform]:
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
+        if rgb.dtype != np.uint8:
+            raise ValueError(f"expected uint8 RGB, got {rgb.dtype}")
+        t = self.transform_for(rgb.shape[1], rgb.shape[0])
+        crop = crop_resized(rgb, t)
+        dst = self._out if out is None else out
+        # HWC uint8 -> CHW float32, normalised, without temporaries per channel.
+        for c in range(3):
+            np.multiply(crop[:, :, c], self._a[c], out=dst[0, c], casting="unsafe")
+            dst[0, c] += self._b[c]
+        return dst, t
+
+
+def preprocess(rgb: np.ndarray, profile: Profile) -> Tuple[np.ndarray, InputTransform]:
+    """One-off convenience wrapper around :class:`Preprocessor` (returns a fresh array)."""
+    x, t = Preprocessor(profile)(rgb)
+    return x.copy(), t

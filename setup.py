@@ -1,0 +1,58 @@
+"""mono_depth_ros: an ament_python package that also installs with pip."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "mono_depth_ros"
+
+# Core runtime dependencies. Kept compatible with the ROS distros' own Python stacks:
+# numpy 1.x (Humble) or 2.x, and OpenCV 4 (cv_bridge breaks with OpenCV 5).
+INSTALL_REQUIRES = [
+    "numpy>=1.21",
+    "opencv-python-headless>=4.5,<5",
+    "pyyaml>=5.4",
+    "tqdm>=4.60",
+    "rosbags>=0.10",
+    "rosbags-image>=0.10",
+]
+
+EXTRAS = {
+    # PyTorch: training, export and the PyTorch backend. Install the build that matches
+    # your machine first (the Makefile pins torch==2.13.0, CPU, for CI and the demo).
+    "torch": ["torch>=2.1"],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
+    # TensorRT 10 Python bindings come with JetPack / the TensorRT tarball / NVIDIA's index.
+    "tensorrt": ["tensorrt>=10.0"],
+    "training": ["h5py>=3.0", "tensorboard>=2.10", "matplotlib>=3.5", "scipy>=1.7"],
+    "dev": ["pytest>=7", "pytest-timeout>=2.1", "mypy>=1.5"],
+}
+EXTRAS["all"] = sorted({d for k in ("torch", "onnx", "training") for d in EXTRAS[k]})
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Monocular depth estimation for ROS 2 (Eigen et al. 2014) with TensorRT/PyTorch/ONNX Runtime",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.8",
+    # training/ is run from a source checkout (python -m training.train); it is not installed.
+    packages=find_packages(include=[PACKAGE, PACKAGE + ".*"]),
+    include_package_data=True,
+    package_data={PACKAGE: ["models/*.pt", "models/*.yaml", "models/*.onnx"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    zip_safe=True,
+    entry_points={
+        "console_scripts": [
+            "depth_node = mono_depth_ros.ros.node:main",
+            "mono-depth = mono_depth_ros.cli:main",
+        ],
+    },
+)
