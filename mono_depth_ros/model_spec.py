@@ -1,0 +1,323 @@
+"""What the pipeline needs to know about a model file, whatever its kind.
+
+``load_spec(path)`` reads it from
+
+* a mono_depth_ros checkpoint ``.pt`` (its profile and stage; output log depth, metric);
+* an ``.onnx`` exported by ``mono-depth export`` (``metadata_props``: ``mono_depth_ros.profile`` =
+  JSON of Profile.to_dict(), ``mono_depth_ros.output``, ``mono_depth_ros.metric``,
+  ``mono_depth_ros.stage``);
+* a foreign ``.onnx`` (e.g. Depth Anything) described by a YAML sidecar ``<model>.yaml`` (or
+  ``<model>.onnx.yaml``)::
+
+      input_width: 518          # required
+      input_height: 518         # required
+      mean: [0.485, 0.456, 0.406]   # of RGB scaled to [0, 1] (default ImageNet)
+      std: [0.229, 0.224, 0.225]
+      output: inverse_depth     # log_depth | depth | inverse_depth (default depth)
+      metric: false             # relative models: depth is only up to scale
+      scale: 1.0                # metres = scale * depth, or scale / inverse_depth, or scale * exp(log_depth)
+      min_depth: 0.1            # valid range (metres), outside -> NaN
+      max_depth: 20.0
+      resize_width: 518         # optional: resize (aspect kept) before the centre crop
+      resize_height: 518
+
+  A sidecar beside one of our own ONNX files overrides the metadata keys it sets;
+* a TensorRT engine ``<x>.engine`` with ``<x>.engine.json`` beside it: a JSON object with
+  ``profile`` (dict), ``output``, ``metric``, ``stage`` and optionally ``scale``, ``input_name``,
+  ``output_name`` (other keys, e.g. the engine cache key, are kept in ``extra``).  The same keys
+  prefixed ``mono_depth_ros.`` (as in the ONNX metadata, JSON strings) are accepted too.
+
+Relative (non-metric) models are logged with a warning: their "metres" are only up to scale.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from .checkpoint import ModelFileError
+from .profiles import IMAGENET_MEAN, IMAGENET_STD, Profile, get_profile
+
+log = logging.getLogger("mono_depth_ros")
+
+OUTPUT_KINDS = ("log_depth", "depth", "inverse_depth")
+MODEL_KINDS = ("checkpoint", "onnx", "engine")
+META_PREFIX = "mono_depth_ros."
+
+_hash_cache: Dict[tuple, str] = {}
+
+
+def file_sha256(path: "str | Path") -> str:
+    """Hex SHA-256 of a file's contents (memoised by path, size and mtime)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    h = _hash_cache.get(key)
+    if h is None:
+        d = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                d.update(chunk)
+        h = _hash_cache[key] = d.hexdigest()
+    return h
+
+
+@dataclass
+class ModelSpec:
+    """A model file and how to use it: geometry, normalisation, output kind, metric or relative."""
+
+    path: Path
+    kind: str                      # "checkpoint" | "onnx" | "engine"
+    profile: Profile               # input size, resize, mean/std, depth range
+    output: str = "log_depth"      # "log_depth" | "depth" | "inverse_depth"
+    metric: bool = True
+    stage: Optional[str] = "fine"  # Eigen models: "coarse" | "fine"; None for foreign models
+    scale: float = 1.0             # model-intrinsic factor to metres (sidecar "scale")
+    input_name: Optional[str] = None   # ONNX / engine tensor names (None: the first one)
+    output_name: Optional[str] = None
+    foreign: bool = False          # not an EigenDepthNet (its output size is not the profile's)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {self.kind!r}")
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"model output must be one of {OUTPUT_KINDS}, got {self.output!r}")
+        if not (self.scale > 0):
+            raise ValueError(f"model scale must be positive, got {self.scale}")
+
+    @property
+    def input_size(self) -> tuple:
+        """(W, H) of the network input."""
+        return self.profile.input_w, self.profile.input_h
+
+    def sha256(self) -> str:
+        return file_sha256(self.path)
+
+    def metadata(self) -> Dict[str, str]:
+        """The ONNX ``metadata_props`` / engine JSON entries (all strings) describing this model."""
+        md = {META_PREFIX + "profile": json.dumps(self.profile.to_dict(), sort_keys=True),
+              META_PREFIX + "output": self.output,
+              META_PREFIX + "metric": "true" if self.metric else "false",
+              META_PREFIX + "stage": self.stage or ""}
+        if self.scale != 1.0:
+            md[META_PREFIX + "scale"] = repr(float(self.scale))
+        return md
+
+    def describe(self) -> str:
+        p = self.profile
+        return (f"{self.path.name} ({self.kind}, profile {p.name}, input {p.input_w}x{p.input_h}, output "
+                f"{self.output}, {'metric' if self.metric else 'RELATIVE (not metric)'}"
+                f"{', stage ' + self.stage if self.stage else ''})")
+
+
+def _bool(v: Any, what: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("true", "1", "yes", "metric"):
+        return True
+    if s in ("false", "0", "no", "relative"):
+        return False
+    raise ModelFileError(f"{what}: expected true/false, got {v!r}")
+
+
+def _strip(d: Mapping[str, Any]) -> Dict[str, Any]:
+    return {(k[len(META_PREFIX):] if k.startswith(META_PREFIX) else k): v for k, v in d.items()}
+
+
+def _from_metadata(path: Path, kind: str, md: Mapping[str, Any]) -> ModelSpec:
+    """Spec from our metadata keys (with or without the ``mono_depth_ros.`` prefix)."""
+    d = _strip(md)
+    prof = d.get("profile")
+    if prof is None:
+        raise ModelFileError(f"{path}: no mono_depth_ros.profile metadata (not exported by mono-depth export?); "
+                             f"describe a foreign model with a YAML sidecar {path.with_suffix('.yaml').name}")
+    try:
+        profile = get_profile(json.loads(prof) if isinstance(prof, str) else dict(prof))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFileError(f"{path}: invalid profile metadata: {exc}") from exc
+    output = str(d.get("output", "log_depth"))
+    if output not in OUTPUT_KINDS:
+        raise ModelFileError(f"{path}: output kind {output!r} is not one of {OUTPUT_KINDS}")
+    stage = d.get("stage") or None
+    known = {"profile", "output", "metric", "stage", "scale", "input_name", "output_name"}
+    return ModelSpec(path=path, kind=kind, profile=profile, output=output,
+                     metric=_bool(d.get("metric", True), f"{path}: metric"), stage=stage,
+                     scale=float(d.get("scale", 1.0)), input_name=d.get("input_name"),
+                     output_name=d.get("output_name"),
+                     extra={k: v for k, v in d.items() if k not in known})
+
+
+def sidecar_path(path: "str | Path") -> Optional[Path]:
+    """The YAML sidecar of a model file: ``x.yaml`` or ``x.onnx.yaml`` (``.yml`` too), if present."""
+    p = Path(path)
+    for cand in (p.with_suffix(".yaml"), p.with_suffix(".yml"), Path(str(p) + ".yaml"), Path(str(p) + ".yml")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> ModelSpec:
+    import yaml
+
+    try:
+        with open(sidecar, "r", encoding="utf-8") as f:
+            d = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ModelFileError(f"model sidecar {sidecar} cannot be read: {exc}") from exc
+    if not isinstance(d, dict):
+        raise ModelFileError(f"model sidecar {sidecar}: expected a mapping")
+    allowed = {"input_width", "input_height", "mean", "std", "output", "metric", "scale", "min_depth",
+               "max_depth", "resize_width", "resize_height", "name", "input_name", "output_name", "description"}
+    unknown = set(d) - allowed
+    if unknown:
+        raise ModelFileError(f"model sidecar {sidecar}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+    def num(key: str, default: Any) -> Any:
+        v = d.get(key, default)
+        try:
+            return v if v is None else float(v)
+        except (TypeError, ValueError):
+            raise ModelFileError(f"model sidecar {sidecar}: {key} must be a number, got {v!r}") from None
+
+    if base is None:
+        for key in ("input_width", "input_height"):
+            if key not in d:
+                raise ModelFileError(f"model sidecar {sidecar}: {key} is required")
+        prof: Dict[str, Any] = {"name": str(d.get("name", path.stem)), "mean": list(IMAGENET_MEAN),
+                                "std": list(IMAGENET_STD), "min_depth": 1e-3, "max_depth": 1e3}
+    else:
+        prof = base.profile.to_dict()
+    if "input_width" in d:
+        prof["input_w"] = int(d["input_width"])
+    if "input_height" in d:
+        prof["input_h"] = int(d["input_height"])
+    for key in ("mean", "std"):
+        if key in d:
+            v = d[key]
+            if not isinstance(v, (list, tuple)) or len(v) != 3:
+                raise ModelFileError(f"model sidecar {sidecar}: {key} must be a list of 3 numbers")
+            prof[key] = [float(x) for x in v]
+    for key in ("min_depth", "max_depth"):
+        if key in d:
+            prof[key] = num(key, None)
+    if "resize_width" in d:
+        prof["resize_w"] = int(d["resize_width"])
+    if "resize_height" in d:
+        prof["resize_h"] = int(d["resize_height"])
+    if "description" in d:
+        prof["description"] = str(d["description"])
+    if any(s <= 0 for s in prof["std"]):
+        raise ModelFileError(f"model sidecar {sidecar}: std must be positive")
+    if not 0 <= prof["min_depth"] < prof["max_depth"]:
+        raise ModelFileError(f"model sidecar {sidecar}: need 0 <= min_depth < max_depth")
+    try:
+        profile = Profile.from_dict(prof) if base is not None else _foreign_profile(prof)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"model sidecar {sidecar}: {exc}") from exc
+    output = str(d.get("output", base.output if base else "depth"))
+    if output not in OUTPUT_KINDS:
+        raise ModelFileError(f"model sidecar {sidecar}: output must be one of {OUTPUT_KINDS}, got {output!r}")
+    metric = _bool(d["metric"], f"{sidecar}: metric") if "metric" in d else (base.metric if base else False)
+    scale = num("scale", base.scale if base else 1.0)
+    if not scale > 0:
+        raise ModelFileError(f"model sidecar {sidecar}: scale must be positive")
+    return ModelSpec(path=path, kind=base.kind if base else "onnx", profile=profile, output=output, metric=metric,
+                     stage=base.stage if base else None, scale=scale,
+                     input_name=d.get("input_name", base.input_name if base else None),
+                     output_name=d.get("output_name", base.output_name if base else None),
+                     foreign=base.foreign if base else True, extra={"sidecar": str(sidecar)})
+
+
+def _foreign_profile(prof: Dict[str, Any]) -> Profile:
+    """A Profile for a foreign model: only input size, resize, normalisation and range matter.
+
+    Profile validates Eigen-network layer sizes; any input of at least 64x48 passes.
+    """
+    return Profile.from_dict(prof)
+
+
+def load_spec(path: "str | Path") -> ModelSpec:
+    """Read the :class:`ModelSpec` of a model file (.pt, .onnx [+ sidecar], .engine [+ .engine.json])."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        spec = _load_onnx_spec(path)
+    elif suffix in (".engine", ".plan", ".trt"):
+        spec = _load_engine_spec(path)
+    elif suffix in (".yaml", ".yml", ".json"):
+        raise ModelFileError(f"{path} is a description, not a model: pass the model file it describes")
+    else:
+        spec = _load_checkpoint_spec(path)
+    if not spec.metric:
+        log.warning("model %s gives RELATIVE depth (not metric): depth values are only up to an unknown scale; "
+                    "set a scale factor (sidecar 'scale' or the pipeline's scale) calibrated for your scene",
+                    path.name)
+    return spec
+
+
+def _load_checkpoint_spec(path: Path) -> ModelSpec:
+    from .checkpoint import read_model_file
+
+    payload = read_model_file(path)
+    try:
+        profile = get_profile(payload["profile"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"model file {path} has an invalid profile: {exc}") from exc
+    meta = payload.get("meta") or {}
+    return ModelSpec(path=path, kind="checkpoint", profile=profile, output="log_depth",
+                     metric=bool(meta.get("metric", True)) if isinstance(meta, dict) else True,
+                     stage=str(payload["stage"]), input_name="image", output_name="log_depth")
+
+
+def _load_onnx_spec(path: Path) -> ModelSpec:
+    import onnx
+
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf errors: a corrupt file
+        raise ModelFileError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {exc}") from exc
+    md = {p.key: p.value for p in m.metadata_props}
+    inputs = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
+    outputs = [o.name for o in m.graph.output]
+    sidecar = sidecar_path(path)
+    base: Optional[ModelSpec] = None
+    if (META_PREFIX + "profile") in md:
+        base = _from_metadata(path, "onnx", md)
+    if sidecar is not None:
+        spec = _apply_sidecar(path, sidecar, base)
+    elif base is not None:
+        spec = base
+    else:
+        raise ModelFileError(f"{path} has no mono_depth_ros metadata: export it with `mono-depth export`, or "
+                             f"describe it with a YAML sidecar {path.with_suffix('.yaml')} (input_width, "
+                             f"input_height, mean, std, output, metric, scale)")
+    spec.input_name = spec.input_name or (inputs[0] if inputs else None)
+    spec.output_name = spec.output_name or (outputs[0] if outputs else None)
+    return spec
+
+
+def _load_engine_spec(path: Path) -> ModelSpec:
+    meta_path = Path(str(path) + ".json")
+    if not meta_path.is_file():
+        raise ModelFileError(f"TensorRT engine {path} has no metadata file {meta_path.name} beside it; "
+                             "build engines with the pipeline (it writes both) or rebuild it")
+    try:
+        with open(meta_path, "r", encoding="utf-8") as f:
+            md = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"engine metadata {meta_path} cannot be read: {exc}") from exc
+    if not isinstance(md, dict):
+        raise ModelFileError(f"engine metadata {meta_path}: expected a JSON object")
+    spec = _from_metadata(path, "engine", md)
+    d = _strip(md)
+    spec.foreign = bool(d.get("foreign", False))
+    spec.extra.pop("foreign", None)
+    return spec
