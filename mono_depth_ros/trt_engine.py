@@ -11,8 +11,11 @@ An engine ``<x>.engine`` always sits beside ``<x>.engine.json`` (the sidecar)::
     {"format": "mono_depth_ros.trt_engine", "version": 1,
      "key": "<hex>", "key_fields": {...the fields above...},
      "onnx": "/abs/path/model.onnx",          # where it was built from (for rebuilding)
-     "metadata": {...ONNX metadata_props...},  # profile, output kind, metric: the engine configures the pipeline
-     "input": {"name": "image", "shape": [B, 3, H, W]}, "created": "..."}
+     "mono_depth_ros.profile": "{...}", "mono_depth_ros.output": "log_depth", ...  # the ONNX metadata_props
+     "input_name": "image", "input_shape": [B, 3, H, W], "created": "...", "build_seconds": 42.0}
+
+The ONNX ``metadata_props`` are copied to the top level, so :func:`mono_depth_ros.model_spec.load_spec`
+configures the pipeline from an ``.engine`` file alone.
 
 Decision (:func:`resolve_engine`): a cached engine whose sidecar key equals the current key is
 used; a missing, mismatched (other TensorRT / GPU / ONNX / precision) or corrupt engine is rebuilt
@@ -48,10 +51,14 @@ class EngineCacheError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    """``$MONO_DEPTH_TRT_CACHE``, else ``$XDG_CACHE_HOME/mono_depth_ros/trt`` (``~/.cache/...``)."""
+    """Engine folder: ``$MONO_DEPTH_TRT_CACHE``, else ``<project cache>/trt`` where the project cache is
+    ``$MONO_DEPTH_CACHE`` or ``$XDG_CACHE_HOME/mono_depth_ros`` (``~/.cache/mono_depth_ros``)."""
     env = os.environ.get("MONO_DEPTH_TRT_CACHE")
     if env:
         return Path(env).expanduser()
+    root = os.environ.get("MONO_DEPTH_CACHE")
+    if root:
+        return Path(root).expanduser() / "trt"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mono_depth_ros" / "trt"
 
@@ -113,7 +120,8 @@ def make_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_capabili
 
 def cached_engine_path(onnx_path: "str | os.PathLike[str]", precision: str,
                        cache_dir: "str | os.PathLike[str] | None" = None) -> Path:
-    """Stable cache location of the engine for ``onnx_path``: ``<cache>/<stem>-<pathhash>.<precision>.engine``.
+    """Stable cache location of the engine for ``onnx_path``: ``<engine dir>/<stem>-<pathhash>.<precision>.engine``
+    (``cache_dir``: the engine folder, default :func:`default_cache_dir`).
 
     The name does not contain the key: a changed key *replaces* the engine (no stale files piling up);
     the path hash keeps two models with the same file name apart.
@@ -128,14 +136,16 @@ def cached_engine_path(onnx_path: "str | os.PathLike[str]", precision: str,
 def write_sidecar(engine_path: "str | os.PathLike[str]", key: EngineKey, onnx_path: "str | os.PathLike[str] | None",
                   metadata: Optional[Mapping[str, str]] = None, input_name: Optional[str] = None,
                   input_shape: Optional[Tuple[int, ...]] = None, build_seconds: Optional[float] = None) -> Path:
-    doc: Dict[str, Any] = {
+    doc: Dict[str, Any] = {str(k): str(v) for k, v in (metadata or {}).items()}
+    doc.update({
         "format": SIDECAR_FORMAT, "version": SIDECAR_VERSION,
         "key": key.digest, "key_fields": key.fields(),
         "onnx": str(Path(onnx_path).resolve()) if onnx_path is not None else None,
-        "metadata": dict(metadata or {}),
-        "input": {"name": input_name, "shape": list(input_shape) if input_shape is not None else None},
+        "input_shape": list(input_shape) if input_shape is not None else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    })
+    if input_name is not None:
+        doc["input_name"] = input_name
     if build_seconds is not None:
         doc["build_seconds"] = round(build_seconds, 2)
     data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
@@ -158,11 +168,13 @@ def read_sidecar(engine_path: "str | os.PathLike[str]") -> Optional[Dict[str, An
     return doc
 
 
+META_PREFIX = "mono_depth_ros."
+
+
 def engine_metadata(engine_path: "str | os.PathLike[str]") -> Dict[str, str]:
     """The ONNX metadata_props stored with an engine (profile, output kind, metric), {} if unknown."""
-    doc = read_sidecar(engine_path)
-    meta = doc.get("metadata") if doc else None
-    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+    doc = read_sidecar(engine_path) or {}
+    return {k: str(v) for k, v in doc.items() if k.startswith(META_PREFIX)}
 
 
 # ---- load or build ------------------------------------------------------------------------------

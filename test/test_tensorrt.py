@@ -72,9 +72,13 @@ def test_cached_engine_path_is_stable_and_distinguishes_models(tmp_path):
 
 
 def test_default_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("MONO_DEPTH_CACHE", raising=False)
     monkeypatch.setenv("MONO_DEPTH_TRT_CACHE", str(tmp_path / "x"))
     assert trt_engine.default_cache_dir() == tmp_path / "x"
     monkeypatch.delenv("MONO_DEPTH_TRT_CACHE")
+    monkeypatch.setenv("MONO_DEPTH_CACHE", str(tmp_path / "root"))
+    assert trt_engine.default_cache_dir() == tmp_path / "root" / "trt"
+    monkeypatch.delenv("MONO_DEPTH_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert trt_engine.default_cache_dir() == tmp_path / "xdg" / "mono_depth_ros" / "trt"
 
@@ -91,7 +95,8 @@ def test_sidecar_roundtrip_and_bad_sidecars(tmp_path):
     assert doc is not None
     assert doc["key"] == key.digest and doc["key_fields"]["gpu_name"] == "NVIDIA H100 80GB HBM3"
     assert doc["onnx"] == str((tmp_path / "m.onnx").resolve())
-    assert doc["input"] == {"name": "image", "shape": [1, 3, 228, 304]} and doc["build_seconds"] == 12.35
+    assert doc["input_name"] == "image" and doc["input_shape"] == [1, 3, 228, 304]
+    assert doc["build_seconds"] == 12.35
     assert engine_metadata(eng) == meta
     p.write_text("{not json")
     assert read_sidecar(eng) is None and engine_metadata(eng) == {}
@@ -132,7 +137,7 @@ def test_build_once_then_cache_hit(tmp_path):
     fake = FakeTRT()
     r1 = fake.resolve(eng, onnx)
     assert r1.built and eng.read_bytes() == b"ENGINE:onnx v1" and len(fake.builds) == 1
-    assert r1.sidecar["metadata"] == {"mono_depth_ros.output": "log_depth"}
+    assert r1.sidecar["mono_depth_ros.output"] == "log_depth"
     assert r1.sidecar["key"] == fake.key_for(trt_engine.sha256_file(onnx)).digest
     r2 = fake.resolve(eng, onnx)
     assert not r2.built and r2.reason == "cache hit" and len(fake.builds) == 1
@@ -251,29 +256,46 @@ def test_tensorrt_backend_typechecks_against_stubs():
 
 
 # ---- runtime (GPU machines with TensorRT only) ---------------------------------------------------------
-@pytest.fixture
-def tiny_onnx(tmp_path):
-    torch = pytest.importorskip("torch")
-    from mono_depth_ros.model import EigenDepthNet
+def _tiny_profile():
     from mono_depth_ros.profiles import Profile
 
-    prof = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
+    return Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
                    fine_channels=8)
-    torch.manual_seed(0)
-    model = EigenDepthNet(prof).eval()
-    x = torch.randn(1, 3, 120, 160)
-    path = tmp_path / "tiny.onnx"
-    torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["log_depth"], opset_version=17,
-                      dynamo=False)
-    import onnx
 
-    m = onnx.load(str(path))
-    e = m.metadata_props.add()
-    e.key, e.value = "mono_depth_ros.profile", json.dumps(prof.to_dict())
-    onnx.save(m, str(path))
+
+@pytest.fixture
+def tiny_onnx(tmp_path):
+    """A tiny model exported with the project's exporter: (onnx path, input, PyTorch reference output)."""
+    torch = pytest.importorskip("torch")
+    from mono_depth_ros.checkpoint import save_model
+    from mono_depth_ros.export import export_onnx
+    from mono_depth_ros.model import EigenDepthNet
+
+    torch.manual_seed(0)
+    model = EigenDepthNet(_tiny_profile()).eval()
+    save_model(model, tmp_path / "tiny.pt")
+    path = export_onnx(tmp_path / "tiny.pt", tmp_path / "tiny.onnx")
+    x = torch.randn(1, 3, 120, 160)
     with torch.no_grad():
         ref = model(x).numpy()
     return path, x.numpy(), ref
+
+
+def test_engine_sidecar_configures_the_pipeline(tiny_onnx):
+    """An engine + the sidecar this module writes is a complete model description for load_spec."""
+    from mono_depth_ros.model_spec import load_spec
+
+    onnx_path, _, _ = tiny_onnx
+    from mono_depth_ros.backends.tensorrt_backend import read_onnx_io
+
+    meta, name, shape = read_onnx_io(onnx_path)
+    eng = onnx_path.with_suffix(".engine")
+    eng.write_bytes(b"not really an engine")
+    write_sidecar(eng, _key(), onnx_path, meta, name, shape)
+    spec = load_spec(eng)
+    assert spec.kind == "engine" and spec.profile == _tiny_profile() and spec.output == "log_depth"
+    assert spec.metric and spec.input_name == "image" and spec.stage == "fine"
+    assert spec.extra["key"] == _key().digest
 
 
 @pytest.mark.skipif(TRT_SKIP is not None, reason=str(TRT_SKIP))

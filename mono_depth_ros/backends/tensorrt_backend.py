@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..trt_engine import (EngineCacheError, EngineKey, cached_engine_path, make_key, read_sidecar, resolve_engine)
+from ..model_spec import ModelSpec, load_spec
+from ..trt_engine import (PRECISIONS, EngineCacheError, EngineKey, cached_engine_path, make_key, read_sidecar,
+                          resolve_engine)
+from .base import Backend, BackendError
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -278,36 +281,56 @@ def build_engine(onnx_path: "str | os.PathLike[str]", engine_path: "str | os.Pat
 
 
 # ---- execution -----------------------------------------------------------------------------------------
-class TensorRTBackend:
+class TensorRTBackend(Backend):
     """Runs a TensorRT engine: ``run(x (B,3,H,W) float32) -> (B,1,h,w) float32``.
 
-    ``spec``: the pipeline's ModelSpec (``.path`` to an .onnx or .engine file) or a path.
+    ``spec``: a :class:`ModelSpec` (or a path) of an ``.onnx`` (engine built/cached from it), an
+    ``.engine`` (used as is; rebuilt from its recorded ONNX source when stale), or a ``.pt`` checkpoint
+    (exported to ONNX once via :func:`mono_depth_ros.export.cached_onnx`, then as ``.onnx``).
+    ``cache_dir``: the project cache root (engines go to ``<cache_dir>/trt``), default
+    :func:`mono_depth_ros.trt_engine.default_cache_dir`.  ``precision``: fp32 | fp16 | int8 (an int8
+    QDQ ONNX from ``mono-depth quantize`` needs no calibration; otherwise ``calib`` images are used).
     The returned array is a reused pinned host buffer (valid until the next ``run``).
     """
 
     name = "tensorrt"
 
-    def __init__(self, spec: Any, precision: str = "fp16", cache_dir: "str | os.PathLike[str] | None" = None,
-                 device: int = 0, max_batch: int = 1, workspace_gb: float = DEFAULT_WORKSPACE_GB,
+    def __init__(self, spec: "ModelSpec | str | os.PathLike[str]", precision: str = "fp16",
+                 cache_dir: "str | os.PathLike[str] | None" = None, device: "int | str | None" = None,
+                 max_batch: int = 1, workspace_gb: float = DEFAULT_WORKSPACE_GB,
                  calib: Optional[Sequence[Any]] = None) -> None:
         _require_trt()
         import tensorrt as trt
         import torch
 
-        self._torch = torch
+        if not isinstance(spec, ModelSpec):
+            spec = load_spec(Path(spec))
+        if precision == "auto":
+            precision = "fp16"
+        if precision not in PRECISIONS:
+            raise BackendError(f"TensorRT precision must be one of {PRECISIONS}, got {precision!r}")
+        self.spec = spec
         self.precision = precision
-        self.device = torch.device("cuda", device)
-        torch.cuda.set_device(self.device)
-        path = Path(getattr(spec, "path", spec))
+        self._torch = torch
+        index = _device_index(device)
+        self._dev = torch.device("cuda", index)
+        self.device = str(self._dev)
+        torch.cuda.set_device(self._dev)
+        model_path = spec.path
+        if spec.kind == "checkpoint":
+            from ..export import cached_onnx
+
+            model_path = cached_onnx(spec.path, cache_dir=Path(cache_dir) if cache_dir is not None else None, dynamic_batch=max_batch > 1, stage=spec.stage)
+        engine_dir = Path(cache_dir) / "trt" if cache_dir is not None else None
         self.engine, self.engine_path, self.sidecar = load_or_build_engine(
-            path, precision, cache_dir, max_batch=max_batch, workspace_gb=workspace_gb, calib=calib, device=device)
-        self.metadata: Dict[str, str] = dict(self.sidecar.get("metadata") or {})
+            model_path, precision, engine_dir, max_batch=max_batch, workspace_gb=workspace_gb, calib=calib,
+            device=index)
         ctx = self.engine.create_execution_context()
         if ctx is None:
-            raise RuntimeError(f"TensorRT could not create an execution context for {self.engine_path} "
+            raise BackendError(f"TensorRT could not create an execution context for {self.engine_path} "
                                "(out of GPU memory?)")
         self.context = ctx
-        self.stream = torch.cuda.Stream(self.device)
+        self.stream = torch.cuda.Stream(self._dev)
         self.inputs: List[str] = []
         self.outputs: List[str] = []
         for i in range(self.engine.num_io_tensors):
@@ -317,13 +340,18 @@ class TensorRTBackend:
             else:
                 self.outputs.append(tname)
         if len(self.inputs) != 1 or not self.outputs:
-            raise EngineCacheError(f"engine {self.engine_path} has inputs {self.inputs} and outputs {self.outputs}; "
-                                   "expected one image input and a depth output")
+            raise BackendError(f"engine {self.engine_path} has inputs {self.inputs} and outputs {self.outputs}; "
+                               "expected one image input and a depth output")
         self._in = self.inputs[0]
-        self._out = self.outputs[0]
+        self._out = spec.output_name if spec.output_name in self.outputs else self.outputs[0]
         shape = _dims(self.engine.get_tensor_shape(self._in))
+        if len(shape) != 4:
+            raise BackendError(f"engine {self.engine_path}: input {self._in} has shape {shape}, expected (B, 3, H, W)")
         self._dynamic_batch = shape[0] < 0
-        self.input_shape: Tuple[int, ...] = (1, *shape[1:]) if self._dynamic_batch else shape
+        self.input_shape = (1 if self._dynamic_batch else shape[0], shape[1], shape[2], shape[3])
+        if (shape[3], shape[2]) != spec.input_size:
+            raise BackendError(f"engine {self.engine_path} takes {shape[3]}x{shape[2]} inputs but the model "
+                               f"description says {spec.input_size[0]}x{spec.input_size[1]}")
         self._batch = -1
         self._buffers: Dict[str, "torch.Tensor"] = {}
         self._host_in: Optional["torch.Tensor"] = None
@@ -344,18 +372,20 @@ class TensorRTBackend:
         for tname in self.inputs + self.outputs:
             tshape = _dims(self.context.get_tensor_shape(tname))
             dtype = _torch_dtype(self.engine.get_tensor_dtype(tname))
-            buf = torch.empty(tshape, dtype=dtype, device=self.device)
+            buf = torch.empty(tshape, dtype=dtype, device=self._dev)
             self._buffers[tname] = buf
             if not self.context.set_tensor_address(tname, int(buf.data_ptr())):
                 raise RuntimeError(f"TensorRT rejected the buffer of tensor {tname}")
+        out_shape = tuple(self._buffers[self._out].shape)
         self._host_in = torch.empty(shape, dtype=self._buffers[self._in].dtype, pin_memory=True)
-        self._host_out = torch.empty(tuple(self._buffers[self._out].shape), dtype=self._buffers[self._out].dtype,
-                                     pin_memory=True)
+        self._host_out = torch.empty(out_shape, dtype=self._buffers[self._out].dtype, pin_memory=True)
+        if len(out_shape) == 3:  # foreign models: (B, h, w)
+            out_shape = (out_shape[0], 1, out_shape[1], out_shape[2])
+        self.output_shape = (int(out_shape[0]), int(out_shape[1]), int(out_shape[2]), int(out_shape[3]))
         self._batch = batch
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape[1:]):
-            raise ValueError(f"expected input (B, {', '.join(map(str, self.input_shape[1:]))}), got {x.shape}")
+        x = self._check_input(x)
         if x.shape[0] != self._batch:
             self._allocate(int(x.shape[0]))
         assert self._host_in is not None and self._host_out is not None
@@ -367,7 +397,8 @@ class TensorRTBackend:
                 raise RuntimeError(f"TensorRT execution failed ({self.engine_path})")
             self._host_out.copy_(d_out, non_blocking=True)
         self.stream.synchronize()
-        return np.asarray(self._host_out.numpy(), dtype=np.float32)  # no copy when the engine outputs fp32
+        out = np.asarray(self._host_out.numpy(), dtype=np.float32)  # no copy when the engine outputs fp32
+        return out.reshape(self.output_shape)
 
     def close(self) -> None:
         self._buffers = {}
@@ -376,5 +407,15 @@ class TensorRTBackend:
             if hasattr(self, attr):
                 delattr(self, attr)
 
-    def __repr__(self) -> str:
-        return f"TensorRTBackend({self.engine_path}, {self.precision}, input {self.input_shape})"
+    def describe(self) -> str:
+        return f"tensorrt ({self.device}, {self.precision}, engine {self.engine_path.name})"
+
+
+def _device_index(device: "int | str | None") -> int:
+    if device is None or device == "cuda":
+        return 0
+    if isinstance(device, int):
+        return device
+    if device.startswith("cuda:"):
+        return int(device.split(":", 1)[1])
+    raise BackendError(f"TensorRT runs on CUDA devices only, got device={device!r}")
