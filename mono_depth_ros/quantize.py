@@ -56,12 +56,19 @@ def find_images(sources: "str | os.PathLike[str] | Sequence[str | os.PathLike[st
 
 
 def read_rgb(path: "str | os.PathLike[str]") -> np.ndarray:
+    """An 8-bit camera image as RGB uint8 (grey -> RGB, alpha dropped); 16-bit single-channel files
+    (depth maps) are refused."""
     import cv2
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
         raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if img.dtype != np.uint8:
+        raise ValueError(f"{path} is {img.dtype}, not an 8-bit camera image (a depth map?)")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(img, code)
 
 
 def synthetic_frames(n: int, width: int = 640, height: int = 480, seed: int = 0) -> List[np.ndarray]:
