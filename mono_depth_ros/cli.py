@@ -17,6 +17,7 @@ from . import __version__
 # name -> module; the order is the order of --help.
 COMMANDS = {
     "info": "mono_depth_ros.commands.info",
+    "quantize": "mono_depth_ros.commands.quantize",
 }
 
 
