@@ -1,0 +1,379 @@
+"""Depth evaluation against LiDAR (or depth-image) ground truth: ROS-agnostic core.
+
+Shared by ``mono-depth bag --eval`` (offline) and the live evaluator node
+(``mono_depth_ros/ros/evaluator_node.py``): both turn messages into numpy arrays and call this.
+
+Ground truth from LiDAR (:func:`lidar_to_depth`): the scan's points are moved into the camera's
+optical frame with a 4x4 transform (from the bag's ``/tf_static``, or a calibration file), projected
+with the camera's 3x3 intrinsics, nearest point per pixel -- the same projection as
+:func:`mono_depth_ros.kitti.project_points_to_depth` (0 = no depth).
+
+Protocols (:data:`PROTOCOLS`), each with the paper's eight metrics (mono_depth_ros.metrics):
+
+* ``paper`` -- Eigen et al. 2014's own: every pixel with ground truth (depth > 1e-3 m) where the
+  prediction is valid, no crop, no cap.
+* ``garg80`` -- what later KITTI work reports: Garg et al.'s crop, depth in [1e-3, 80] m, the
+  prediction clamped to that range.
+
+Valid pixels also need a valid prediction: pixels the network does not see (NaN in a REP 118 depth
+image) are not counted. Dataset figures are the mean of per-frame metrics (``mode="image"``, the
+monodepth2 / BTS convention) or pooled pixels (``mode="pixel"``). ``median_scaling`` rescales each
+frame by median(gt) / median(pred) (for relative-depth models). A *mean-depth baseline* row (the
+paper's: one constant, the mean ground-truth depth over the evaluated pixels of all frames, predicted
+everywhere) is computed on exactly the same pixels as the model.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import metrics as M
+from ..kitti import project_points_to_depth
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    crop: str                      # a metrics.CROPS name
+    min_depth: float
+    max_depth: Optional[float]
+    description: str
+
+
+PROTOCOLS: Dict[str, Protocol] = {
+    "paper": Protocol("paper", "none", 1e-3, None,
+                      "Eigen et al. 2014: all pixels with ground truth > 1e-3 m, no crop, no cap"),
+    "garg80": Protocol("garg80", "kitti_garg", 1e-3, 80.0,
+                       "KITTI Garg crop, ground truth in [1e-3, 80] m, prediction clamped to it"),
+    "eigen80": Protocol("eigen80", "kitti_eigen", 1e-3, 80.0,
+                        "KITTI Eigen crop, ground truth in [1e-3, 80] m"),
+    "nyu10": Protocol("nyu10", "nyu_eigen", 1e-3, 10.0, "NYU Eigen crop, ground truth in [1e-3, 10] m"),
+}
+DEFAULT_PROTOCOLS = ("paper", "garg80")
+
+
+def get_protocols(names: Sequence[str]) -> List[Protocol]:
+    out = []
+    for n in names:
+        if n not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {n!r}; known: {', '.join(PROTOCOLS)}")
+        out.append(PROTOCOLS[n])
+    if not out:
+        raise ValueError("at least one protocol is needed")
+    return out
+
+
+# ---- ground truth -------------------------------------------------------------------------
+def lidar_to_depth(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray, width: int, height: int,
+                   min_depth: float = 1e-3) -> np.ndarray:
+    """Sparse depth (H, W) float32 (0 = none) of LiDAR points (N x >=3, in the LiDAR frame) seen by a
+    camera with intrinsics ``K`` (3x3; or a CameraInfo P whose 3x3 part is used) placed by
+    ``T_cam_lidar`` (4x4, maps LiDAR coordinates to the camera's optical frame)."""
+    pts = np.asarray(points, dtype=np.float64)[:, :3]
+    T = np.asarray(T_cam_lidar, dtype=np.float64)
+    cam = pts @ T[:3, :3].T + T[:3, 3]
+    K = np.asarray(K, dtype=np.float64)
+    K3 = K[:, :3] if K.shape == (3, 4) else K
+    return project_points_to_depth(cam, K3, int(width), int(height), min_depth=min_depth)
+
+
+def camera_info_K(k: Sequence[float], p: Sequence[float]) -> np.ndarray:
+    """The 3x3 intrinsics of the image as published: P's left 3x3 when P is set (rectified image),
+    else K. P's 4th column (a stereo baseline) is ignored: the tf already places the camera."""
+    P = np.asarray(p, dtype=np.float64).reshape(3, 4) if len(p) == 12 else np.zeros((3, 4))
+    if P[0, 0] > 0 and P[1, 1] > 0:
+        return P[:, :3].copy()
+    Kx = np.asarray(k, dtype=np.float64).reshape(3, 3)
+    if not (Kx[0, 0] > 0 and Kx[1, 1] > 0):
+        raise ValueError("camera_info has neither P nor K set (zero focal length)")
+    return Kx
+
+
+# ---- evaluation -----------------------------------------------------------------------------
+@dataclass
+class FrameRecord:
+    index: int
+    stamp_ns: Optional[int]
+    name: str
+    metrics: Dict[str, Optional[Dict[str, float]]]   # protocol -> metrics (None: no valid pixel)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+class DepthEvaluator:
+    """Accumulates per-frame metrics under several protocols; writes CSV / JSON / markdown / plots."""
+
+    def __init__(self, protocols: Sequence[str] = DEFAULT_PROTOCOLS, median_scaling: bool = False,
+                 mode: str = "image", baseline: bool = True):
+        self.protocols = get_protocols(protocols)
+        self.median_scaling = median_scaling
+        self.mode = mode
+        self.baseline = baseline
+        self.acc = {p.name: M.MetricAccumulator(mode=mode, min_depth=p.min_depth, max_depth=p.max_depth,
+                                                median_scaling=median_scaling) for p in self.protocols}
+        self.frames: List[FrameRecord] = []
+        self._gt_values: Dict[str, List[np.ndarray]] = {p.name: [] for p in self.protocols}
+        self._worst: Optional[Dict[str, Any]] = None
+        self._masks: Dict[Tuple[str, Tuple[int, int]], Optional[np.ndarray]] = {}
+
+    @property
+    def primary(self) -> str:
+        return self.protocols[0].name
+
+    def _mask(self, proto: Protocol, shape: Tuple[int, int]) -> Optional[np.ndarray]:
+        key = (proto.crop, shape)
+        if key not in self._masks:
+            self._masks[key] = M.crop_mask(proto.crop, shape)
+        return self._masks[key]
+
+    def add(self, pred: np.ndarray, gt: np.ndarray, stamp_ns: Optional[int] = None, name: Optional[str] = None,
+            rgb: Optional[np.ndarray] = None, extra: Optional[Dict[str, Any]] = None) -> FrameRecord:
+        """Evaluate one frame. ``pred``: depth in metres, NaN/<=0 = invalid (resized bilinearly to the
+        ground truth's size if it differs); ``gt``: metres, 0/NaN = none."""
+        gt = np.asarray(gt, dtype=np.float32)
+        pred = np.asarray(pred, dtype=np.float32)
+        if pred.shape != gt.shape:
+            pred = M.upsample_prediction(pred, gt.shape)
+        idx = len(self.frames)
+        name = name if name is not None else f"frame_{idx:06d}"
+        per: Dict[str, Optional[Dict[str, float]]] = {}
+        for p in self.protocols:
+            mask = self._mask(p, gt.shape)
+            m = self.acc[p.name].add(pred, gt, mask=mask, name=name)
+            per[p.name] = m
+            if m is not None and self.baseline:
+                valid = M.valid_mask(pred, gt, mask, p.min_depth, p.max_depth)
+                self._gt_values[p.name].append(gt[valid].astype(np.float32))
+        rec = FrameRecord(idx, stamp_ns, name, per, dict(extra or {}))
+        self.frames.append(rec)
+        m0 = per[self.primary]
+        if m0 is not None and (self._worst is None or m0["abs_rel"] > self._worst["abs_rel"]):
+            self._worst = {"abs_rel": m0["abs_rel"], "index": idx, "name": name, "stamp_ns": stamp_ns,
+                           "pred": pred.copy(), "gt": gt.copy(), "rgb": None if rgb is None else np.array(rgb)}
+        return rec
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    # ---- results ----
+    def totals(self) -> Dict[str, Dict[str, float]]:
+        """protocol -> dataset metrics (+ images, skipped, pixels); protocols with no valid frame omitted."""
+        out = {}
+        for p in self.protocols:
+            if len(self.acc[p.name]):
+                out[p.name] = self.acc[p.name].result()
+        return out
+
+    def baseline_totals(self) -> Dict[str, Dict[str, float]]:
+        """The mean-depth baseline (constant = mean valid ground truth of all frames) on the same pixels."""
+        out: Dict[str, Dict[str, float]] = {}
+        if not self.baseline:
+            return out
+        for p in self.protocols:
+            vals = self._gt_values[p.name]
+            if not vals:
+                continue
+            total = float(sum(float(v.sum(dtype=np.float64)) for v in vals))
+            count = int(sum(v.size for v in vals))
+            c = total / count
+            acc = M.MetricAccumulator(mode=self.mode, min_depth=p.min_depth, max_depth=p.max_depth,
+                                      median_scaling=self.median_scaling)
+            for v in vals:
+                acc.add(np.full((1, v.size), c, dtype=np.float64), v.reshape(1, -1).astype(np.float64))
+            r = acc.result()
+            r["constant"] = c
+            out[p.name] = r
+        return out
+
+    def markdown(self, title: str = "model") -> str:
+        totals, base = self.totals(), self.baseline_totals()
+        lines = []
+        for p in self.protocols:
+            if p.name not in totals:
+                lines.append(f"**{p.name}** ({p.description}): no frame with valid ground truth\n")
+                continue
+            t = totals[p.name]
+            rows = {title: t}
+            if p.name in base:
+                rows[f"mean-depth baseline ({base[p.name]['constant']:.2f} m)"] = base[p.name]
+            lines.append(f"**{p.name}** -- {p.description}; {t['images']} frames ({t['skipped']} without ground "
+                         f"truth), {t['pixels']} pixels, {self.mode} mean"
+                         + (", median scaling" if self.median_scaling else "") + "\n")
+            lines.append(M.format_table(rows) + "\n")
+        return "\n".join(lines)
+
+    def config(self) -> Dict[str, Any]:
+        return {"protocols": [asdict(p) for p in self.protocols], "median_scaling": self.median_scaling,
+                "mode": self.mode}
+
+    def _columns(self) -> List[str]:
+        extra_keys: List[str] = []
+        for f in self.frames:
+            for k in f.extra:
+                if k not in extra_keys:
+                    extra_keys.append(k)
+        cols = ["frame", "name", "stamp_ns", "time_s"]
+        for p in self.protocols:
+            cols += [f"{p.name}_n"] + [f"{p.name}_{k}" for k in M.METRIC_NAMES]
+            if self.median_scaling:
+                cols.append(f"{p.name}_scale")
+        return cols + extra_keys
+
+    def frame_rows(self) -> List[Dict[str, Any]]:
+        t0 = next((f.stamp_ns for f in self.frames if f.stamp_ns is not None), None)
+        rows = []
+        for f in self.frames:
+            r: Dict[str, Any] = {"frame": f.index, "name": f.name, "stamp_ns": f.stamp_ns,
+                                 "time_s": None if f.stamp_ns is None or t0 is None else (f.stamp_ns - t0) * 1e-9}
+            for p in self.protocols:
+                m = f.metrics[p.name]
+                r[f"{p.name}_n"] = 0 if m is None else m["n"]
+                for k in M.METRIC_NAMES:
+                    r[f"{p.name}_{k}"] = None if m is None else m[k]
+                if self.median_scaling:
+                    r[f"{p.name}_scale"] = None if m is None else m["scale"]
+            r.update(f.extra)
+            rows.append(r)
+        return rows
+
+    def summary(self, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        worst = None
+        if self._worst is not None:
+            worst = {k: self._worst[k] for k in ("index", "name", "stamp_ns", "abs_rel")}
+        return {"config": self.config(), "frames_evaluated": len(self.frames), "totals": self.totals(),
+                "mean_depth_baseline": self.baseline_totals(), "worst_frame": worst, **(extra or {})}
+
+    def write(self, out_dir: "str | Path", prefix: str = "eval", extra: Optional[Dict[str, Any]] = None,
+              plots: bool = True, title: str = "model") -> Dict[str, Path]:
+        """Write ``<prefix>_frames.csv``, ``<prefix>.json`` (totals + per-frame), ``<prefix>.md`` and
+        (with matplotlib) ``<prefix>_per_frame.png`` and ``<prefix>_worst_frame.png``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths: Dict[str, Path] = {}
+        rows = self.frame_rows()
+        cols = self._columns()
+        paths["csv"] = _atomic_text(out / f"{prefix}_frames.csv", _csv_text(rows, cols))
+        doc = self.summary(extra)
+        doc["frames"] = rows
+        paths["json"] = _atomic_text(out / f"{prefix}.json", json.dumps(_jsonable(doc), indent=2))
+        md = f"# Depth evaluation\n\n{self.markdown(title)}\n"
+        if extra:
+            md += "\n" + "\n".join(f"- {k}: {v}" for k, v in extra.items() if not isinstance(v, (dict, list))) + "\n"
+        paths["md"] = _atomic_text(out / f"{prefix}.md", md)
+        if plots:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                return paths  # plots are optional (pip install matplotlib)
+            if rows:
+                paths["plot"] = plot_per_frame(rows, self.protocols, out / f"{prefix}_per_frame.png")
+            if self._worst is not None:
+                paths["worst"] = plot_worst_frame(self._worst, out / f"{prefix}_worst_frame.png", self.primary)
+        return paths
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _csv_text(rows: List[Dict[str, Any]], cols: List[str]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r[k]))
+                    for k in cols})
+    return buf.getvalue()
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _save_fig(fig: Any, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_per_frame(rows: List[Dict[str, Any]], protocols: Sequence[Protocol], path: Path) -> Path:
+    """Per-frame AbsRel, RMSE, delta1 and sc-inv over time (Agg backend; no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    use_time = all(r["time_s"] is not None for r in rows)
+    x = [r["time_s"] if use_time else r["frame"] for r in rows]
+    fig = Figure(figsize=(10, 7), constrained_layout=True)
+    keys = ["abs_rel", "rmse", "delta1", "si_log"]
+    axes = fig.subplots(len(keys), 1, sharex=True)
+    for ax, k in zip(axes, keys):
+        for p in protocols:
+            y = [np.nan if r[f"{p.name}_{k}"] is None else r[f"{p.name}_{k}"] for r in rows]
+            ax.plot(x, y, marker="o" if len(rows) < 50 else None, ms=3, lw=1, label=p.name)
+        ax.set_ylabel(M.LABELS[k])
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(loc="best", fontsize=8)
+    axes[-1].set_xlabel("time since first frame (s)" if use_time else "frame")
+    fig.suptitle("per-frame depth metrics")
+    return _save_fig(fig, path)
+
+
+def plot_worst_frame(worst: Dict[str, Any], path: Path, protocol: str) -> Path:
+    """The worst frame (highest AbsRel): image, prediction, ground truth, per-pixel relative error."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    pred, gt, rgb = worst["pred"], worst["gt"], worst["rgb"]
+    valid = np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0)
+    hi = float(np.nanpercentile(gt[valid], 98)) if valid.any() else 1.0
+    err = np.full(gt.shape, np.nan, dtype=np.float32)
+    err[valid] = np.abs(pred[valid] - gt[valid]) / gt[valid]
+    # dilate the sparse maps a little so single LiDAR pixels are visible
+    try:
+        import cv2
+
+        k = np.ones((3, 3), np.uint8)
+        gt_show = cv2.dilate(np.nan_to_num(gt, nan=0.0).astype(np.float32), k)
+        err_show = cv2.dilate(np.nan_to_num(err, nan=0.0), k)
+    except ImportError:  # pragma: no cover
+        gt_show, err_show = np.nan_to_num(gt, nan=0.0), np.nan_to_num(err, nan=0.0)
+    gt_show = np.where(gt_show > 0, gt_show, np.nan)
+    err_show = np.where(err_show > 0, err_show, np.nan)
+    panels = ([("image", rgb, None, None, None)] if rgb is not None else []) + [
+        ("prediction (m)", pred, "turbo", 0, hi), ("ground truth (m)", gt_show, "turbo", 0, hi),
+        ("|pred - gt| / gt", err_show, "magma", 0, 1.0)]
+    fig = Figure(figsize=(10, 2.6 * len(panels)), constrained_layout=True)
+    axes = fig.subplots(len(panels), 1)
+    for ax, (title, img, cmap, lo, up) in zip(np.atleast_1d(axes), panels):
+        im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=up, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+        cb = fig.colorbar(im, ax=ax, fraction=0.02)  # also for the image, so that all panels align
+        if cmap is None:
+            cb.ax.set_visible(False)
+    fig.suptitle(f"worst frame {worst['index']} ({worst['name']}): {protocol} AbsRel {worst['abs_rel']:.3f}")
+    return _save_fig(fig, path)

@@ -1,0 +1,144 @@
+"""``mono-depth bag``: a recorded ROS 2 bag through the depth pipeline into a depth bag (+ --eval)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "bag", help="run a ROS 2 bag through the depth pipeline into a new bag (and evaluate it)",
+        description="Read a rosbag2 (MCAP or sqlite3; a directory or a single .mcap/.db3 file), run every image "
+                    "through the same pipeline as depth_node, and write a rosbag2 (MCAP) with <ns>/image, "
+                    "<ns>/camera_info, <ns>/points and <ns>/colored, stamped and framed as the node publishes "
+                    "them. With --eval, compare with LiDAR (via /tf_static) or a ground-truth depth topic and write "
+                    "CSV/JSON/markdown metrics and plots. No ROS installation needed.")
+    p.add_argument("input", metavar="INPUT_BAG", help="rosbag2 directory, or a .mcap / .db3 file")
+    p.add_argument("--model", help="model file (.pt / .onnx / .engine); default: the shipped demo model")
+    p.add_argument("--out", required=True, metavar="OUTPUT_BAG", help="output rosbag2 directory (created)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT_BAG if it exists (once the new one is complete)")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    p.add_argument("--image-topic", help="sensor_msgs/Image topic (default: detected)")
+    p.add_argument("--camera-info-topic", help="sensor_msgs/CameraInfo topic (default: <image ns>/camera_info)")
+    p.add_argument("--namespace", default="/depth", help="namespace of the output topics (default /depth)")
+    p.add_argument("--copy", choices=["none", "tf", "all"], default="tf",
+                   help="input topics copied into the output bag: none, /tf_static (default) or all")
+    p.add_argument("--max-frames", type=int, help="stop after this many images")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="on Ctrl-C keep (finalised) what was written so far instead of removing it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--params-file", help="a ROS 2 parameters YAML of depth_node (e.g. config/depth.yaml); "
+                                         "options below override it")
+    g = p.add_argument_group("node parameters (as depth_node's; defaults from mono_depth_ros.ros.params)")
+    g.add_argument("--backend", choices=["auto", "tensorrt", "torch", "onnxruntime"])
+    g.add_argument("--device")
+    g.add_argument("--precision", choices=["fp32", "fp16", "int8"])
+    g.add_argument("--threads", type=int)
+    g.add_argument("--output-resolution", choices=["camera", "network"])
+    g.add_argument("--min-depth", type=float)
+    g.add_argument("--max-depth", type=float)
+    g.add_argument("--depth-scale", type=float)
+    g.add_argument("--depth-encoding", choices=["32FC1", "16UC1"])
+    g.add_argument("--frame-id")
+    g.add_argument("--no-points", action="store_true", help="do not write <ns>/points")
+    g.add_argument("--points-unorganized", action="store_true")
+    g.add_argument("--points-stride", type=int)
+    g.add_argument("--points-color", action="store_true")
+    g.add_argument("--colormap")
+    g.add_argument("--color-min-depth", type=float)
+    g.add_argument("--color-max-depth", type=float)
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--eval", action="store_true", help="evaluate against ground truth")
+    e.add_argument("--lidar-topic", help="LiDAR PointCloud2 topic (default: detected)")
+    e.add_argument("--gt-topic", help="ground-truth depth image topic (32FC1 m or 16UC1 mm) instead of LiDAR")
+    e.add_argument("--gt-depth-scale", type=float, help="metres per unit of an integer GT image (default 0.001)")
+    e.add_argument("--calib", help="KITTI calibration (raw date folder or object calib .txt) for LiDAR -> camera "
+                                   "instead of /tf_static")
+    e.add_argument("--gt-max-dt", type=float, default=0.05,
+                   help="largest |image stamp - ground-truth stamp| in seconds (default 0.05)")
+    e.add_argument("--protocols", default="paper,garg80",
+                   help="comma-separated: paper, garg80, eigen80, nyu10 (default paper,garg80)")
+    e.add_argument("--median-scaling", action="store_true", help="per-frame median scaling (relative models)")
+    e.add_argument("--eval-mode", choices=["image", "pixel"], default="image",
+                   help="dataset figures: mean of per-frame metrics (default) or pooled pixels")
+    e.add_argument("--eval-dir", help="where metrics go (default: OUTPUT_BAG_eval/)")
+    e.add_argument("--no-plots", action="store_true")
+    return p
+
+
+_CFG_ARGS = ("backend", "device", "precision", "threads", "output_resolution", "min_depth", "max_depth",
+             "depth_scale", "depth_encoding", "frame_id", "points_stride", "colormap", "color_min_depth",
+             "color_max_depth")
+
+
+def load_params_file(path: str) -> dict:
+    """The ros__parameters of a ROS 2 params YAML (``/**:``, ``depth_node:`` or any single node key)."""
+    import yaml
+
+    from ..cli import CLIError
+
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise CLIError(f"cannot read --params-file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise CLIError(f"--params-file {path} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CLIError(f"--params-file {path}: expected a mapping")
+    for key in ("/**", "depth_node", "/depth_node", "mono_depth", *doc.keys()):
+        node = doc.get(key)
+        if isinstance(node, dict) and isinstance(node.get("ros__parameters"), dict):
+            return dict(node["ros__parameters"])
+    if "ros__parameters" in doc and isinstance(doc["ros__parameters"], dict):
+        return dict(doc["ros__parameters"])
+    raise CLIError(f"--params-file {path}: no ros__parameters section found")
+
+
+def node_config_from_args(args: argparse.Namespace):
+    from ..cli import CLIError
+    from ..ros.params import NodeConfig, validate_config, validate_value
+
+    values = load_params_file(args.params_file) if args.params_file else {}
+    for name in _CFG_ARGS:
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    if args.no_points:
+        values["points_enabled"] = False
+    if args.points_unorganized:
+        values["points_organized"] = False
+    if args.points_color:
+        values["points_color"] = True
+    for k, v in values.items():
+        reason = validate_value(k, v)
+        if reason:
+            raise CLIError(reason)
+    cfg = NodeConfig.from_mapping(values)
+    reason = validate_config(cfg)
+    if reason:
+        raise CLIError(reason)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bag.run import BagRunOptions, run_bag
+
+    cfg = node_config_from_args(args)
+    opts = BagRunOptions(
+        input=Path(args.input), output=Path(args.out), model=args.model, image_topic=args.image_topic,
+        camera_info_topic=args.camera_info_topic, lidar_topic=args.lidar_topic, gt_topic=args.gt_topic,
+        config=cfg, namespace=args.namespace, copy=args.copy, overwrite=args.overwrite, storage=args.storage,
+        max_frames=args.max_frames, progress=not args.no_progress, keep_partial=args.keep_partial,
+        evaluate=args.eval or bool(args.gt_topic), eval_dir=Path(args.eval_dir) if args.eval_dir else None,
+        protocols=[s.strip() for s in args.protocols.split(",") if s.strip()], median_scaling=args.median_scaling,
+        eval_mode=args.eval_mode, calib=Path(args.calib) if args.calib else None, gt_max_dt=args.gt_max_dt,
+        gt_depth_scale=args.gt_depth_scale, plots=not args.no_plots)
+    res = run_bag(opts)
+    print(f"wrote {res.output}: {res.frames} frames; " + ", ".join(f"{t} {n}" for t, n in res.topics.items()))
+    if res.eval_paths:
+        if res.frames_without_gt:
+            print(f"{res.frames_without_gt} frame(s) had no ground truth within --gt-max-dt")
+        print(res.markdown)
+        print("metrics: " + ", ".join(str(p) for p in res.eval_paths.values()))
+    return 0
