@@ -1,0 +1,7 @@
+"""Training and evaluation of the Eigen, Puhrsch & Fergus (2014) network (not imported by the package).
+
+Modules: datasets (NYU .mat / sync layout, KITTI raw + Eigen split, KITTI object frames, synthetic
+scenes), augment (the paper's joint augmentation and the evaluation transform for ground truth),
+losses (scale-invariant loss), train (``python -m training.train``), evaluate
+(``python -m training.evaluate``), bench_loader and gpu_throughput (measurements).
+"""

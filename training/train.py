@@ -1,0 +1,626 @@
+"""Training of the Eigen et al. (2014) network: coarse stage, then fine stage with the coarse net frozen.
+
+    python -m training.train --config training/configs/nyu.yaml --out runs/nyu
+    python -m training.train --config training/configs/nyu.yaml --out runs/nyu --resume
+    torchrun --standalone --nproc_per_node 4 -m training.train --config training/configs/nyu.yaml --out runs/nyu
+
+Run folder (``--out``): ``config.yaml`` (resolved), ``checkpoint.pt`` (latest training state: model,
+optimizer, step, RNG; written atomically), ``coarse.pt`` (model file after the coarse stage),
+``model.pt`` (final model file), ``log.jsonl`` (loss per logged step), ``tb/`` (TensorBoard).  A
+folder that already holds a run is never overwritten without ``--overwrite``; ``--resume``
+continues it exactly (same samples, same augmentation, same optimiser state).
+
+Sampling is a seeded stream (``training.datasets.StreamBatchSampler``): the run is a function of the
+config and the seed only, independent of loader workers, interruptions and (with dropout off, or up
+to dropout masks) the number of DDP processes sharing the global batch.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from .utils import apply_overrides, deep_merge, load_yaml_config, profile_from_config
+
+STAGE_INDEX = {"coarse": 0, "fine": 1}
+
+DEFAULTS: Dict[str, Any] = {
+    "profile": "nyu",
+    "data": {"train": None, "val": None, "val_family": None},
+    "augment": {"preset": "nyu"},
+    "gt_resample": None,                # nearest (dense) | masked_mean (sparse); default by dataset
+    "loss": {"lam": 0.5, "grad_weight": 0.0},
+    "optim": {
+        "momentum": 0.9, "weight_decay": 0.0, "clip_grad_norm": None, "lr_scale": 1.0,
+        "lr": {"conv": 1.0e-3, "fc": 0.1, "f1": 1.0e-3, "f3": 1.0e-2, "f4": 1.0e-3},
+    },
+    "train": {
+        "stages": ["coarse", "fine"],
+        "batch_size": 32,
+        "samples": {"coarse": 2_000_000, "fine": 1_500_000},
+        "workers": 4, "prefetch_factor": 4,
+        "seed": 0, "device": "auto", "amp": None,   # amp: null | bf16 | fp16 (CUDA only)
+        "channels_last": False, "compile": False,
+        "log_every": 20, "image_every": 500, "checkpoint_every": 2000, "val_every": 0,
+        "tensorboard": True, "progress": True,
+    },
+    "init": {"model": None, "alexnet": None},
+    "export": {"half": False},
+}
+
+
+class TrainError(RuntimeError):
+    """A user-facing training error (bad config, existing run, missing data)."""
+
+
+# ---- config -----------------------------------------------------------------------------------------
+def resolve_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    cfg = deep_merge(DEFAULTS, cfg)
+    if not cfg["data"].get("train"):
+        raise TrainError("config has no data.train (a dataset: {type: nyu_mat|nyu_sync|kitti_raw|kitti_object|"
+                         "synthetic, ...})")
+    for s in cfg["train"]["stages"]:
+        if s not in STAGE_INDEX:
+            raise TrainError(f"unknown stage {s!r} in train.stages; expected coarse and/or fine")
+    profile_from_config(cfg["profile"])  # validates
+    return cfg
+
+
+# ---- distributed --------------------------------------------------------------------------------------
+class Dist:
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+
+    def init(self, device_type: str) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def mean(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64,
+                         device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def gather(self, obj: Any) -> List[Any]:
+        if not self.enabled:
+            return [obj]
+        import torch.distributed as dist
+
+        out: List[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+# ---- run folder ---------------------------------------------------------------------------------------
+RUN_FILES = ("checkpoint.pt", "coarse.pt", "model.pt", "log.jsonl", "config.yaml")
+
+
+def prepare_run_dir(out: Path, resume: bool, overwrite: bool, main: bool) -> Optional[Path]:
+    """Returns the checkpoint to resume from (or None). Refuses to clobber an existing run."""
+    ckpt = out / "checkpoint.pt"
+    existing = [f for f in RUN_FILES if (out / f).exists()]
+    if resume:
+        if not ckpt.is_file():
+            raise TrainError(f"--resume: {ckpt} does not exist (nothing to resume)")
+        return ckpt
+    if existing and not overwrite:
+        raise TrainError(f"run folder {out} already holds a run ({', '.join(existing)}); pass --resume to continue "
+                         f"it or --overwrite to start again")
+    if existing and overwrite and main:
+        for f in existing:
+            (out / f).unlink()
+        tb = out / "tb"
+        if tb.is_dir():
+            for ev in tb.glob("events.out.tfevents.*"):
+                ev.unlink()
+    return None
+
+
+class RunLog:
+    """log.jsonl (rank 0): one JSON object per logged step; on resume, records past the checkpoint are dropped."""
+
+    def __init__(self, path: Path, keep_until: Optional[tuple] = None):
+        self.path = path
+        if keep_until is not None and path.is_file():
+            keep = []
+            for ln in path.read_text().splitlines():
+                try:
+                    r = json.loads(ln)
+                except ValueError:
+                    continue
+                if (STAGE_INDEX.get(r.get("stage"), -1), r.get("step", 0)) <= keep_until:
+                    keep.append(ln)
+            path.write_text("".join(k + "\n" for k in keep))
+        self.f = open(path, "a", encoding="utf-8")
+
+    def write(self, rec: Dict[str, Any]) -> None:
+        self.f.write(json.dumps(rec) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+# ---- the trainer ---------------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, cfg: Dict[str, Any], out: "str | Path", resume: bool = False, overwrite: bool = False,
+                 max_steps: Optional[int] = None, device: Optional[str] = None, progress: Optional[bool] = None):
+        import numpy as np  # noqa: F401
+        import torch
+
+        self.cfg = resolve_config(cfg)
+        self.out = Path(out)
+        self.dist = Dist()
+        tcfg = self.cfg["train"]
+        dev = device or tcfg["device"]
+        if dev == "auto":
+            dev = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(dev)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.dist.init(self.device.type)
+        self.max_steps = max_steps
+        self.progress = tcfg["progress"] if progress is None else progress
+        self.stop_requested = False
+        self.resume_from = prepare_run_dir(self.out, resume, overwrite, self.dist.main)
+        self.dist.barrier()
+        self.profile = profile_from_config(self.cfg["profile"])
+        self.batch_size = int(tcfg["batch_size"])
+        if self.batch_size % self.dist.world:
+            raise TrainError(f"train.batch_size {self.batch_size} is not divisible by the {self.dist.world} processes")
+        self.amp = tcfg.get("amp") if self.device.type == "cuda" else None
+        if self.amp not in (None, False, "bf16", "fp16"):
+            raise TrainError(f"train.amp must be null, bf16 or fp16, got {self.amp!r}")
+
+    # -- data --
+    def _datasets(self):
+        from .augment import AugmentConfig
+        from .datasets import DepthDataset, build_source
+
+        dcfg = self.cfg["data"]
+        train_src = build_source(dcfg["train"])
+        aug = AugmentConfig.from_dict(self.cfg.get("augment"))
+        gt_resample = self.cfg.get("gt_resample") or dcfg["train"].get("gt_resample")
+        self.train_ds = DepthDataset(train_src, self.profile, aug, gt_resample, seed=int(self.cfg["train"]["seed"]))
+        self.val_src = build_source(dcfg["val"]) if dcfg.get("val") else None
+        fam = dcfg.get("val_family")
+        if fam is None and dcfg.get("val"):
+            t = dcfg["val"].get("type", "")
+            fam = "nyu" if t.startswith("nyu") else "kitti" if t.startswith("kitti") else "synthetic"
+        self.val_family = fam
+
+    def _loader(self, sampler):
+        import torch
+        from torch.utils.data import DataLoader
+
+        from .datasets import worker_init
+
+        w = int(self.cfg["train"]["workers"])
+        kw: Dict[str, Any] = {}
+        if w > 0:
+            kw = {"worker_init_fn": worker_init, "prefetch_factor": int(self.cfg["train"]["prefetch_factor"]),
+                  "persistent_workers": False}
+        return DataLoader(self.train_ds, batch_sampler=sampler, num_workers=w,
+                          pin_memory=self.device.type == "cuda", **kw)
+
+    # -- model / optimiser --
+    def _build_model(self):
+        import torch
+
+        from mono_depth_ros.model import EigenDepthNet
+
+        torch.manual_seed(int(self.cfg["train"]["seed"]))
+        model = EigenDepthNet(self.profile, stage="fine")
+        icfg = self.cfg.get("init") or {}
+        if icfg.get("model"):
+            from mono_depth_ros.checkpoint import read_model_file
+
+            payload = read_model_file(icfg["model"])
+            sd = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+            model.load_state_dict(sd, strict=True)
+        if icfg.get("alexnet"):
+            sd = torch.load(icfg["alexnet"], map_location="cpu", weights_only=True)
+            model.load_alexnet_conv(sd.get("state_dict", sd), strict_shapes=False)
+        model.to(self.device)
+        if self.cfg["train"].get("channels_last") and self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def _optimizer(self, model, stage: str):
+        import torch
+
+        ocfg = self.cfg["optim"]
+        lrs = {k: float(v) * float(ocfg.get("lr_scale", 1.0)) for k, v in (ocfg.get("lr") or {}).items()}
+        groups = model.param_groups(stage, lrs)
+        return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=float(ocfg["momentum"]),
+                               weight_decay=float(ocfg.get("weight_decay") or 0.0))
+
+    def _set_stage(self, model, stage: str) -> None:
+        if stage == "coarse":
+            model.freeze_coarse(False)
+            for p in model.fine.parameters():
+                p.requires_grad_(False)
+        else:
+            model.freeze_coarse(True)
+            for p in model.fine.parameters():
+                p.requires_grad_(True)
+        model.stage = stage
+        model.train()
+
+    # -- checkpoints --
+    def _rng_state(self) -> Dict[str, Any]:
+        import torch
+
+        st = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            st["cuda"] = torch.cuda.get_rng_state(self.device)
+        return st
+
+    def save_checkpoint(self, model, opt, scaler, stage: str, step: int, done: List[str]) -> None:
+        from mono_depth_ros.checkpoint import save_model
+
+        rngs = self.dist.gather(self._rng_state())
+        if not self.dist.main:
+            return
+        state = {"stage": stage, "step": step, "done": list(done), "world_size": self.dist.world,
+                 "samples": step * self.batch_size}
+        extra = {"optimizer": opt.state_dict(), "rng": rngs, "train_state": state}
+        if scaler is not None:
+            extra["scaler"] = scaler.state_dict()
+        trained_fine = (stage == "fine" and step > 0) or "fine" in done
+        save_model(model, self.out / "checkpoint.pt", stage="fine" if trained_fine else "coarse",
+                   meta={"config": self.cfg, "train_state": state}, overwrite=True, extra=extra)
+
+    def _install_signals(self):
+        def handler(signum, _frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            print(f"\nsignal {signum}: stopping after this step and saving a checkpoint (again to abort)",
+                  file=sys.stderr)
+
+        old = {}
+        if hasattr(signal, "SIGTERM"):
+            with contextlib.suppress(ValueError):  # not in the main thread
+                old[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
+                old[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+        return old
+
+    # -- main --
+    def run(self) -> Dict[str, Any]:
+        import torch
+
+        from mono_depth_ros.checkpoint import read_model_file, save_model
+
+        cfg, tcfg = self.cfg, self.cfg["train"]
+        self._datasets()
+        model = self._build_model()
+        start_stage, start_step, done = None, 0, []
+        ckpt = None
+        if self.resume_from is not None:
+            ckpt = read_model_file(self.resume_from)
+            if "train_state" not in ckpt:
+                raise TrainError(f"{self.resume_from} is a model file without training state; cannot resume")
+            sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+            model.load_state_dict(sd, strict=True)
+            ts = ckpt["train_state"]
+            start_stage, start_step, done = ts["stage"], int(ts["step"]), list(ts["done"])
+            if ts.get("world_size", 1) != self.dist.world and self.dist.main:
+                print(f"note: resuming a {ts.get('world_size')}-process run with {self.dist.world} processes "
+                      "(same samples; dropout masks differ)", file=sys.stderr)
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            import yaml
+
+            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self.log = RunLog(self.out / "log.jsonl",
+                          keep_until=(STAGE_INDEX[start_stage], start_step) if start_stage else None) \
+            if self.dist.main else None
+        self.writer = None
+        if self.dist.main and tcfg.get("tensorboard", True):
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+        # dropout masks differ per rank (as they would on one process across the batch)
+        torch.manual_seed(int(tcfg["seed"]) + 1 + 1000 * self.dist.rank)
+        old_handlers = self._install_signals()
+        summary: Dict[str, Any] = {"stages": {}, "interrupted": False}
+        steps_run = 0
+        try:
+            for stage in tcfg["stages"]:
+                if stage in done:
+                    continue
+                first = start_stage == stage
+                res = self._run_stage(model, stage, start_step if first else 0,
+                                      ckpt if first else None, done, steps_run)
+                steps_run += res["steps_run"]
+                summary["stages"][stage] = res
+                if res["interrupted"]:
+                    summary["interrupted"] = True
+                    break
+                done.append(stage)
+                if self.dist.main and stage == "coarse":
+                    save_model(model, self.out / "coarse.pt", stage="coarse",
+                               meta={"config": cfg, "samples": res["samples"]}, overwrite=True)
+                ckpt = None
+            if not summary["interrupted"] and self.dist.main:
+                final_stage = "fine" if "fine" in done else "coarse"
+                save_model(model, self.out / "model.pt", stage=final_stage,
+                           meta={"config": cfg, "stages": done, "profile": self.profile.name},
+                           overwrite=True, half=bool(cfg["export"].get("half")))
+                summary["model"] = str(self.out / "model.pt")
+        finally:
+            for s, h in old_handlers.items():
+                with contextlib.suppress(ValueError):
+                    signal.signal(s, h)
+            if self.writer is not None:
+                self.writer.close()
+            if self.log is not None:
+                self.log.close()
+            self.dist.barrier()
+        summary["model_obj"] = model
+        return summary
+
+    def _run_stage(self, model, stage: str, start_step: int, ckpt: Optional[Dict[str, Any]], done: List[str],
+                   steps_before: int) -> Dict[str, Any]:
+        import torch
+
+        from .datasets import StreamBatchSampler
+        from .losses import masked_log, scale_invariant_loss
+
+        cfg, tcfg = self.cfg, self.cfg["train"]
+        B = self.batch_size
+        samples = int(tcfg["samples"][stage])
+        total = max(1, math.ceil(samples / B))
+        self._set_stage(model, stage)
+        opt = self._optimizer(model, stage)
+        scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        if ckpt is not None:
+            opt.load_state_dict(ckpt["optimizer"])
+            rngs = ckpt.get("rng") or []
+            if rngs:
+                mine = rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0]
+                torch.set_rng_state(mine["torch"])
+                if "cuda" in mine and self.device.type == "cuda":
+                    torch.cuda.set_rng_state(mine["cuda"], self.device)
+            if scaler is not None and "scaler" in ckpt:
+                scaler.load_state_dict(ckpt["scaler"])
+        net = model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                      broadcast_buffers=False)
+        if tcfg.get("compile"):
+            net = torch.compile(net)
+        step = start_step
+        remaining = total - step
+        if self.max_steps is not None:
+            remaining = min(remaining, max(self.max_steps - steps_before, 0))
+        res = {"steps": total, "start_step": start_step, "steps_run": 0, "interrupted": False,
+               "samples": step * B, "losses": []}
+        if remaining <= 0:
+            res["interrupted"] = step < total
+            if res["interrupted"]:
+                self.save_checkpoint(model, opt, scaler, stage, step, done)
+            return res
+        sampler = StreamBatchSampler(len(self.train_ds), B, int(tcfg["seed"]), STAGE_INDEX[stage], step, remaining,
+                                     self.dist.rank, self.dist.world)
+        loader = self._loader(sampler)
+        lam, gw = float(cfg["loss"]["lam"]), float(cfg["loss"].get("grad_weight") or 0.0)
+        clip = cfg["optim"].get("clip_grad_norm")
+        log_every, img_every = int(tcfg["log_every"]), int(tcfg["image_every"] or 0)
+        ck_every = int(tcfg["checkpoint_every"] or 0)
+        val_every = int(tcfg.get("val_every") or 0)
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp) if self.amp else None
+        bar = None
+        if self.dist.main and self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=step, desc=f"{stage}", unit="step", dynamic_ncols=True, file=sys.stderr)
+        loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
+        n_acc = 0
+        t_last, s_last = time.perf_counter(), step
+        for batch in loader:
+            x = batch["image"].to(self.device, non_blocking=True)
+            depth = batch["depth"].to(self.device, non_blocking=True)
+            valid = batch["valid"].to(self.device, non_blocking=True)
+            if tcfg.get("channels_last") and self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            target = masked_log(depth, valid)
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                pred = net(x, stage)
+            loss = scale_invariant_loss(pred.float(), target, valid, lam=lam, grad_weight=gw)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            step += 1
+            res["steps_run"] += 1
+            loss_acc += loss.detach().double()
+            n_acc += 1
+            last = step == total or res["steps_run"] == remaining
+            if step % log_every == 0 or last or step == start_step + 1:
+                lval = self.dist.mean(float(loss_acc.item()) / n_acc)
+                if not math.isfinite(lval):
+                    raise TrainError(f"loss became {lval} at {stage} step {step}; lower the learning rates "
+                                     "(optim.lr / optim.lr_scale) or set optim.clip_grad_norm")
+                now = time.perf_counter()
+                sps = (step - s_last) * B / max(now - t_last, 1e-9)
+                t_last, s_last = now, step
+                loss_acc.zero_()
+                n_acc = 0
+                res["losses"].append((step, lval))
+                if self.dist.main:
+                    rec = {"stage": stage, "step": step, "samples": step * B, "loss": lval, "samples_per_s": sps,
+                           "time": time.time()}
+                    self.log.write(rec)
+                    if self.writer is not None:
+                        self.writer.add_scalar(f"{stage}/loss", lval, step)
+                        self.writer.add_scalar(f"{stage}/samples_per_s", sps, step)
+                        for grp in opt.param_groups:
+                            self.writer.add_scalar(f"{stage}/lr_{grp.get('name', '')}", grp["lr"], step)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{lval:.4f}", sps=f"{sps:.0f}")
+            if self.dist.main and self.writer is not None and img_every and (step % img_every == 0 or last):
+                self._log_images(batch, pred.detach().float(), stage, step)
+            if bar is not None:
+                bar.update(1)
+            if val_every and step % val_every == 0 and not last:
+                self._validate(model, stage, step)
+                self._set_stage(model, stage)
+            if ck_every and step % ck_every == 0 and not last:
+                self.save_checkpoint(model, opt, scaler, stage, step, done)
+            stop = self.stop_requested
+            if self.dist.enabled:
+                stop = self.dist.mean(1.0 if stop else 0.0) > 0
+            if stop and not last:
+                res["interrupted"] = True
+                break
+        if bar is not None:
+            bar.close()
+        res["samples"] = step * B
+        if step < total:
+            res["interrupted"] = True
+        self.save_checkpoint(model, opt, scaler, stage, step, done + ([stage] if step >= total else []))
+        if step >= total and self.val_src is not None:
+            self._validate(model, stage, step)
+        return res
+
+    def _validate(self, model, stage: str, step: int) -> None:
+        if not self.dist.main:
+            self.dist.barrier()
+            return
+        from .evaluate import evaluate_model, format_results
+
+        was = model.training
+        model.eval()
+        res = evaluate_model(model, self.val_src, self.val_family or "nyu", stage, str(self.device),
+                             batch_size=8, workers=0)
+        model.train(was)
+        for proto, pr in res["protocols"].items():
+            for row, m in pr["rows"].items():
+                if self.writer is not None:
+                    for k in ("delta1", "abs_rel", "rmse", "si_log"):
+                        self.writer.add_scalar(f"val_{stage}_{proto}/{row}/{k}", m[k], step)
+        self.log.write({"stage": stage, "step": step, "val": res["protocols"]})
+        print(format_results(res, title=f"validation after {stage} step {step}"), file=sys.stderr)
+        self.dist.barrier()
+
+    def _log_images(self, batch, pred, stage: str, step: int) -> None:
+        import numpy as np
+
+        from .utils import colorize, denormalize, hstack_panels
+
+        rows = []
+        n = min(4, pred.shape[0])
+        p = self.profile
+        for i in range(n):
+            rgb = denormalize(batch["image"][i].numpy(), p)
+            gt = batch["depth"][i, 0].numpy()
+            pr = np.exp(pred[i, 0].cpu().numpy())
+            ok = gt > 0
+            lo = float(gt[ok].min()) if ok.any() else p.min_depth
+            hi = float(gt[ok].max()) if ok.any() else p.max_depth
+            rows.append(hstack_panels([rgb, colorize(gt, lo, hi), colorize(pr, lo, hi)], height=p.input_h))
+        grid = np.concatenate(rows, axis=0)
+        self.writer.add_image(f"{stage}/rgb_gt_pred", grid, step, dataformats="HWC")
+
+
+def train(cfg: Dict[str, Any], out: "str | Path", **kw: Any) -> Dict[str, Any]:
+    """Programmatic entry point (tests, notebooks): ``train(config_dict, out_dir, resume=, overwrite=, max_steps=)``."""
+    t = Trainer(cfg, out, **kw)
+    try:
+        return t.run()
+    finally:
+        t.dist.close()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", help="YAML config (training/configs/*.yaml); with --resume, default: the run's own")
+    ap.add_argument("--out", required=True, help="run folder")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config entry, e.g. --set train.samples.coarse=100000 (repeatable)")
+    ap.add_argument("--stages", default=None, help="comma-separated subset of coarse,fine")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop (and checkpoint) after this many steps")
+    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: the config's, auto)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        if args.config:
+            cfg = load_yaml_config(args.config)
+        elif args.resume and (Path(args.out) / "config.yaml").is_file():
+            cfg = load_yaml_config(Path(args.out) / "config.yaml")
+        else:
+            raise TrainError("--config is required (unless --resume finds the run's config.yaml)")
+        cfg = apply_overrides(cfg, args.set)
+        if args.stages:
+            cfg = deep_merge(cfg, {"train": {"stages": [s.strip() for s in args.stages.split(",") if s.strip()]}})
+        res = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, max_steps=args.max_steps,
+                    device=args.device, progress=False if args.no_progress else None)
+    except (TrainError, FileNotFoundError, ValueError) as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        for st, r in res["stages"].items():
+            first = r["losses"][0][1] if r["losses"] else float("nan")
+            lastl = r["losses"][-1][1] if r["losses"] else float("nan")
+            print(f"{st}: steps {r['start_step']} -> {r['start_step'] + r['steps_run']} of {r['steps']}, "
+                  f"loss {first:.4f} -> {lastl:.4f}", file=sys.stderr)
+        if res["interrupted"]:
+            print(f"stopped early; continue with: python -m training.train --out {args.out} --resume", file=sys.stderr)
+        elif "model" in res:
+            print(f"model saved to {res['model']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
