@@ -20,6 +20,7 @@ COMMANDS = {
     "kitti2bag": "mono_depth_ros.commands.kitti2bag",
     "bag": "mono_depth_ros.commands.bag",
     "quantize": "mono_depth_ros.commands.quantize",
+    "bench": "mono_depth_ros.commands.bench",
 }
 
 
