@@ -28,8 +28,8 @@ from ..encodings import ImageDecodeError, decode_to_rgb
 
 __all__ = [
     "MessageTypes", "ImageDecodeError", "stamp_to_ns", "make_header", "copy_header",
-    "check_image_msg", "image_msg_to_rgb", "compressed_msg_to_rgb", "rgb_to_image_msg",
-    "depth_to_image_fields", "depth_to_image_msg", "image_msg_to_depth",
+    "check_image_msg", "image_msg_to_rgb", "compressed_msg_to_rgb", "array_to_image_msg", "rgb_to_image_msg",
+    "depth_array", "depth_to_image_fields", "depth_to_image_msg", "image_msg_to_depth",
     "camera_info_to_intrinsics", "intrinsics_to_camera_info", "point_fields",
     "cloud_to_pointcloud2", "pointcloud2_to_array",
 ]
@@ -157,47 +157,67 @@ def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+_ENC_DTYPE = {"rgb8": ("u1", 3), "bgr8": ("u1", 3), "mono8": ("u1", 1), "32FC1": ("<f4", 1), "16UC1": ("<u2", 1)}
+
+
+def array_to_image_msg(types: MessageTypes, arr: np.ndarray, encoding: str, header: Any) -> Any:
+    """(H, W) or (H, W, C) pixel array -> sensor_msgs/Image (little-endian, unpadded rows).
+
+    Supported: rgb8, bgr8, mono8 (uint8), 32FC1 (float32), 16UC1 (uint16).
+    """
+    if encoding not in _ENC_DTYPE:
+        raise ValueError(f"unsupported output encoding {encoding!r}")
+    dt, channels = _ENC_DTYPE[encoding]
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] != channels or arr.dtype.kind != np.dtype(dt).kind \
+            or arr.dtype.itemsize != np.dtype(dt).itemsize:
+        raise ValueError(f"{encoding} needs ({channels} channel(s), {np.dtype(dt)}), got {arr.shape} {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=dt)
+    h, w = arr.shape[:2]
+    return types.Image(header=header, height=int(h), width=int(w), encoding=encoding, is_bigendian=0,
+                       step=int(w * channels * arr.itemsize), data=types.uint8_seq(arr.reshape(-1).view(np.uint8)))
+
+
 def rgb_to_image_msg(types: MessageTypes, rgb: np.ndarray, header: Any) -> Any:
     """(H, W, 3) uint8 RGB -> sensor_msgs/Image rgb8."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
-    h, w = rgb.shape[:2]
-    return types.Image(header=header, height=int(h), width=int(w), encoding="rgb8", is_bigendian=0,
-                       step=int(w * 3), data=types.uint8_seq(rgb))
+    return array_to_image_msg(types, rgb, "rgb8", header)
 
 
-def depth_to_image_fields(depth: np.ndarray, encoding: str = "32FC1") -> Dict[str, Any]:
-    """Fields of a depth sensor_msgs/Image (REP 118) from (H, W) metres with NaN = invalid.
+def depth_array(depth: np.ndarray, encoding: str = "32FC1") -> np.ndarray:
+    """(H, W) metres (NaN = invalid) -> the pixel array of a REP 118 depth image, little-endian.
 
-    32FC1: float32 metres, NaN kept.  16UC1: millimetres rounded, 0 = invalid (NaN, <= 0, or
-    beyond 65.535 m, which 16 bits cannot hold).  Data is little-endian; ``data`` is a flat
-    uint8 numpy array (pass it through ``MessageTypes.uint8_seq`` for a message).
+    32FC1: float32 metres, NaN kept.  16UC1: uint16 millimetres rounded, 0 = invalid (NaN, <= 0,
+    or beyond 65.535 m, which 16 bits cannot hold).
     """
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f"depth must be (H, W), got shape {depth.shape}")
-    h, w = depth.shape
     if encoding == "32FC1":
-        arr = np.ascontiguousarray(depth, dtype="<f4")
-        bpp = 4
-    elif encoding == "16UC1":
-        mm = depth.astype(np.float64) * 1000.0
+        return np.ascontiguousarray(depth, dtype="<f4")
+    if encoding == "16UC1":
         with np.errstate(invalid="ignore"):
-            mm = np.rint(mm)
+            mm = np.rint(depth.astype(np.float64) * 1000.0)
             valid = np.isfinite(mm) & (mm > 0) & (mm <= 65535)
-        arr = np.zeros((h, w), dtype="<u2")
+        arr = np.zeros(depth.shape, dtype="<u2")
         arr[valid] = mm[valid].astype(np.uint16)
-        bpp = 2
-    else:
-        raise ValueError(f"depth encoding must be 32FC1 or 16UC1, got {encoding!r}")
+        return arr
+    raise ValueError(f"depth encoding must be 32FC1 or 16UC1, got {encoding!r}")
+
+
+def depth_to_image_fields(depth: np.ndarray, encoding: str = "32FC1") -> Dict[str, Any]:
+    """Fields of a depth sensor_msgs/Image (REP 118) from (H, W) metres with NaN = invalid
+    (see :func:`depth_array`); ``data`` is a flat little-endian uint8 numpy array (pass it through
+    ``MessageTypes.uint8_seq`` for a message)."""
+    arr = depth_array(depth, encoding)
+    h, w = arr.shape
     return {"height": int(h), "width": int(w), "encoding": encoding, "is_bigendian": 0,
-            "step": int(w * bpp), "data": arr.reshape(-1).view(np.uint8)}
+            "step": int(w * arr.itemsize), "data": arr.reshape(-1).view(np.uint8)}
 
 
 def depth_to_image_msg(types: MessageTypes, depth: np.ndarray, header: Any, encoding: str = "32FC1") -> Any:
-    f = depth_to_image_fields(depth, encoding)
-    f["data"] = types.uint8_seq(f["data"])
-    return types.Image(header=header, **f)
+    """(H, W) metres, NaN = invalid -> REP 118 depth sensor_msgs/Image (32FC1 or 16UC1)."""
+    return array_to_image_msg(types, depth_array(depth, encoding), encoding, header)
 
 
 def image_msg_to_depth(msg: Any) -> np.ndarray:

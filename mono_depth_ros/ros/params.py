@@ -16,7 +16,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUTS = ("camera", "network")
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 RELIABILITIES = ("reliable", "best_effort")
-COLORMAPS = ("turbo", "jet", "viridis", "inferno", "magma", "plasma", "gray")
+COLORMAPS = ("turbo", "jet", "viridis", "inferno", "magma", "plasma")  # colorize.colorize_depth's maps
 
 
 @dataclass(frozen=True)

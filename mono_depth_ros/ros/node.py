@@ -1,0 +1,404 @@
+"""depth_node: camera image in, REP 118 depth image, camera_info, point cloud and colourised depth out.
+
+A thin rclpy shell over the ROS-agnostic pipeline (mono_depth_ros.pipeline).  Threading: the
+subscription callbacks only store the newest image (and the newest CameraInfo); a worker thread
+runs inference on the newest image, so a slow model drops stale frames instead of queueing them
+(counted, and reported on /diagnostics with the latency = publish time - image stamp).
+
+Topics (relative: a namespace groups them; remap ``image`` / ``camera_info``):
+  sub  image (sensor_msgs/Image) or image/compressed (use_compressed), camera_info
+  pub  depth/image, depth/camera_info, depth/points, depth/colored, /diagnostics
+Outputs nobody subscribes to are not computed.  Parameters: mono_depth_ros/ros/params.py.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Dict, Optional, Tuple
+
+import diagnostic_updater
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from ..encodings import ImageDecodeError
+from . import conversions as conv
+from .params import PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
+
+try:  # the ecosystem's converters, when installed (the field-level ones in conversions are the fallback)
+    from cv_bridge import CvBridge
+except ImportError:  # pragma: no cover - only without cv_bridge
+    CvBridge = None
+try:
+    from sensor_msgs_py import point_cloud2
+except ImportError:  # pragma: no cover
+    point_cloud2 = None
+
+BAD_INPUT_THROTTLE_SEC = 5.0  # one log line per this many seconds for bad inputs (a constant: rclpy
+#                               refuses changing a call site's throttle between calls)
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (bad parameter, missing/unloadable model); already logged as fatal."""
+
+
+class BadInput(ValueError):
+    """A frame that cannot be processed (counted, logged throttled, skipped)."""
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.range is not None and spec.type is float:
+        d.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
+                                                     to_value=float(spec.range[1]), step=float(spec.range[2]))]
+    elif spec.range is not None and spec.type is int:
+        d.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]),
+                                        step=int(spec.range[2]))]
+    return d
+
+
+class _Stats:
+    """Counters shared by the callbacks, the worker and the diagnostics (guarded by the node's lock)."""
+
+    def __init__(self) -> None:
+        self.received = self.processed = self.dropped = self.bad = self.idle = self.errors = 0
+        self.latencies: "collections.deque[float]" = collections.deque(maxlen=100)
+        self.infer_times: "collections.deque[float]" = collections.deque(maxlen=100)
+        self.last_bad = ""
+        self.bad_at_last_report = self.dropped_at_last_report = 0
+
+
+class DepthNode(Node):
+    def __init__(self, pipeline: Any = None, **node_kwargs: Any) -> None:
+        """``pipeline``: an already built DepthPipeline (tests); None = load the ``model`` parameter."""
+        super().__init__("depth_node", **node_kwargs)
+        self._lock = threading.Condition()
+        self._stats = _Stats()
+        self._pending: Any = None          # newest unprocessed image message
+        self._camera: Tuple[Any, Any, Optional[str]] = (None, None, None)  # (msg, intrinsics, error)
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._types = conv.MessageTypes.from_rclpy()
+        self._bridge = CvBridge() if CvBridge is not None else None
+
+        # parameters: declared with descriptors; values from config/depth.yaml / launch overrides
+        values = {s.name: self.declare_parameter(s.name, s.default, _descriptor(s)).value for s in PARAMS}
+        cfg = NodeConfig.from_mapping(values)
+        reason = next((r for r in (validate_value(k, v) for k, v in values.items()) if r), None) \
+            or validate_config(cfg)
+        if reason:
+            self._fatal(f"invalid parameter: {reason}")
+        self._cfg = cfg
+        self._pipeline_dirty = True
+        self._pipeline = pipeline if pipeline is not None else self._load_pipeline(cfg)
+        reason = self._range_problem(cfg)
+        if reason:
+            self._fatal(f"invalid parameter: {reason}")
+        from ..pointcloud import CloudBuilder
+
+        self._clouds = CloudBuilder()
+
+        # topics
+        reliability = ReliabilityPolicy.RELIABLE if cfg.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth, reliability=reliability,
+                         durability=DurabilityPolicy.VOLATILE)
+        self._pub_depth = self.create_publisher(Image, "depth/image", qos)
+        self._pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qos)
+        self._pub_points = self.create_publisher(PointCloud2, "depth/points", qos)
+        self._pub_colored = self.create_publisher(Image, "depth/colored", qos)
+        if cfg.use_compressed:
+            self._sub_image = self.create_subscription(CompressedImage, "image/compressed", self._on_image,
+                                                       qos_profile_sensor_data)
+        else:
+            self._sub_image = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        self._sub_info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                  qos_profile_sensor_data)
+
+        # diagnostics: rate of the depth outputs (FrequencyStatus) + latency, drops, bad inputs
+        self._updater = diagnostic_updater.Updater(self)
+        self._updater.setHardwareID("mono_depth_ros")
+        self._freq_bounds = {"min": cfg.expected_min_rate, "max": cfg.expected_max_rate}
+        self._freq = diagnostic_updater.HeaderlessTopicDiagnostic(
+            "depth", self._updater, diagnostic_updater.FrequencyStatusParam(self._freq_bounds, 0.1, 10))
+        self._updater.add("processing", self._diagnose)
+
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        kind = "metric" if getattr(self._pipeline, "metric", True) else "RELATIVE (not metric; see depth_scale)"
+        self.get_logger().info(
+            f"model {cfg.model or '(demo)'} on {getattr(self._pipeline, 'backend_name', '?')}, {kind} depth; "
+            f"publishers {cfg.qos_reliability}; subscribed to "
+            f"{'image/compressed' if cfg.use_compressed else 'image'} + camera_info")
+
+    # ---- start-up -------------------------------------------------------------------------
+    def _fatal(self, message: str) -> None:
+        self.get_logger().fatal(message)
+        raise StartupError(message)
+
+    def _load_pipeline(self, cfg: NodeConfig) -> Any:
+        try:
+            from ..pipeline import DepthPipeline
+
+            return DepthPipeline(cfg.model or None, backend=cfg.backend, device=cfg.device or None,
+                                 precision=cfg.precision, output=cfg.output_resolution,
+                                 scale=cfg.depth_scale, threads=cfg.threads or None)  # range: first frame
+        except Exception as exc:  # noqa: BLE001 - any load failure is fatal, with one clear message
+            what = repr(cfg.model) if cfg.model else "(none given: the shipped demo model)"
+            self._fatal(f"cannot load model {what} with backend {cfg.backend!r}: {type(exc).__name__}: {exc}. "
+                        "Fix: set the 'model' parameter to an existing model file (.pt checkpoint, .onnx or "
+                        ".engine), e.g. `ros2 launch mono_depth_ros depth.launch.py model:=/abs/path/model.pt`, "
+                        "or pick an installed backend (backend:=torch|onnxruntime|tensorrt).")
+
+    def _range_problem(self, cfg: NodeConfig) -> Optional[str]:
+        """The depth range with 0 replaced by the model's own bound must be ordered."""
+        profile = self._pipeline.profile
+        lo, hi = cfg.min_depth or profile.min_depth, cfg.max_depth or profile.max_depth
+        if not 0 <= lo < hi:
+            return (f"depth range [{lo:g}, {hi:g}] m is empty (min_depth={cfg.min_depth:g}, max_depth="
+                    f"{cfg.max_depth:g}; 0 = the model's {profile.min_depth:g} / {profile.max_depth:g})")
+        return None
+
+    def start(self) -> None:
+        """Start the inference worker thread."""
+        self._thread = threading.Thread(target=self._run, name="depth_worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+
+    # ---- callbacks (executor thread): store only ------------------------------------------
+    def _on_image(self, msg: Any) -> None:
+        with self._lock:
+            self._stats.received += 1
+            if self._pending is not None:
+                self._stats.dropped += 1
+            self._pending = msg
+            self._lock.notify()
+
+    def _on_camera_info(self, msg: Any) -> None:
+        # Keep the latest CameraInfo: it rarely changes, and an exact-time synchroniser would drop
+        # images whenever camera_info (best effort) loses a message.
+        try:
+            camera = (msg, conv.camera_info_to_intrinsics(msg), None)
+        except ValueError as exc:
+            camera = (msg, None, f"bad camera_info: {exc}")
+        with self._lock:
+            self._camera = camera
+
+    def _on_set_parameters(self, params: Any) -> SetParametersResult:
+        new, reason = validate_changes(self._cfg, {p.name: p.value for p in params})
+        if new is not None:
+            reason = self._range_problem(new)
+        if new is None or reason:
+            return SetParametersResult(successful=False, reason=reason)
+        with self._lock:
+            self._cfg = new
+            self._pipeline_dirty = True
+            self._freq_bounds["min"] = new.expected_min_rate
+            self._freq_bounds["max"] = new.expected_max_rate
+        return SetParametersResult(successful=True)
+
+    # ---- worker ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if self._pending is None:
+                    self._lock.wait(0.1)
+            try:
+                self.process_once()
+            except Exception as exc:  # noqa: BLE001 - a failing frame must not kill the worker
+                with self._lock:
+                    self._stats.errors += 1
+                self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=BAD_INPUT_THROTTLE_SEC)
+
+    def _wanted(self, cfg: NodeConfig) -> Dict[str, bool]:
+        return {"depth": self._pub_depth.get_subscription_count() > 0,
+                "info": self._pub_info.get_subscription_count() > 0,
+                "points": cfg.points_enabled and self._pub_points.get_subscription_count() > 0,
+                "colored": self._pub_colored.get_subscription_count() > 0}
+
+    def process_once(self) -> bool:
+        """Process the newest pending image, if any (the worker's loop body). True if there was one."""
+        with self._lock:
+            msg, self._pending = self._pending, None
+            cfg, camera, dirty = self._cfg, self._camera, self._pipeline_dirty
+            self._pipeline_dirty = False
+        if msg is None:
+            return False
+        if dirty:
+            self._pipeline.set_range(*cfg.depth_range)
+            self._pipeline.set_scale(cfg.depth_scale)
+            self._pipeline.set_output(cfg.output_resolution)
+        want = self._wanted(cfg)
+        if not any(want.values()):
+            with self._lock:
+                self._stats.idle += 1
+            return True
+        try:
+            rgb = self._decode(msg)
+            intrinsics = self._intrinsics_for(rgb, camera)
+        except ValueError as exc:  # ImageDecodeError, BadInput
+            self._bad_input(str(exc))
+            return True
+        if intrinsics is None:
+            want["info"] = want["points"] = False
+            if not any(want.values()):
+                with self._lock:
+                    self._stats.idle += 1
+                return True
+        result = self._pipeline.infer_rgb(rgb, intrinsics)
+        header = conv.copy_header(self._types, msg.header, cfg.frame_id)
+        self._publish(result, header, cfg, want, camera[0])
+        latency = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(msg.header.stamp)) * 1e-9
+        self._freq.tick()
+        with self._lock:
+            self._stats.processed += 1
+            self._stats.latencies.append(latency)
+            self._stats.infer_times.append(float(result.timings.get("total", sum(result.timings.values()))))
+        return True
+
+    def _decode(self, msg: Any) -> np.ndarray:
+        if isinstance(msg, CompressedImage):
+            return conv.compressed_msg_to_rgb(msg)
+        conv.check_image_msg(msg)  # empty image, data shorter than step * height
+        if self._bridge is None:
+            return conv.image_msg_to_rgb(msg)
+        try:
+            return self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+        except Exception as exc:  # noqa: BLE001 - CvBridgeError and friends: a bad frame, not a crash
+            raise ImageDecodeError(f"cv_bridge cannot convert {msg.encoding!r} to rgb8: {exc}") from exc
+
+    def _intrinsics_for(self, rgb: np.ndarray, camera: Tuple[Any, Any, Optional[str]]) -> Any:
+        msg, intrinsics, error = camera
+        if error:
+            raise BadInput(error)
+        if msg is None:
+            self.get_logger().warn("no camera_info received yet: publishing depth/image and depth/colored "
+                                   "only; depth/points and depth/camera_info need the camera intrinsics",
+                                   once=True)
+            return None
+        h, w = rgb.shape[:2]
+        if (intrinsics.width, intrinsics.height) != (w, h):
+            raise BadInput(f"camera_info is {intrinsics.width}x{intrinsics.height} but the image is {w}x{h}")
+        return intrinsics
+
+    def _bad_input(self, reason: str) -> None:
+        with self._lock:
+            self._stats.bad += 1
+            self._stats.last_bad = reason
+            n = self._stats.bad
+        self.get_logger().warn(f"skipping frame ({n} bad so far): {reason}",
+                               throttle_duration_sec=BAD_INPUT_THROTTLE_SEC)
+
+    # ---- publishing ------------------------------------------------------------------------
+    def _publish(self, result: Any, header: Any, cfg: NodeConfig, want: Dict[str, bool], camera_msg: Any) -> None:
+        if want["depth"]:
+            self._pub_depth.publish(self._image_msg(conv.depth_array(result.depth, cfg.depth_encoding),
+                                                    cfg.depth_encoding, header))
+        if want["info"] and result.intrinsics is not None:
+            self._pub_info.publish(conv.intrinsics_to_camera_info(self._types, result.intrinsics, header,
+                                                                  source=camera_msg))
+        if want["points"] and result.intrinsics is not None:
+            cloud = self._clouds.build(result.depth, result.intrinsics,
+                                       rgb=result.rgb if cfg.points_color else None,
+                                       organized=cfg.points_organized, stride=cfg.points_stride)
+            self._pub_points.publish(self._cloud_msg(cloud, header))
+        if want["colored"]:
+            from ..colorize import colorize_depth
+
+            lo, hi = self._color_range(cfg, result.depth)
+            self._pub_colored.publish(self._image_msg(colorize_depth(result.depth, lo, hi, cfg.colormap),
+                                                      "rgb8", header))
+
+    def _image_msg(self, array: np.ndarray, encoding: str, header: Any) -> Any:
+        if self._bridge is not None:
+            return self._bridge.cv2_to_imgmsg(array, encoding=encoding, header=header)
+        return conv.array_to_image_msg(self._types, array, encoding, header)
+
+    def _cloud_msg(self, cloud: Any, header: Any) -> Any:
+        if point_cloud2 is not None and cloud.height == 1:  # create_cloud makes unorganised clouds only
+            try:
+                return point_cloud2.create_cloud(header, conv.point_fields(self._types, cloud.fields),
+                                                 cloud.data.reshape(-1), point_step=cloud.point_step)
+            except (TypeError, AssertionError):  # older sensor_msgs_py: no point_step (padded layout)
+                pass
+        return conv.cloud_to_pointcloud2(self._types, cloud, header)
+
+    def _color_range(self, cfg: NodeConfig, depth: np.ndarray) -> Tuple[float, float]:
+        lo, hi = cfg.color_min_depth, cfg.color_max_depth
+        if not (lo > 0 and hi > 0):
+            if getattr(self._pipeline, "metric", True):
+                profile = self._pipeline.profile
+                auto = (cfg.min_depth or profile.min_depth, cfg.max_depth or profile.max_depth)
+            else:  # relative depth: the frame's own robust range
+                finite = depth[np.isfinite(depth)]
+                auto = tuple(np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
+            lo, hi = lo or float(auto[0]), hi or float(auto[1])
+        lo = max(float(lo), 0.0)
+        return lo, max(float(hi), lo + 1e-3)
+
+    # ---- diagnostics -----------------------------------------------------------------------
+    def _diagnose(self, stat: Any) -> Any:
+        with self._lock:
+            s = self._stats
+            lat = np.asarray(s.latencies, dtype=np.float64)
+            inf = np.asarray(s.infer_times, dtype=np.float64)
+            new_bad = s.bad - s.bad_at_last_report
+            new_drop = s.dropped - s.dropped_at_last_report
+            s.bad_at_last_report, s.dropped_at_last_report = s.bad, s.dropped
+            counts = (s.received, s.processed, s.dropped, s.bad, s.idle, s.errors, s.last_bad)
+            camera_ok = self._camera[1] is not None
+        if new_bad:
+            stat.summary(DiagnosticStatus.WARN, f"{new_bad} bad input frame(s) skipped: {counts[6]}")
+        elif new_drop:
+            stat.summary(DiagnosticStatus.OK, f"{new_drop} stale frame(s) dropped (inference slower than input)")
+        else:
+            stat.summary(DiagnosticStatus.OK, "ok")
+        for key, val in zip(("frames received", "frames processed", "frames dropped (stale)",
+                             "bad input frames", "frames skipped (no subscribers)", "processing errors"), counts):
+            stat.add(key, str(val))
+        stat.add("last bad input", counts[6])
+        stat.add("camera_info", "ok" if camera_ok else "missing or invalid")
+        if lat.size:
+            stat.add("latency last (ms)", f"{lat[-1] * 1e3:.1f}")
+            stat.add("latency mean (ms)", f"{lat.mean() * 1e3:.1f}")
+            stat.add("latency max (ms)", f"{lat.max() * 1e3:.1f}")
+        if inf.size:
+            stat.add("pipeline time mean (ms)", f"{inf.mean() * 1e3:.1f}")
+        return stat
+
+
+def main(args: Any = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthNode()
+        node.start()
+        rclpy.spin(node)
+    except StartupError:
+        return 1  # already logged as fatal by the node
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C / shutdown from outside: exit quietly
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

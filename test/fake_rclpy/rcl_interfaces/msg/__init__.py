@@ -1,0 +1,4 @@
+from _fake_msgs import export
+
+globals().update(export("rcl_interfaces", ["ParameterDescriptor", "FloatingPointRange", "IntegerRange",
+                                           "SetParametersResult", "ParameterType", "ParameterEvent"]))

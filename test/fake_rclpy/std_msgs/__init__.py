@@ -1,0 +1,1 @@
+"""Fake ROS 2 package (tests only)."""
