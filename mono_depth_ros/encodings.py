@@ -82,7 +82,7 @@ def image_view(data: Buffer, width: int, height: int, encoding: str, step: Optio
     buf = _as_bytes(data)
     need_min = step * (height - 1) + row  # the last row's padding may be absent
     if buf.size < need_min:
-        raise ImageDecodeError(f"image data is truncated: {buf.size} bytes for {width}x{height} {encoding} "
+        raise ImageDecodeError(f"image data is truncated (or the step is wrong): {buf.size} bytes for {width}x{height} {encoding} "
                                f"with step {step} (needs {step * height})")
     if buf.size > step * height:
         raise ImageDecodeError(f"image data has {buf.size} bytes, more than step * height = {step} * {height} = "

@@ -1,0 +1,122 @@
+"""Point clouds: back-projection, PointCloud2-ready layouts (16 / 32 bytes), rgb packing, PLY, colourised depth."""
+import numpy as np
+import pytest
+
+from mono_depth_ros.camera import CameraIntrinsics
+from mono_depth_ros.colorize import colorize_depth
+from mono_depth_ros.pointcloud import (FLOAT32, CloudBuilder, depth_to_xyz, pack_rgb, read_ply, unpack_rgb,
+                                       write_ply)
+
+CAM = CameraIntrinsics(64, 48, 50.0, 52.0, 31.5, 23.5)
+
+
+def _plane(cam, n, d):
+    v, u = np.mgrid[0:cam.height, 0:cam.width].astype(np.float64)
+    return (d / (n[0] * (u - cam.cx) / cam.fx + n[1] * (v - cam.cy) / cam.fy + n[2])).astype(np.float32)
+
+
+def test_plane_at_known_depth_gives_points_on_that_plane():
+    n = np.array([0.2, 0.1, 1.0]) / np.linalg.norm([0.2, 0.1, 1.0])
+    depth = _plane(CAM, n, 3.0)
+    cloud = CloudBuilder().build(depth, CAM)
+    assert (cloud.width, cloud.height, cloud.point_step, cloud.row_step) == (64, 48, 16, 64 * 16)
+    xyz = cloud.xyz().astype(np.float64)
+    np.testing.assert_allclose(xyz @ n, 3.0, rtol=1e-5)
+    # and every point projects back onto its own pixel
+    v, u = np.mgrid[0:48, 0:64]
+    np.testing.assert_allclose(CAM.project(xyz), np.c_[u.reshape(-1), v.reshape(-1)], atol=1e-4)
+    np.testing.assert_allclose(depth_to_xyz(depth, CAM).reshape(-1, 3), xyz, rtol=1e-6)
+
+
+def test_layouts_match_pointcloud2_conventions():
+    depth = np.full((48, 64), 2.0, np.float32)
+    rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    b = CloudBuilder()
+    c = b.build(depth, CAM)
+    assert c.fields == [("x", 0, FLOAT32), ("y", 4, FLOAT32), ("z", 8, FLOAT32)]
+    assert c.data.dtype.itemsize == 16 and len(c.tobytes()) == 64 * 48 * 16
+    assert not c.is_dense
+    c = b.build(depth, CAM, rgb=rgb)
+    assert c.point_step == 32 and c.data.dtype.itemsize == 32 and ("rgb", 16, FLOAT32) in c.fields
+    raw = np.frombuffer(c.tobytes(), np.uint8).reshape(-1, 32)
+    # x, y, z little-endian float32 at 0, 4, 8; rgb uint32 0x00RRGGBB at 16 (bytes B, G, R, 0)
+    np.testing.assert_array_equal(raw[:, 8:12].copy().view("<f4")[:, 0], 2.0)
+    np.testing.assert_array_equal(raw[:, 16], rgb[..., 2].reshape(-1))
+    np.testing.assert_array_equal(raw[:, 18], rgb[..., 0].reshape(-1))
+    assert (raw[:, 19] == 0).all() and (raw[:, 12:16] == 0).all() and (raw[:, 20:] == 0).all()
+    u = raw[:, 16:20].copy().view("<u4")[:, 0]
+    r, g, bl = rgb[..., 0].reshape(-1).astype(np.uint32), rgb[..., 1].reshape(-1).astype(np.uint32), \
+        rgb[..., 2].reshape(-1).astype(np.uint32)
+    np.testing.assert_array_equal(u, (r << 16) | (g << 8) | bl)
+    np.testing.assert_array_equal(c.data["rgb"].view(np.uint32), pack_rgb(rgb).reshape(-1).view(np.uint32))
+    np.testing.assert_array_equal(unpack_rgb(pack_rgb(rgb)), rgb)
+    np.testing.assert_array_equal(c.rgb(), rgb.reshape(-1, 3))
+
+
+def test_invalid_points_organised_and_unorganised_and_stride():
+    depth = np.full((48, 64), 4.0, np.float32)
+    depth[0, :5] = [np.nan, 0.0, -1.0, np.inf, 4.0]
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[..., 1] = np.arange(64, dtype=np.uint8)[None, :]
+    b = CloudBuilder()
+    org = b.build(depth, CAM, rgb=rgb)
+    xyz = org.xyz().reshape(48, 64, 3)
+    assert np.isnan(xyz[0, :4]).all() and np.isfinite(xyz[0, 4]).all() and np.isfinite(xyz[1:]).all()
+    un = b.build(depth, CAM, rgb=rgb, organized=False)
+    assert (un.width, un.height, un.is_dense) == (48 * 64 - 4, 1, True)
+    assert np.isfinite(un.xyz()).all()
+    np.testing.assert_array_equal(un.rgb()[:, 1], np.r_[rgb[0, 4:, 1], np.tile(rgb[0, :, 1], 47)])
+    st = b.build(depth, CAM, rgb=rgb, stride=4)
+    assert (st.width, st.height) == (16, 12)
+    np.testing.assert_allclose(st.xyz().reshape(12, 16, 3)[3, 5], [(20 - CAM.cx) * 4 / CAM.fx,
+                                                                    (12 - CAM.cy) * 4 / CAM.fy, 4.0], rtol=1e-6)
+    np.testing.assert_array_equal(st.rgb().reshape(12, 16, 3)[:, :, 1], rgb[::4, ::4, 1])
+    # buffers are reused across frames of the same size
+    again = b.build(depth, CAM, rgb=rgb)
+    assert again.data is org.data
+    with pytest.raises(ValueError, match="intrinsics are for"):
+        b.build(depth[:, :32], CAM)
+    with pytest.raises(ValueError, match="stride"):
+        b.build(depth, CAM, stride=0)
+    with pytest.raises(ValueError, match="aligned"):
+        b.build(depth, CAM, rgb=rgb[:10])
+
+
+def test_write_ply_round_trip(tmp_path):
+    depth = np.full((48, 64), 1.5, np.float32)
+    depth[10:20] = np.nan
+    rgb = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    cloud = CloudBuilder().build(depth, CAM, rgb=rgb)
+    write_ply(tmp_path / "c.ply", cloud)
+    xyz, col = read_ply(tmp_path / "c.ply")
+    valid = np.isfinite(depth).reshape(-1)
+    assert len(xyz) == valid.sum()
+    np.testing.assert_allclose(xyz, cloud.xyz()[valid])
+    np.testing.assert_array_equal(col, rgb.reshape(-1, 3)[valid])
+    assert (tmp_path / "c.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\n")
+    write_ply(tmp_path / "x.ply", CloudBuilder().build(depth, CAM))
+    xyz2, col2 = read_ply(tmp_path / "x.ply")
+    assert col2 is None and len(xyz2) == valid.sum()
+
+
+def test_colorize_near_is_warm_far_is_cool_nan_is_black():
+    d = np.array([[0.5, 5.0, 10.0, np.nan, 0.0, 50.0]], np.float32)
+    c = colorize_depth(d, 0.5, 10.0)
+    assert c.shape == (1, 6, 3) and c.dtype == np.uint8
+    near, mid, far = c[0, 0].astype(int), c[0, 1].astype(int), c[0, 2].astype(int)
+    assert near[0] > 2 * near[2]  # turbo's hot end: red
+    assert far[2] > far[0]         # turbo's cold end: dark blue
+    import cv2
+
+    bgr = cv2.applyColorMap(np.array([[255, 0, 128]], np.uint8), cv2.COLORMAP_TURBO)[0]
+    np.testing.assert_array_equal(c[0, 0], bgr[0, ::-1])  # RGB order, not OpenCV's BGR
+    np.testing.assert_array_equal(c[0, 2], bgr[1, ::-1])
+    assert np.abs(mid.astype(int) - bgr[2, ::-1]).max() <= 12  # 5 m is about the middle of [0.5, 10]
+    assert (c[0, 3] == 0).all() and (c[0, 4] == 0).all()
+    np.testing.assert_array_equal(c[0, 5], c[0, 2])  # beyond max is clipped to the far colour
+    out = np.empty_like(c)
+    assert colorize_depth(d, 0.5, 10.0, out=out, inverse=True) is out
+    with pytest.raises(ValueError):
+        colorize_depth(d, 1.0, 1.0)
+    with pytest.raises(ValueError, match="colour map"):
+        colorize_depth(d, 0.5, 10.0, cmap="rainbowish")
