@@ -108,10 +108,11 @@ def test_colorize_near_is_warm_far_is_cool_nan_is_black():
     assert far[2] > far[0]         # turbo's cold end: dark blue
     import cv2
 
-    bgr = cv2.applyColorMap(np.array([[255, 0, 128]], np.uint8), cv2.COLORMAP_TURBO)[0]
+    mid_index = round((10.0 - 5.0) / 9.5 * 255)  # linear in depth from max (0) to min (255)
+    bgr = cv2.applyColorMap(np.array([[255, 0, mid_index]], np.uint8), cv2.COLORMAP_TURBO)[0]
     np.testing.assert_array_equal(c[0, 0], bgr[0, ::-1])  # RGB order, not OpenCV's BGR
     np.testing.assert_array_equal(c[0, 2], bgr[1, ::-1])
-    assert np.abs(mid.astype(int) - bgr[2, ::-1]).max() <= 12  # 5 m is about the middle of [0.5, 10]
+    np.testing.assert_array_equal(mid, bgr[2, ::-1])
     assert (c[0, 3] == 0).all() and (c[0, 4] == 0).all()
     np.testing.assert_array_equal(c[0, 5], c[0, 2])  # beyond max is clipped to the far colour
     out = np.empty_like(c)
