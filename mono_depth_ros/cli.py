@@ -17,6 +17,8 @@ from . import __version__
 # name -> module; the order is the order of --help.
 COMMANDS = {
     "info": "mono_depth_ros.commands.info",
+    "predict": "mono_depth_ros.commands.predict",
+    "export": "mono_depth_ros.commands.export",
     "kitti2bag": "mono_depth_ros.commands.kitti2bag",
     "bag": "mono_depth_ros.commands.bag",
     "quantize": "mono_depth_ros.commands.quantize",
