@@ -162,26 +162,19 @@ class _CameraInfos:
 
 
 def _color_range(cfg: Any, pipe: Any, depth: np.ndarray) -> Tuple[float, float]:
+    """depth/colored's range, as depth_node computes it (DepthNode._color_range): the parameters,
+    else the model's range for a metric model, else the frame's 2-98 % depth percentiles."""
     lo, hi = cfg.color_min_depth, cfg.color_max_depth
-    if lo > 0 and hi > 0:
-        return lo, hi
-    plo = phi = None
-    if pipe is not None:
-        prof = getattr(pipe, "profile", None)
-        plo = getattr(pipe, "min_depth", None) or getattr(prof, "min_depth", None)
-        phi = getattr(pipe, "max_depth", None) or getattr(prof, "max_depth", None)
-    if plo is None or phi is None:
-        finite = depth[np.isfinite(depth) & (depth > 0)]
-        if finite.size:
-            plo = plo if plo is not None else float(np.percentile(finite, 1))
-            phi = phi if phi is not None else float(np.percentile(finite, 99))
-        else:
-            plo, phi = 0.0, 1.0
-    lo = lo if lo > 0 else float(plo)
-    hi = hi if hi > 0 else float(phi)
-    if not hi > lo:
-        hi = lo + 1.0
-    return lo, hi
+    if not (lo > 0 and hi > 0):
+        if pipe is not None and getattr(pipe, "metric", True):
+            profile = pipe.profile
+            auto = (cfg.min_depth or profile.min_depth, cfg.max_depth or profile.max_depth)
+        else:  # relative depth (or no pipeline): the frame's own robust range
+            finite = depth[np.isfinite(depth)]
+            auto = tuple(np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
+        lo, hi = lo or float(auto[0]), hi or float(auto[1])
+    lo = max(float(lo), 0.0)
+    return lo, max(float(hi), lo + 1e-3)
 
 
 # ---- ground-truth matching -----------------------------------------------------------------------
@@ -260,6 +253,8 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
                 raise bio.BagError(f"bag {opts.input}: bad transform on /tf_static: {exc}") from None
 
         T_calib = load_calibration_transform(opts.calib) if (opts.evaluate and opts.calib) else None
+        if tp.lidar and T_calib is None:
+            _check_lidar_tf(reader, tp, infos, static)  # fail before loading the model, not at frame 1
 
         pipe = None
         if infer is None:
@@ -357,7 +352,7 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
                     d_intr = res.intrinsics if res.intrinsics is not None else intr
                     writer.write(out_topics["camera_info"], log_t,
                                  conv.intrinsics_to_camera_info(types, d_intr, header, source=info_msg))
-                    if cfg.points_enabled:
+                    if cfg.points_enabled:  # (the node publishes points only for subscribers: always here)
                         cloud = builder.build(res.depth, d_intr, rgb=res.rgb if cfg.points_color else None,
                                               organized=cfg.points_organized, stride=cfg.points_stride)
                         writer.write(out_topics["points"], log_t, conv.cloud_to_pointcloud2(types, cloud, header))
@@ -427,6 +422,20 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
         result.totals = evaluator.summary()
         result.markdown = evaluator.markdown(Path(opts.model).name if opts.model else "model")
     return result
+
+
+def _check_lidar_tf(reader: bio.BagReader, tp: _Topics, infos: _CameraInfos, static: StaticTransforms) -> None:
+    cam = infos.msgs[0].header.frame_id
+    for conn, _, raw in reader.raw_messages([tp.lidar]):  # type: ignore[list-item]
+        lidar = reader.deserialize(raw, conn).header.frame_id
+        break
+    else:  # pragma: no cover - require_topic checked the count
+        return
+    try:
+        static.lookup(cam, lidar)
+    except TransformError as exc:
+        raise bio.BagError(f"--eval: cannot move LiDAR points of {tp.lidar} (frame {lidar!r}) into the camera frame "
+                           f"{cam!r} of {tp.image}: {exc}. Pass --calib with the calibration instead.") from None
 
 
 def _input_qos(reader: bio.BagReader, topic: str) -> Any:

@@ -1,0 +1,248 @@
+"""mono-depth bag: sample bag -> depth bag (real pipeline, tiny model), evaluation, errors, interruption."""
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from mono_depth_ros import kitti
+from mono_depth_ros import metrics as M
+from mono_depth_ros.bag import io as bio
+from mono_depth_ros.bag.evaluate import camera_info_K, lidar_to_depth
+from mono_depth_ros.bag.run import BagRunOptions, run_bag
+from mono_depth_ros.bag.tf import StaticTransforms
+from mono_depth_ros.cli import main
+
+SAMPLE = ("ros2_bags", "kitti_2frames_repackaged.mcap")
+IMG = "/kitti/camera_color_left/image_raw"
+INFO = "/kitti/camera_color_left/camera_info"
+VELO = "/kitti/velodyne_points"
+
+
+def _read(path, topics=None):
+    out = {}
+    with bio.BagReader(path) as r:
+        for topic, t, m in r.messages(topics or list(r.topics)):
+            out.setdefault(topic, []).append((t, m))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    from mono_depth_ros.checkpoint import save_model
+    from mono_depth_ros.model import EigenDepthNet
+    from mono_depth_ros.profiles import Profile
+
+    torch.manual_seed(0)
+    model = EigenDepthNet(Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64,
+                                  coarse_channels=(8, 16, 16, 16, 16), fine_channels=8))
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sample_gt():
+    """Independent ground truth of the sample bag's frames: its /tf_static, camera_info, LiDAR."""
+    msgs = _read(shared_path(*SAMPLE))
+    tf = StaticTransforms()
+    for _, m in msgs["/tf_static"]:
+        tf.add_message(m)
+    gts = []
+    for (_, info), (_, cloud) in zip(msgs[INFO], msgs[VELO]):
+        T = tf.lookup(info.header.frame_id, cloud.header.frame_id)
+        gts.append(lidar_to_depth(bio.pointcloud2_xyz(cloud), T, camera_info_K(info.k, info.p), info.width, info.height))
+    return gts
+
+
+def test_bag_command_real_pipeline_one_depth_per_image(tiny_model, tmp_path, capsys):
+    src = shared_path(*SAMPLE)
+    out = tmp_path / "depth_bag"
+    rc = main(["bag", str(src), "--model", str(tiny_model), "--out", str(out), "--no-progress", "--points-stride", "2"])
+    assert rc == 0, capsys.readouterr().err
+    assert (out / "metadata.yaml").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    inp = _read(src, [IMG, INFO])
+    res = _read(out)
+    assert set(res) == {"/tf_static", "/depth/image", "/depth/camera_info", "/depth/points", "/depth/colored"}
+    images = inp[IMG]
+    for topic in ("/depth/image", "/depth/camera_info", "/depth/points", "/depth/colored"):
+        assert len(res[topic]) == len(images) == 2
+        # same stamps, same order, same frame as the input images; log time = the input's
+        assert [bio.stamp_to_ns(m.header.stamp) for _, m in res[topic]] == \
+            [bio.stamp_to_ns(m.header.stamp) for _, m in images]
+        assert [t for t, _ in res[topic]] == [t for t, _ in images]
+        assert all(m.header.frame_id == "camera_color_left" for _, m in res[topic])
+    for (_, d), (_, info), (_, pts), (_, col), (_, im) in zip(res["/depth/image"], res["/depth/camera_info"],
+                                                             res["/depth/points"], res["/depth/colored"], images):
+        assert d.encoding == "32FC1" and (d.width, d.height) == (im.width, im.height)
+        depth = bio.image_to_array(d)
+        assert np.isfinite(depth).sum() > 1000 and (depth[np.isfinite(depth)] > 0).all()
+        assert (info.width, info.height) == (d.width, d.height)
+        assert np.asarray(info.k).reshape(3, 3)[0, 0] == pytest.approx(721.5377)
+        assert (pts.width, pts.height) == ((d.width + 1) // 2, (d.height + 1) // 2)  # organised, stride 2
+        assert [f.name for f in pts.fields][:3] == ["x", "y", "z"]
+        assert col.encoding == "rgb8" and (col.width, col.height) == (d.width, d.height)
+    # the depth bag itself is a valid input for another run (a rosbag2 directory)
+    rc = main(["bag", str(out), "--model", str(tiny_model), "--out", str(tmp_path / "again"), "--no-progress",
+               "--image-topic", "/depth/colored", "--camera-info-topic", "/depth/camera_info", "--no-points"])
+    assert rc == 0
+    assert len(_read(tmp_path / "again", ["/depth/image"])["/depth/image"]) == 2
+
+
+class _Replay:
+    """A stand-in for the pipeline (tests only): returns given depth maps in order."""
+
+    def __init__(self, maps):
+        self.maps = list(maps)
+        self.calls = 0
+
+    def __call__(self, rgb, intrinsics):
+        d = np.asarray(self.maps[self.calls], dtype=np.float32)
+        self.calls += 1
+        return SimpleNamespace(depth=d, intrinsics=intrinsics, rgb=rgb, metric=True)
+
+
+def test_eval_gt_as_prediction_is_perfect(tmp_path, sample_gt):
+    preds = [np.where(g > 0, g, np.nan) for g in sample_gt]
+    res = run_bag(BagRunOptions(shared_path(*SAMPLE), tmp_path / "o", evaluate=True, progress=False,
+                                eval_dir=tmp_path / "ev"), infer=_Replay(preds), log=lambda s: None)
+    for proto in ("paper", "garg80"):
+        t = res.totals["totals"][proto]
+        assert t["images"] == 2
+        for k in ("delta1", "delta2", "delta3"):
+            assert t[k] == 1.0
+        for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "si_log"):
+            assert t[k] == pytest.approx(0.0, abs=1e-6)
+    assert res.totals["totals"]["paper"]["pixels"] == sum(int((g > 0).sum()) for g in sample_gt)
+    doc = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert len(doc["frames"]) == 2 and doc["frames"][0]["paper_abs_rel"] == pytest.approx(0, abs=1e-6)
+    csv = (tmp_path / "ev" / "eval_frames.csv").read_text().splitlines()
+    assert len(csv) == 3 and csv[0].startswith("frame,name,stamp_ns,time_s,paper_n")
+    assert "| model |" in (tmp_path / "ev" / "eval.md").read_text()
+    assert (tmp_path / "ev" / "eval_per_frame.png").stat().st_size > 1000
+    assert (tmp_path / "ev" / "eval_worst_frame.png").stat().st_size > 1000
+
+
+def _independent_constant_metrics(c, g):
+    """The eight metrics of the constant prediction c against ground-truth values g (numpy only)."""
+    g = g.astype(np.float64)
+    p = np.full_like(g, c)
+    r = np.maximum(p / g, g / p)
+    d = np.log(p) - np.log(g)
+    return {"delta1": np.mean(r < 1.25), "delta2": np.mean(r < 1.25 ** 2), "delta3": np.mean(r < 1.25 ** 3),
+            "abs_rel": np.mean(np.abs(p - g) / g), "sq_rel": np.mean((p - g) ** 2 / g),
+            "rmse": np.sqrt(np.mean((p - g) ** 2)), "rmse_log": np.sqrt(np.mean(d ** 2)),
+            "si_log": np.sqrt(max(np.mean(d ** 2) - np.mean(d) ** 2, 0.0))}
+
+
+def test_eval_constant_prediction_matches_mean_depth_baseline(tmp_path, sample_gt):
+    # the paper's mean-depth baseline under the Garg / 80 m protocol, computed independently
+    h, w = sample_gt[0].shape
+    crop = np.zeros((h, w), bool)
+    crop[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+    vals = [g[crop & (g > 1e-3) & (g <= 80)] for g in sample_gt]
+    c = float(np.concatenate(vals).astype(np.float64).mean())
+    assert c == pytest.approx(M.mean_depth_baseline(sample_gt, [crop, crop], max_depth=80.0))
+    expected = {k: np.mean([_independent_constant_metrics(c, v)[k] for v in vals]) for k in M.METRIC_NAMES}
+    res = run_bag(BagRunOptions(shared_path(*SAMPLE), tmp_path / "o", evaluate=True, progress=False,
+                                protocols=["garg80"], plots=False),
+                  infer=_Replay([np.full((h, w), c, np.float32)] * 2), log=lambda s: None)
+    got = res.totals["totals"]["garg80"]
+    base = res.totals["mean_depth_baseline"]["garg80"]
+    assert base["constant"] == pytest.approx(c, rel=1e-9)
+    for k in M.METRIC_NAMES:
+        assert got[k] == pytest.approx(expected[k], rel=1e-6, abs=1e-9), k
+        assert base[k] == pytest.approx(expected[k], rel=1e-6, abs=1e-9), k
+    assert "mean-depth baseline" in res.markdown
+
+
+def test_eval_against_calibration_file_equals_tf(tmp_path, sample_gt):
+    """--calib (KITTI raw calibration) instead of the bag's tf: same GT pixels up to kitti2mcap's
+    2-3 mm camera offset (see test_bag_kitti2bag)."""
+    preds = [np.where(g > 0, g, np.nan) for g in sample_gt]
+    res = run_bag(BagRunOptions(shared_path(*SAMPLE), tmp_path / "o", evaluate=True, progress=False, plots=False,
+                                calib=shared_path("kitti_raw_layout_repackaged", "2011_09_26")),
+                  infer=_Replay(preds), log=lambda s: None)
+    t = res.totals["totals"]["paper"]
+    assert t["delta1"] > 0.8 and t["abs_rel"] < 0.1   # mostly the same pixels, not all
+    assert t["delta1"] < 1.0                           # but not the tf's projection exactly
+
+
+def test_interrupted_run_leaves_no_bag_or_a_readable_one(tmp_path, sample_gt):
+    class Interrupt(_Replay):
+        def __call__(self, rgb, intrinsics):
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return super().__call__(rgb, intrinsics)
+
+    maps = [np.full(sample_gt[0].shape, 5.0, np.float32)] * 2
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        run_bag(BagRunOptions(shared_path(*SAMPLE), out, progress=False), infer=Interrupt(maps), log=lambda s: None)
+    assert list(tmp_path.iterdir()) == []          # nothing, not even a partial directory
+    with pytest.raises(KeyboardInterrupt):
+        run_bag(BagRunOptions(shared_path(*SAMPLE), out, progress=False, keep_partial=True), infer=Interrupt(maps),
+                log=lambda s: None)
+    got = _read(out)
+    assert len(got["/depth/image"]) == 1 and len(got["/tf_static"]) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]
+
+
+def _make_bag(path, src, topics):
+    """A bag holding only ``topics`` of ``src`` (raw copies)."""
+    with bio.BagReader(src) as r, bio.BagWriter(path) as w:
+        info = r.topics
+        for t in topics:
+            w.add_topic(t, info[t].msgtype, typestore=r.typestore)
+        for conn, t, raw in r.raw_messages(topics):
+            w.write_raw(conn.topic, t, raw)
+    return path
+
+
+def test_errors_name_the_bag_or_topic(tmp_path, capsys):
+    src = shared_path(*SAMPLE)
+    out = str(tmp_path / "o")
+
+    def err(*args):
+        rc = main(["bag", *map(str, args), "--out", out, "--no-progress", "--model", "unused.pt"])
+        assert rc != 0
+        assert not (tmp_path / "o").exists()
+        return capsys.readouterr().err
+
+    # corrupt / truncated
+    data = src.read_bytes()
+    (tmp_path / "trunc.mcap").write_bytes(data[: len(data) // 2])
+    e = err(tmp_path / "trunc.mcap")
+    assert "trunc.mcap" in e and "corrupt or truncated" in e
+    (tmp_path / "garbage.mcap").write_bytes(b"not a bag at all")
+    assert "garbage.mcap" in err(tmp_path / "garbage.mcap")
+    assert "does not exist" in err(tmp_path / "missing.mcap")
+    (tmp_path / "nometa").mkdir()
+    assert "no metadata.yaml" in err(tmp_path / "nometa")
+    # missing topics
+    assert "'/nope' is not in bag" in err(src, "--image-topic", "/nope")
+    assert "/kitti/velodyne_points" in err(src, "--image-topic", VELO)  # wrong type, named
+    only_images = _make_bag(tmp_path / "imgs", src, [IMG, "/tf_static"])
+    e = err(only_images)
+    assert IMG in e and "no camera_info" in e
+    e = err(only_images, "--camera-info-topic", "/cam/camera_info")
+    assert IMG in e and "/cam/camera_info" in e
+    no_lidar = _make_bag(tmp_path / "nolidar", src, [IMG, INFO, "/tf_static"])
+    e = err(no_lidar, "--eval")
+    assert "no LiDAR" in e and "nolidar" in e
+    no_tf = _make_bag(tmp_path / "notf", src, [IMG, INFO, VELO])
+    e = err(no_tf, "--eval")
+    assert "velodyne" in e and "camera_color_left" in e and "--calib" in e
+
+
+def test_no_tf_eval_fails_before_any_inference(tmp_path):
+    src = shared_path(*SAMPLE)
+    no_tf = _make_bag(tmp_path / "notf", src, [IMG, INFO, VELO])
+    replay = _Replay([np.ones((375, 1242), np.float32)] * 2)
+    with pytest.raises(bio.BagError, match="not in the static transforms"):
+        run_bag(BagRunOptions(no_tf, tmp_path / "o", evaluate=True, progress=False), infer=replay, log=lambda s: None)
+    assert not (tmp_path / "o").exists()
