@@ -67,6 +67,10 @@ class OnnxRuntimeBackend(Backend):
 
         if spec.kind == "engine":
             raise BackendError(f"{spec.path.name} is a TensorRT engine; ONNX Runtime runs .onnx models")
+        quantized = "quantization" in spec.extra  # written by mono-depth quantize (mono_depth_ros.quantization)
+        if precision == "int8" and not quantized and onnx_path is None:
+            raise BackendError(f"precision int8 needs a quantised ONNX model and {spec.path.name} is not one: "
+                               "make one with `mono-depth quantize` and pass the .int8.onnx file")
         if onnx_path is not None:
             path = Path(onnx_path)
         elif spec.kind == "checkpoint":
@@ -103,7 +107,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         self.spec = spec
         self.onnx_path = path
-        self.precision = precision if precision != "auto" else "fp32"
+        self.precision = "int8" if quantized else ("fp32" if precision in ("auto", "int8") else precision)
         used = self.session.get_providers()
         self.device = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
         inputs = self.session.get_inputs()
