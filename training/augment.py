@@ -222,7 +222,8 @@ class JointTransform:
         self._out = output_matrix(profile)
 
     def __call__(self, rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray,
-                 rng: Optional[np.random.Generator] = None) -> Sample:
+                 rng: Optional[np.random.Generator] = None, params: Optional[AugmentParams] = None) -> Sample:
+        """``params`` fixes the augmentation (tests); otherwise it is drawn from ``rng``."""
         import cv2
 
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -232,15 +233,16 @@ class JointTransform:
         p = self.profile
         t = compute_transform(rgb.shape[1], rgb.shape[0], p)
         params = None
-        if self.augment is None:
+        if self.augment is None and params is None:
             img = crop_resized(rgb, t)                     # exactly the pipeline's evaluation transform
             M = eval_crop_matrix(t) @ base_matrix(t)
             scale = 1.0
             color = None
         else:
-            if rng is None:
-                raise ValueError("training augmentation needs a random generator")
-            params = sample_params(self.augment, rng, t)
+            if params is None:
+                if rng is None:
+                    raise ValueError("training augmentation needs a random generator")
+                params = sample_params(self.augment, rng, t)
             if (t.resized_w, t.resized_h) != (t.src_w, t.src_h):
                 interp = cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR
                 base = cv2.resize(rgb, (t.resized_w, t.resized_h), interpolation=interp)
