@@ -270,13 +270,21 @@ class Scene:
     hfov_deg: float = 62.0                 # default camera's horizontal field of view
     seed: Tuple[int, ...] = ()             # what generated it (for reproducible trajectories)
     _compiled: Optional["_Compiled"] = field(default=None, repr=False, compare=False)
+    _compiled_key: Optional[Tuple[Any, ...]] = field(default=None, repr=False, compare=False)
 
     def default_intrinsics(self, width: int = 320, height: int = 240) -> PinholeIntrinsics:
         return make_intrinsics(width, height, hfov_deg=self.hfov_deg)
 
+    def _key(self) -> Tuple[Any, ...]:
+        # primitives, lights and materials are immutable (frozen) values; tuple == checks identity first
+        return (tuple(self.planes), tuple(self.boxes), self.light, self.exposure)
+
     def compiled(self) -> "_Compiled":
-        if self._compiled is None:
+        """The renderer's per-face tables; rebuilt when primitives, light or exposure have changed."""
+        key = self._key()
+        if self._compiled is None or self._compiled_key != key:
             self._compiled = _compile(self)
+            self._compiled_key = key
         return self._compiled
 
     def face_planes(self) -> np.ndarray:
@@ -286,6 +294,10 @@ class Scene:
 
     def face_labels(self) -> List[str]:
         return list(self.compiled().face_label)
+
+    def face_primitives(self) -> np.ndarray:
+        """(F,) int: the primitive of every face id: i < len(planes) is planes[i], else boxes[i - len(planes)]."""
+        return self.compiled().face_prim.copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1100,8 +1112,10 @@ def camera_trajectory(scene: Scene, n_frames: int, *, fps: float = 10.0, speed: 
     for i in range(n_frames):
         t = i * dt
         yaw = start.yaw + yaw_rate * t * (1.0 - 0.3 * math.cos(0.7 * t + phase))
-        bob = 0.01 * math.sin(2 * math.pi * 0.8 * t + phase) if indoor else 0.0
-        sway = 0.01 * math.sin(2 * math.pi * 0.3 * t + phase) if indoor else 0.002 * math.sin(2 * math.pi * 0.5 * t)
+        # bob / pitch sway, zero at t = 0 so that the first pose is ``start`` exactly
+        bob = 0.01 * (math.sin(2 * math.pi * 0.8 * t + phase) - math.sin(phase)) if indoor else 0.0
+        sway = (0.01 * (math.sin(2 * math.pi * 0.3 * t + phase) - math.sin(phase)) if indoor
+                else 0.002 * math.sin(2 * math.pi * 0.5 * t))
         poses.append(CameraPose((float(pos[0]), float(pos[1]), float(pos[2] + bob)), yaw=float(yaw),
                                 pitch=float(start.pitch + sway), roll=float(start.roll)))
         heading = np.array([math.cos(yaw), math.sin(yaw), 0.0])
