@@ -22,11 +22,18 @@ def _ours(name: str) -> bool:
     return name.split(".")[0] in TOP or name == NODE_MODULE
 
 
+def _forget_node_attr() -> object:
+    """``from mono_depth_ros.ros import node`` reads the package attribute first: drop it too."""
+    pkg = sys.modules.get("mono_depth_ros.ros")
+    return pkg.__dict__.pop("node", None) if pkg is not None else None
+
+
 @contextmanager
 def installed() -> Iterator[object]:
     saved = {k: v for k, v in sys.modules.items() if _ours(k)}
     for k in saved:
         del sys.modules[k]
+    saved_attr = _forget_node_attr()
     sys.path.insert(0, FAKE_DIR)
     sys.modules["cv_bridge"] = None  # type: ignore[assignment]  # import -> ImportError
     sys.modules["sensor_msgs_py"] = None  # type: ignore[assignment]
@@ -45,4 +52,7 @@ def installed() -> Iterator[object]:
         sys.path.remove(FAKE_DIR)
         for k in [k for k in sys.modules if _ours(k)]:
             del sys.modules[k]
+        _forget_node_attr()
         sys.modules.update(saved)
+        if saved_attr is not None:
+            sys.modules["mono_depth_ros.ros"].node = saved_attr  # type: ignore[attr-defined]

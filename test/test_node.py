@@ -1,0 +1,484 @@
+"""The depth node's behaviour through the fake rclpy in test/fake_rclpy (ROS 2 is not installed here).
+
+Real frames: the sample MCAP's KITTI image + camera_info (read with rosbags, copied field by field
+into the fake's rosidl-style message classes) and the same frame's PNG.  A tiny Eigen et al.
+network (random weights) stands in for a trained model: the tests check plumbing, not accuracy.
+"""
+from __future__ import annotations
+
+import array
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+
+from conftest import ROOT, shared_path
+
+sys.path.insert(0, str(Path(__file__).parent / "fake_rclpy"))
+from fake_ros import installed  # noqa: E402
+
+sys.path.pop(0)
+
+from mono_depth_ros.ros import conversions as conv  # noqa: E402
+from mono_depth_ros.ros.params import DEFAULTS, PARAMS  # noqa: E402
+
+OUTPUTS = ("depth/image", "depth/camera_info", "depth/points", "depth/colored")
+BAG = ("ros2_bags", "kitti_2frames_repackaged.mcap")
+
+
+# ---- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    torch = pytest.importorskip("torch")
+    from mono_depth_ros.checkpoint import save_model
+    from mono_depth_ros.model import EigenDepthNet
+    from mono_depth_ros.profiles import Profile
+
+    torch.manual_seed(0)
+    profile = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
+                      fine_channels=8, min_depth=0.5, max_depth=80.0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(EigenDepthNet(profile, "fine"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_model):
+    from mono_depth_ros.pipeline import DepthPipeline
+
+    p = DepthPipeline(str(tiny_model), backend="torch", threads=1)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def bag_frames():
+    """[(image, camera_info)] rosbags messages of the sample MCAP."""
+    path = shared_path(*BAG)
+    images, infos = [], []
+    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+        for conn, _, raw in reader.messages():
+            if conn.msgtype == "sensor_msgs/msg/Image":
+                images.append(reader.deserialize(raw, conn.msgtype))
+            elif conn.msgtype == "sensor_msgs/msg/CameraInfo":
+                infos.append(reader.deserialize(raw, conn.msgtype))
+    return list(zip(images, infos))
+
+
+@pytest.fixture
+def fake_ros():
+    with installed() as rclpy:
+        yield rclpy
+
+
+@pytest.fixture
+def ros(fake_ros):
+    fake_ros.init()
+    return fake_ros
+
+
+@pytest.fixture
+def make_node(ros, pipeline):
+    nodes = []
+
+    def make(use_pipeline=True, **params):
+        from rclpy.parameter import Parameter
+
+        from mono_depth_ros.ros.node import DepthNode
+
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        node = DepthNode(pipeline=pipeline if use_pipeline else None, parameter_overrides=overrides)
+        nodes.append(node)
+        return node
+
+    yield make
+    for n in nodes:
+        n.stop()
+        n.destroy_node()
+
+
+def to_fake(m):
+    """A rosbags message -> the fake rclpy message of the same type (independent of conversions.py)."""
+    import _fake_msgs
+
+    cls = _fake_msgs.message_class(m.__msgtype__)
+    kw = {}
+    for name, _ in cls._fielddefs:
+        v = getattr(m, name)
+        if hasattr(v, "__msgtype__"):
+            v = to_fake(v)
+        elif isinstance(v, np.ndarray):
+            v = array.array("B", v.tobytes()) if v.dtype == np.uint8 else [float(x) for x in v]
+        elif isinstance(v, list):
+            v = [to_fake(x) for x in v]
+        kw[name] = v
+    return cls(**kw)
+
+
+def small_frame(bag_frames, scale=0.5, sec=100, nanosec=5, frame_id="camera_color_left"):
+    """The bag's first frame resized (fake Image, fake CameraInfo with matching intrinsics)."""
+    img, info = bag_frames[0]
+    T = conv.MessageTypes.from_rclpy()
+    rgb = conv.image_msg_to_rgb(img)
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = small.shape[:2]
+    header = conv.make_header(T, sec, nanosec, frame_id)
+    intr = conv.camera_info_to_intrinsics(info).scaled_to(w, h)
+    return conv.rgb_to_image_msg(T, small, header), conv.intrinsics_to_camera_info(T, intr, header), small, intr
+
+
+def subscribe(node, *topics):
+    for t in topics or OUTPUTS:
+        node.publisher(t).subscription_count = 1
+
+
+def published(node, topic):
+    return node.publisher(topic).published
+
+
+def warns(node):
+    return [m for sev, m in node.logged if sev == "WARN"]
+
+
+# ---- parameters ---------------------------------------------------------------------------
+def test_parameters_declared_with_descriptors_and_yaml_defaults(make_node):
+    import yaml
+
+    node = make_node()
+    for spec in PARAMS:
+        assert node.get_parameter(spec.name).value == spec.default
+        d = node.describe_parameter(spec.name)
+        assert d.description and d.read_only == spec.read_only
+        if spec.range is not None:
+            r = (d.floating_point_range if spec.type is float else d.integer_range)
+            assert len(r) == 1 and (r[0].from_value, r[0].to_value) == spec.range[:2]
+    for name in ("model", "backend", "device", "precision", "qos_reliability", "use_compressed"):
+        assert node.describe_parameter(name).read_only
+    # config/depth.yaml holds the same defaults, with the same (static) types
+    doc = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())
+    values = doc["/**"]["ros__parameters"]
+    assert values == DEFAULTS
+    assert all(type(values[k]) is type(v) for k, v in DEFAULTS.items())
+
+
+def test_runtime_parameter_changes_and_rejections(make_node, bag_frames):
+    from rclpy.parameter import Parameter
+
+    node = make_node()
+    ok = node.set_parameters([Parameter("min_depth", value=1.0), Parameter("max_depth", value=30.0),
+                              Parameter("depth_scale", value=2.0), Parameter("output_resolution", value="network")])
+    assert all(r.successful for r in ok)
+    image, info, _, _ = small_frame(bag_frames)
+    subscribe(node, "depth/image")
+    node.subscription("camera_info").deliver(info)
+    node.subscription("image").deliver(image)
+    assert node.process_once()
+    p = node._pipeline
+    assert (p.min_depth, p.max_depth, p.scale, p.output) == (1.0, 30.0, 2.0, "network")
+    d = conv.image_msg_to_depth(published(node, "depth/image")[-1])
+    assert (d.shape[1], d.shape[0]) == p.backend.output_size
+    finite = d[np.isfinite(d)]
+    assert finite.size and finite.min() >= 1.0 and finite.max() <= 30.0
+
+    def reject(name, value):
+        (r,) = node.set_parameters([Parameter(name, value=value)])
+        assert not r.successful and r.reason
+        return r.reason
+
+    assert "read-only" in reject("model", "/other.pt")
+    assert "read-only" in reject("backend", "torch")
+    assert "out of range" in reject("points_stride", 0)          # IntegerRange in the descriptor
+    assert "out of range" in reject("depth_scale", 0.0)          # FloatingPointRange
+    assert "Wrong parameter type" in reject("min_depth", 2)      # statically typed double
+    assert "16UC1" in reject("depth_encoding", "8UC1")           # choices, with the list in the reason
+    assert "smaller than" in reject("min_depth", 40.0)           # min >= max (30)
+    assert "turbo" in reject("colormap", "rainbow")
+    # nothing of the rejected changes leaked into the node
+    assert node.get_parameter("min_depth").value == 1.0 and node._cfg.min_depth == 1.0
+    assert node._cfg.points_stride == 1 and node._cfg.depth_encoding == "32FC1"
+
+
+def test_range_against_the_models_own_bounds(make_node, pipeline):
+    from rclpy.parameter import Parameter
+
+    node = make_node()
+    (r,) = node.set_parameters([Parameter("min_depth", value=pipeline.profile.max_depth + 1.0)])
+    assert not r.successful and "empty" in r.reason
+
+
+def test_qos_and_topics(make_node):
+    from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data
+
+    node = make_node()
+    assert node.subscription("image").qos_profile == qos_profile_sensor_data
+    assert node.subscription("camera_info").qos_profile == qos_profile_sensor_data
+    assert node.subscription("image").msg_type.__name__ == "Image"
+    for t in OUTPUTS:
+        assert node.publisher(t).qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    be = make_node(qos_reliability="best_effort", use_compressed=True, qos_depth=2)
+    assert all(be.publisher(t).qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for t in OUTPUTS)
+    assert be.publisher("depth/image").qos_profile.depth == 2
+    assert be.subscription("image/compressed").msg_type.__name__ == "CompressedImage"
+
+
+# ---- frames ---------------------------------------------------------------------------------
+def test_full_frame_outputs_headers_and_latency(make_node, bag_frames, pipeline):
+    from rclpy.clock import Clock
+
+    node = make_node(points_color=True)
+    subscribe(node)
+    img, info = bag_frames[0]
+    image, camera_info = to_fake(img), to_fake(info)  # the bag's messages as-is (1242x375 rgb8)
+    stamp_ns = conv.stamp_to_ns(img.header.stamp)
+    Clock.frozen_ns = stamp_ns + 250_000_000
+    try:
+        node.subscription("camera_info").deliver(camera_info)
+        node.subscription("image").deliver(image)
+        assert node.process_once()
+        assert not node.process_once()  # nothing pending any more
+    finally:
+        Clock.frozen_ns = None
+    for t in OUTPUTS:
+        (msg,) = published(node, t)
+        assert conv.stamp_to_ns(msg.header.stamp) == stamp_ns
+        assert msg.header.frame_id == "camera_color_left"
+    depth_msg = published(node, "depth/image")[0]
+    assert (depth_msg.encoding, depth_msg.width, depth_msg.height, depth_msg.step) == ("32FC1", 1242, 375, 1242 * 4)
+    depth = conv.image_msg_to_depth(depth_msg)
+    # what the pipeline computes for the same frame
+    intr = conv.camera_info_to_intrinsics(info)
+    ref = pipeline.infer_rgb(conv.image_msg_to_rgb(img), intr)
+    np.testing.assert_array_equal(np.isnan(depth), np.isnan(ref.depth))
+    np.testing.assert_allclose(depth[np.isfinite(depth)], ref.depth[np.isfinite(ref.depth)], rtol=1e-6)
+    assert conv.camera_info_to_intrinsics(published(node, "depth/camera_info")[0]) == ref.intrinsics
+    cloud = conv.pointcloud2_to_array(published(node, "depth/points")[0])
+    assert cloud.shape == depth.shape and cloud.dtype.names == ("x", "y", "z", "rgb")
+    np.testing.assert_array_equal(np.isnan(cloud["z"]), np.isnan(depth))
+    colored = published(node, "depth/colored")[0]
+    assert (colored.encoding, colored.width, colored.height) == ("rgb8", 1242, 375)
+    # diagnostics: latency = publish time - image stamp (clock frozen at stamp + 250 ms)
+    node._updater.update()
+    status = {s.name: s for s in published(node, "/diagnostics")[-1].status}
+    proc = {kv.key: kv.value for kv in status["depth_node: processing"].values}
+    assert proc["latency last (ms)"] == "250.0"
+    assert proc["frames processed"] == "1" and proc["frames dropped (stale)"] == "0"
+    assert "depth_node: depth topic status" in status
+
+
+def test_frame_id_override_and_16uc1(make_node, bag_frames):
+    from rclpy.parameter import Parameter
+
+    node = make_node(frame_id="my_optical_frame")
+    subscribe(node, "depth/image")
+    image, info, _, _ = small_frame(bag_frames)
+    node.subscription("camera_info").deliver(info)
+    node.subscription("image").deliver(image)
+    node.process_once()
+    first = published(node, "depth/image")[-1]
+    assert first.header.frame_id == "my_optical_frame"
+    assert node.set_parameters([Parameter("depth_encoding", value="16UC1")])[0].successful
+    node.subscription("image").deliver(image)
+    node.process_once()
+    mm = published(node, "depth/image")[-1]
+    assert (mm.encoding, mm.step) == ("16UC1", mm.width * 2)
+    m32, m16 = conv.image_msg_to_depth(first), conv.image_msg_to_depth(mm)
+    ok = np.isfinite(m32) & (m32 * 1000 <= 65535)
+    assert np.nanmax(np.abs(m16[ok] - m32[ok])) <= 0.0005 + 1e-6
+
+
+def test_outputs_without_subscribers_are_not_computed(make_node, bag_frames, pipeline, monkeypatch):
+    calls = []
+    real = pipeline.infer_rgb
+    monkeypatch.setattr(pipeline, "infer_rgb", lambda *a, **k: calls.append(1) or real(*a, **k))
+    node = make_node()
+    image, info, _, _ = small_frame(bag_frames)
+    node.subscription("camera_info").deliver(info)
+    node.subscription("image").deliver(image)
+    assert node.process_once()
+    assert calls == [] and node._stats.idle == 1
+    assert all(published(node, t) == [] for t in OUTPUTS)
+    # points disabled: a points subscriber alone does not trigger inference either
+    assert node.set_parameters([__import__("rclpy.parameter").parameter.Parameter("points_enabled", value=False)])[0].successful
+    subscribe(node, "depth/points")
+    node.subscription("image").deliver(image)
+    node.process_once()
+    assert calls == [] and node._stats.idle == 2
+    # only depth/colored subscribed: only it is published
+    subscribe(node, "depth/colored")
+    node.subscription("image").deliver(image)
+    node.process_once()
+    assert len(calls) == 1 and len(published(node, "depth/colored")) == 1
+    assert all(published(node, t) == [] for t in ("depth/image", "depth/camera_info", "depth/points"))
+
+
+def test_only_the_newest_frame_is_processed(make_node, bag_frames):
+    node = make_node()
+    subscribe(node, "depth/image")
+    for sec in (1, 2, 3):
+        image, info, _, _ = small_frame(bag_frames, sec=sec)
+        node.subscription("camera_info").deliver(info)
+        node.subscription("image").deliver(image)
+    assert node.process_once()
+    assert not node.process_once()
+    (msg,) = published(node, "depth/image")
+    assert msg.header.stamp.sec == 3
+    assert (node._stats.received, node._stats.dropped, node._stats.processed) == (3, 2, 1)
+
+
+def _bad_images(T, good):
+    hdr = good.header
+    yield "unsupported encoding", conv.array_to_image_msg(T, np.zeros((good.height, good.width), np.float32),
+                                                          "32FC1", hdr)
+    bad = conv.rgb_to_image_msg(T, np.zeros((good.height, good.width, 3), np.uint8), hdr)
+    bad.step = good.width * 3 + 16  # step says more bytes than there are
+    yield "step/size mismatch", bad
+    yield "empty image", T.Image(header=hdr, height=0, width=0, encoding="rgb8", step=0)
+
+
+def test_bad_inputs_are_skipped_counted_and_logged_throttled(make_node, bag_frames, monkeypatch):
+    import rclpy.node as fake_node
+
+    clock = [1000.0]
+    monkeypatch.setattr(fake_node, "monotonic", lambda: clock[0])
+    node = make_node()
+    subscribe(node)
+    T = conv.MessageTypes.from_rclpy()
+    image, info, _, intr = small_frame(bag_frames)
+    node.subscription("camera_info").deliver(info)
+    for _, bad in _bad_images(T, image):
+        node.subscription("image").deliver(bad)
+        assert node.process_once()
+    assert node._stats.bad == 3 and all(published(node, t) == [] for t in OUTPUTS)
+    assert len(warns(node)) == 1  # throttled: one line for three bad frames within 5 s
+    # camera_info of another resolution, then NaN / zero intrinsics
+    other = conv.intrinsics_to_camera_info(T, intr.scaled_to(intr.width // 2, intr.height // 2), image.header)
+    nan_info = conv.intrinsics_to_camera_info(T, intr, image.header)
+    nan_info.p = T.float64_array([float("nan")] * 12)
+    zero_info = conv.intrinsics_to_camera_info(T, intr, image.header)
+    zero_info.k, zero_info.p = T.float64_array([0.0] * 9), T.float64_array([0.0] * 12)
+    for cam in (other, nan_info, zero_info):
+        clock[0] += 6.0
+        node.subscription("camera_info").deliver(cam)
+        node.subscription("image").deliver(image)
+        node.process_once()
+    assert node._stats.bad == 6 and all(published(node, t) == [] for t in OUTPUTS)
+    lines = warns(node)
+    assert len(lines) == 4
+    assert "is 310x93 but the image is 621x188" in lines[1] or "but the image is" in lines[1]
+    assert "bad camera_info" in lines[2] and "bad camera_info" in lines[3]
+    node._updater.update()
+    proc = {s.name: s for s in published(node, "/diagnostics")[-1].status}["depth_node: processing"]
+    assert proc.level == b"\x01" and {kv.key: kv.value for kv in proc.values}["bad input frames"] == "6"
+    # and the node still works afterwards
+    node.subscription("camera_info").deliver(info)
+    node.subscription("image").deliver(image)
+    node.process_once()
+    assert all(len(published(node, t)) == 1 for t in OUTPUTS)
+
+
+def test_without_camera_info_depth_only_and_one_warning(make_node, bag_frames):
+    node = make_node()
+    subscribe(node)
+    image, _, _, _ = small_frame(bag_frames)
+    for _ in range(3):
+        node.subscription("image").deliver(image)
+        node.process_once()
+    assert len(published(node, "depth/image")) == 3 and len(published(node, "depth/colored")) == 3
+    assert published(node, "depth/points") == [] and published(node, "depth/camera_info") == []
+    assert len([w for w in warns(node) if "camera_info" in w]) == 1
+
+
+def test_compressed_input(make_node, bag_frames):
+    from sensor_msgs.msg import CompressedImage
+
+    node = make_node(use_compressed=True)
+    subscribe(node, "depth/image")
+    image, info, small, _ = small_frame(bag_frames)
+    ok, jpg = cv2.imencode(".jpg", small[:, :, ::-1])
+    msg = CompressedImage(header=image.header, format="rgb8; jpeg compressed bgr8", data=array.array("B", jpg.tobytes()))
+    node.subscription("camera_info").deliver(info)
+    node.subscription("image/compressed").deliver(msg)
+    node.process_once()
+    (out,) = published(node, "depth/image")
+    assert (out.width, out.height) == (small.shape[1], small.shape[0])
+
+
+def test_worker_thread_processes_and_stops(make_node, bag_frames):
+    node = make_node()
+    subscribe(node, "depth/image")
+    image, info, _, _ = small_frame(bag_frames)
+    node.subscription("camera_info").deliver(info)
+    node.start()
+    node.subscription("image").deliver(image)
+    deadline = time.monotonic() + 30
+    while not published(node, "depth/image") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(published(node, "depth/image")) == 1
+    node.stop()
+    assert not node._thread.is_alive()
+    assert "depth_worker" not in [t.name for t in threading.enumerate()]
+
+
+# ---- main(): start-up failures and shutdown --------------------------------------------------
+def test_main_ctrl_c_is_clean(fake_ros, tiny_model):
+    from mono_depth_ros.ros import node as node_mod
+
+    seen = {}
+
+    def spin(node):
+        seen["node"] = node
+        raise KeyboardInterrupt
+
+    fake_ros.spin_hook = spin
+    assert node_mod.main(args=["--ros-args", "-p", f"model:={tiny_model}", "-p", "backend:=torch"]) == 0
+    assert seen["node"].destroyed and not fake_ros.ok() and fake_ros.shutdown_calls == 1
+    assert not seen["node"]._thread.is_alive()
+
+
+def test_main_external_shutdown(fake_ros, tiny_model):
+    from rclpy.executors import ExternalShutdownException
+
+    from mono_depth_ros.ros import node as node_mod
+
+    def spin(node):
+        fake_ros.shutdown()  # the signal handler shut the context down
+        raise ExternalShutdownException()
+
+    fake_ros.spin_hook = spin
+    assert node_mod.main(args=["--ros-args", "-p", f"model:={tiny_model}", "-p", "backend:=torch"]) == 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-p", "model:=/nonexistent/depth_model.pt"], "/nonexistent/depth_model.pt"),
+    (["-p", "backend:=cuda"], "backend='cuda' is not one of"),
+    (["-p", "min_depth:=5.0", "-p", "max_depth:=2.0"], "must be smaller than"),
+])
+def test_main_startup_errors_exit_non_zero_with_one_fatal_line(fake_ros, tiny_model, args, needle, capsys):
+    import rclpy.node as fake_node
+
+    from mono_depth_ros.ros import node as node_mod
+
+    sink = []
+    real_init = fake_node.Node.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        sink.append(self)
+
+    fake_node.Node.__init__ = init
+    try:
+        rc = node_mod.main(args=["--ros-args", "-p", f"model:={tiny_model}", *args])
+    finally:
+        fake_node.Node.__init__ = real_init
+    assert rc == 1
+    fatal = [m for sev, m in sink[0].logged if sev == "FATAL"]
+    assert len(fatal) == 1 and needle in fatal[0]
+    if "nonexistent" in needle:
+        assert "Fix:" in fatal[0] and "model:=" in fatal[0]
+    assert not fake_ros.ok()
