@@ -1,0 +1,121 @@
+"""`mono-depth predict` and `mono-depth export` end to end on real images (NYU, KITTI) and a small video."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared_path
+from mono_depth_ros.checkpoint import save_model
+from mono_depth_ros.cli import main
+from mono_depth_ros.model import EigenDepthNet
+from mono_depth_ros.pointcloud import read_ply
+from mono_depth_ros.profiles import Profile
+
+TINY = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
+               fine_channels=8, min_depth=0.1, max_depth=10.0, resize_w=160, resize_h=120)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))  # ONNX exports of .pt models go here
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("m") / "tiny.pt"
+    save_model(EigenDepthNet(TINY).eval(), path)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    nyu = shared_path("nyu_depth_v2_samples", "open3d_nyu_raw", "NYU_color.ppm")
+    kitti = shared_path("kitti_object_lidar", "image_2", "kov_000002.png")
+    return nyu, kitti
+
+
+def test_predict_images_with_intrinsics_and_no_overwrite(model, images, tmp_path, capsys):
+    nyu, kitti = images
+    out = tmp_path / "out"
+    rc = main(["predict", str(nyu), str(kitti), "--model", str(model), "--out", str(out), "--backend", "torch",
+               "--fx", "520", "--fy", "520", "--threads", "1", "--quiet"])
+    assert rc == 0
+    d = np.load(out / "NYU_color_depth.npy")
+    assert d.shape == (480, 640) and d.dtype == np.float32
+    valid = np.isfinite(d)
+    assert valid.mean() > 0.8 and np.nanmin(d) >= 0.1 and np.nanmax(d) <= 10.0
+    mm = cv2.imread(str(out / "NYU_color_depth.png"), cv2.IMREAD_UNCHANGED)
+    assert mm.dtype == np.uint16 and mm.shape == (480, 640)
+    np.testing.assert_array_equal(mm == 0, ~valid)
+    np.testing.assert_allclose(mm[valid], d[valid] * 1000, atol=0.51)
+    col = cv2.imread(str(out / "NYU_color_color.png"))
+    assert col.shape == (480, 640, 3) and (col[~valid] == 0).all()
+    xyz, rgb = read_ply(out / "NYU_color.ply")
+    assert len(xyz) == valid.sum() and rgb is not None
+    np.testing.assert_allclose(np.sort(xyz[:, 2]), np.sort(d[valid]), rtol=1e-6)
+    kd = np.load(out / "kov_000002_depth.npy")
+    assert kd.shape == cv2.imread(str(kitti)).shape[:2]
+    assert (out / "kov_000002.ply").is_file()
+    # second run: refuses to replace, says so, exits non-zero; --overwrite replaces
+    before = (out / "NYU_color_depth.npy").stat().st_mtime_ns
+    rc = main(["predict", str(nyu), "--model", str(model), "--out", str(out), "--backend", "torch", "--quiet"])
+    assert rc == 1 and "refusing to overwrite" in capsys.readouterr().err
+    assert (out / "NYU_color_depth.npy").stat().st_mtime_ns == before
+    rc = main(["predict", str(nyu), "--model", str(model), "--out", str(out), "--backend", "torch", "--quiet",
+               "--overwrite", "--output", "network"])
+    assert rc == 0 and np.load(out / "NYU_color_depth.npy").shape == (TINY.output_h, TINY.output_w)
+
+
+def test_predict_folder_video_camera_info_and_bad_inputs(model, images, tmp_path, capsys):
+    nyu, kitti = images
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bgr = cv2.imread(str(nyu))
+    cv2.imwrite(str(folder / "a.png"), bgr)
+    (folder / "broken.jpg").write_bytes(b"this is not a jpeg")
+    vid = folder / "clip.avi"
+    vw = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
+    assert vw.isOpened()
+    for k in range(4):
+        vw.write(cv2.resize(np.roll(bgr, 20 * k, axis=1), (320, 240)))
+    vw.release()
+    cam = tmp_path / "cam.yaml"
+    cam.write_text("image_width: 640\nimage_height: 480\ncamera_matrix: {rows: 3, cols: 3, data: "
+                   "[518.8, 0, 325.6, 0, 519.5, 253.7, 0, 0, 1]}\n")
+    out = tmp_path / "out"
+    rc = main(["predict", str(folder), str(tmp_path / "missing.png"), "--model", str(model), "--out", str(out),
+               "--backend", "onnxruntime", "--camera-info", str(cam), "--every", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1  # two bad inputs ...
+    assert "broken.jpg: cannot read image" in err and "missing.png: no such file" in err
+    # ... without losing the good outputs
+    assert (out / "a_depth.npy").is_file() and (out / "a.ply").is_file()
+    frames = sorted(p.name for p in out.glob("clip_*_depth.npy"))
+    assert frames == ["clip_000000_depth.npy", "clip_000002_depth.npy"]
+    assert np.load(out / "clip_000002_depth.npy").shape == (240, 320)
+    xyz, _ = read_ply(out / "clip_000000.ply")  # the 640x480 calibration, scaled to the 320x240 video
+    d = np.load(out / "clip_000000_depth.npy")
+    v, u = np.nonzero(np.isfinite(d))
+    fx, cx = 518.8 / 2, (325.6 + 0.5) / 2 - 0.5
+    np.testing.assert_allclose(np.sort(xyz[:, 0]), np.sort((u - cx) * d[v, u] / fx), rtol=1e-4, atol=1e-5)
+
+
+def test_export_command(model, tmp_path, capsys):
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", "--model", str(model), "--out", str(out), "--dynamic-batch"]) == 0
+    msg = capsys.readouterr().out
+    assert out.is_file() and "ONNX Runtime vs PyTorch max |diff|" in msg
+    diff = float(msg.rsplit(" ", 1)[1])
+    assert diff < 1e-4
+    assert main(["export", "--model", str(model), "--out", str(out)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert main(["export", "--model", str(model), "--out", str(out), "--overwrite"]) == 0
+    assert main(["export", "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "n.onnx")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # the exported model runs through predict
+    img = shared_path("kitti_object_lidar", "image_2", "cvml_000114.png")
+    assert main(["predict", str(img), "--model", str(out), "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    assert np.isfinite(np.load(tmp_path / "p" / "cvml_000114_depth.npy")).any()
