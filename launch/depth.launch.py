@@ -1,0 +1,67 @@
+"""Monocular depth from a camera: depth_node (+ rviz2 on request).
+
+    ros2 launch mono_depth_ros depth.launch.py image:=/camera/image_raw camera_info:=/camera/camera_info \
+        model:=/abs/path/model.pt rviz:=true
+
+Use absolute topic names for image / camera_info.  The node's outputs are relative, so with
+namespace:=cam they are /cam/depth/image, /cam/depth/points, ...; rviz2 is remapped to follow.
+``model`` / ``backend`` left empty keep the values of ``params_file`` (config/depth.yaml).
+"""
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = 'mono_depth_ros'
+
+ARGUMENTS = [
+    ('image', '/camera/image_raw', 'Input sensor_msgs/Image topic (absolute); with use_compressed, '
+                                   '<image>/compressed is used'),
+    ('camera_info', '/camera/camera_info', 'Input sensor_msgs/CameraInfo topic (absolute)'),
+    ('namespace', '', 'Namespace of the node and its depth/* outputs'),
+    ('model', '', 'Model file (.pt, .onnx, .engine); empty: the params file value (the demo model)'),
+    ('backend', '', 'auto|tensorrt|torch|onnxruntime; empty: the params file value'),
+    ('params_file', '', 'Parameter YAML; empty: <share>/mono_depth_ros/config/depth.yaml'),
+    ('use_sim_time', 'false', 'Use /clock (bag replay with --clock)'),
+    ('rviz', 'false', 'Start rviz2 showing depth/colored and depth/points'),
+    ('fixed_frame', 'camera_color_optical_frame', "rviz2's fixed frame (the camera's optical frame)"),
+]
+
+
+def _truthy(text):
+    return text.strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def _setup(context, *args, **kwargs):
+    value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    share = FindPackageShare(PACKAGE).perform(context)
+    params_file = value['params_file'] or os.path.join(share, 'config', 'depth.yaml')
+    overrides = {'use_sim_time': _truthy(value['use_sim_time'])}
+    for name in ('model', 'backend'):
+        if value[name]:
+            overrides[name] = value[name]
+    ns = value['namespace'].strip('/')
+    image = value['image']
+    actions = [Node(
+        package=PACKAGE, executable='depth_node', name='depth_node', namespace=ns, output='screen',
+        emulate_tty=True, parameters=[params_file, overrides],
+        remappings=[('image', image), ('image/compressed', image.rstrip('/') + '/compressed'),
+                    ('camera_info', value['camera_info'])])]
+    if _truthy(value['rviz']):
+        prefix = '/' + ns if ns else ''
+        actions.append(Node(
+            package='rviz2', executable='rviz2', name='depth_rviz', output='screen',
+            arguments=['-d', os.path.join(share, 'config', 'depth.rviz'), '-f', value['fixed_frame']],
+            parameters=[{'use_sim_time': overrides['use_sim_time']}],
+            remappings=[('/depth/colored', prefix + '/depth/colored'),
+                        ('/depth/points', prefix + '/depth/points')]))
+    return actions
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=doc) for name, default, doc in ARGUMENTS]
+        + [OpaqueFunction(function=_setup)])
