@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mono_depth_ros.bag import io as bio
-from mono_depth_ros.bag.run import _GtMatcher
+from mono_depth_ros.bag.evaluate import StampMatcher
 from mono_depth_ros.bag.tf import (OPTICAL_IN_BODY, StaticTransforms, TransformError, invert, make_transform,
                                    matrix_to_quaternion, quaternion_to_matrix)
 
@@ -84,7 +84,7 @@ def test_depth_image_ground_truth_units():
 
 
 def test_gt_matcher_pairs_nearest_within_tolerance():
-    m = _GtMatcher(max_dt_ns=50)
+    m = StampMatcher(max_dt_ns=50)
     out = []
     out += m.add_gt(0, "g0")
     out += m.add_image(3, "i0")           # g0 at dt 3, but a nearer one may still come

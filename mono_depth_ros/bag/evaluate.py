@@ -377,3 +377,145 @@ def plot_worst_frame(worst: Dict[str, Any], path: Path, protocol: str) -> Path:
             cb.ax.set_visible(False)
     fig.suptitle(f"worst frame {worst['index']} ({worst['name']}): {protocol} AbsRel {worst['abs_rel']:.3f}")
     return _save_fig(fig, path)
+
+
+# ---- stream helpers (offline bag runs and the live evaluator node) ------------------------------
+class StampMatcher:
+    """Pairs each image with the ground-truth message nearest in stamp (within ``max_dt_ns``), for
+    streams in (roughly) time order: an image is resolved once a ground-truth stamp beyond
+    ``image + max_dt`` has arrived (nothing nearer can come), or at :meth:`finish`."""
+
+    def __init__(self, max_dt_ns: int):
+        self.max_dt = int(max_dt_ns)
+        self.gt: List[Tuple[int, Any]] = []
+        self.pending: List[Tuple[int, Any]] = []
+        self.latest_gt = -(2 ** 62)
+
+    def add_gt(self, stamp: int, payload: Any) -> List[Tuple[Any, Optional[Any]]]:
+        self.gt.append((int(stamp), payload))
+        self.latest_gt = max(self.latest_gt, int(stamp))
+        return self._resolve(final=False)
+
+    def add_image(self, stamp: int, item: Any) -> List[Tuple[Any, Optional[Any]]]:
+        self.pending.append((int(stamp), item))
+        return self._resolve(final=False)
+
+    def finish(self) -> List[Tuple[Any, Optional[Any]]]:
+        return self._resolve(final=True)
+
+    def _resolve(self, final: bool) -> List[Tuple[Any, Optional[Any]]]:
+        done: List[Tuple[Any, Optional[Any]]] = []
+        keep = []
+        for stamp, item in self.pending:
+            if final or self.latest_gt > stamp + self.max_dt:
+                best, best_dt = None, self.max_dt + 1
+                for s, g in self.gt:
+                    if abs(s - stamp) < best_dt:
+                        best, best_dt = g, abs(s - stamp)
+                done.append((item, best))
+            else:
+                keep.append((stamp, item))
+        self.pending = keep
+        if not final:  # forget ground truth that no pending or later image can use
+            horizon = min([s for s, _ in self.pending], default=self.latest_gt) - self.max_dt
+            self.gt = [(s, g) for s, g in self.gt if s >= horizon] or self.gt[-1:]
+        return done
+
+
+class LiveEvaluation:
+    """The evaluator node's logic without ROS: feed it input-image stamps, depth images and LiDAR
+    scans as they arrive; it pairs depth with LiDAR (nearest stamp), evaluates, and measures
+    end-to-end latency and dropped frames.
+
+    * latency of a depth frame = (wall time the depth image arrived) - (wall time its input image,
+      same stamp, arrived): publish-to-receive included, clock-independent (works under
+      ``ros2 bag play`` whose stamps are from the recording). ``stamp_latency`` = receive time -
+      header stamp is also kept when the caller passes ``now_ns`` (meaningful live or with sim time).
+    * dropped = input images with no depth image within ``drop_timeout`` seconds.
+    ``transform(target_frame, source_frame)`` -> 4x4 (LiDAR -> camera) is supplied by the caller
+    (tf2 in the node; a StaticTransforms or a calibration offline).
+    """
+
+    def __init__(self, evaluator: DepthEvaluator, transform: Any, gt_max_dt: float = 0.05,
+                 drop_timeout: float = 2.0, keep_rgb: int = 30):
+        self.evaluator = evaluator
+        self.transform = transform
+        self.matcher = StampMatcher(int(gt_max_dt * 1e9))
+        self.drop_timeout = drop_timeout
+        self.images: Dict[int, float] = {}       # stamp -> wall time, awaiting their depth
+        self.rgb: Dict[int, Any] = {}            # stamp -> (lazy) rgb for the worst-frame figure
+        self.keep_rgb = keep_rgb
+        self.n_images = self.n_depth = self.dropped = self.no_gt = self.unmatched_depth = 0
+        self.latencies: List[float] = []
+        self.stamp_latencies: List[float] = []
+
+    def on_image(self, stamp_ns: int, wall_s: float, rgb: Any = None) -> None:
+        self.n_images += 1
+        self.images[int(stamp_ns)] = wall_s
+        if rgb is not None:
+            self.rgb[int(stamp_ns)] = rgb
+            while len(self.rgb) > self.keep_rgb:
+                self.rgb.pop(next(iter(self.rgb)))
+        self._expire(wall_s)
+
+    def _expire(self, wall_s: float) -> None:
+        old = [s for s, t in self.images.items() if wall_s - t > self.drop_timeout]
+        for s in old:
+            del self.images[s]
+            self.dropped += 1
+
+    def on_depth(self, stamp_ns: int, wall_s: float, depth: np.ndarray, K: np.ndarray, frame_id: str,
+                 now_ns: Optional[int] = None) -> List[FrameRecord]:
+        self.n_depth += 1
+        t_img = self.images.pop(int(stamp_ns), None)
+        if t_img is not None:
+            self.latencies.append(wall_s - t_img)
+        else:
+            self.unmatched_depth += 1
+        if now_ns is not None:
+            self.stamp_latencies.append((now_ns - int(stamp_ns)) * 1e-9)
+        self._expire(wall_s)
+        item = {"stamp": int(stamp_ns), "depth": np.array(depth, dtype=np.float32), "K": np.asarray(K),
+                "frame_id": frame_id, "latency_s": None if t_img is None else wall_s - t_img}
+        return self._evaluate(self.matcher.add_image(stamp_ns, item))
+
+    def on_lidar(self, stamp_ns: int, points: np.ndarray, frame_id: str) -> List[FrameRecord]:
+        return self._evaluate(self.matcher.add_gt(stamp_ns, (np.asarray(points, dtype=np.float32)[:, :3], frame_id)))
+
+    def finish(self) -> List[FrameRecord]:
+        recs = self._evaluate(self.matcher.finish())
+        self.dropped += len(self.images)
+        self.images.clear()
+        return recs
+
+    def _evaluate(self, pairs: List[Tuple[Any, Optional[Any]]]) -> List[FrameRecord]:
+        out = []
+        for item, gt in pairs:
+            if gt is None:
+                self.no_gt += 1
+                continue
+            points, lidar_frame = gt
+            d = item["depth"]
+            T = self.transform(item["frame_id"], lidar_frame)
+            gt_depth = lidar_to_depth(points, T, item["K"], d.shape[1], d.shape[0])
+            rgb = self.rgb.get(item["stamp"])
+            if callable(rgb):
+                rgb = rgb()
+            if rgb is not None and np.asarray(rgb).shape[:2] != d.shape:
+                rgb = None
+            extra = {"latency_s": item["latency_s"]}
+            out.append(self.evaluator.add(d, gt_depth, stamp_ns=item["stamp"], rgb=rgb, extra=extra))
+        return out
+
+    def stats(self) -> Dict[str, Any]:
+        lat = np.asarray(self.latencies, dtype=np.float64)
+        out: Dict[str, Any] = {"input_images": self.n_images, "depth_images": self.n_depth,
+                               "dropped_frames": self.dropped, "frames_without_ground_truth": self.no_gt,
+                               "depth_without_input_image": self.unmatched_depth,
+                               "frames_evaluated": len(self.evaluator)}
+        if lat.size:
+            out.update({"latency_mean_ms": float(lat.mean() * 1e3), "latency_p50_ms": float(np.percentile(lat, 50) * 1e3),
+                        "latency_p90_ms": float(np.percentile(lat, 90) * 1e3), "latency_max_ms": float(lat.max() * 1e3)})
+        if self.stamp_latencies:
+            out["stamp_latency_mean_ms"] = float(np.mean(self.stamp_latencies) * 1e3)
+        return out

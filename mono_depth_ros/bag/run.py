@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import io as bio
-from .evaluate import DEFAULT_PROTOCOLS, DepthEvaluator, camera_info_K, lidar_to_depth
+from .evaluate import DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, camera_info_K, lidar_to_depth
 from .tf import StaticTransforms, TransformError
 
 InferFn = Callable[[np.ndarray, Any], Any]   # (rgb (H,W,3) uint8, CameraIntrinsics) -> DepthResult
@@ -177,50 +177,6 @@ def _color_range(cfg: Any, pipe: Any, depth: np.ndarray) -> Tuple[float, float]:
     return lo, max(float(hi), lo + 1e-3)
 
 
-# ---- ground-truth matching -----------------------------------------------------------------------
-class _GtMatcher:
-    """Pairs images with the ground-truth message nearest in stamp (within max_dt), streaming."""
-
-    def __init__(self, max_dt_ns: int):
-        self.max_dt = max_dt_ns
-        self.gt: List[Tuple[int, Any]] = []     # (stamp, payload), in arrival order
-        self.pending: List[Tuple[int, Any]] = []
-        self.latest_gt = -(2 ** 62)
-
-    def add_gt(self, stamp: int, payload: Any) -> List[Tuple[Any, Optional[Any]]]:
-        self.gt.append((stamp, payload))
-        self.latest_gt = max(self.latest_gt, stamp)
-        return self._resolve(final=False)
-
-    def add_image(self, stamp: int, item: Any) -> List[Tuple[Any, Optional[Any]]]:
-        self.pending.append((stamp, item))
-        return self._resolve(final=False)
-
-    def finish(self) -> List[Tuple[Any, Optional[Any]]]:
-        return self._resolve(final=True)
-
-    def _resolve(self, final: bool) -> List[Tuple[Any, Optional[Any]]]:
-        done: List[Tuple[Any, Optional[Any]]] = []
-        keep = []
-        for stamp, item in self.pending:
-            if final or self.latest_gt > stamp + self.max_dt:
-                best = None
-                best_dt = self.max_dt + 1
-                for s, g in self.gt:
-                    dt = abs(s - stamp)
-                    if dt < best_dt:
-                        best, best_dt = g, dt
-                done.append((item, best))
-            else:
-                keep.append((stamp, item))
-        self.pending = keep
-        # drop ground truth no pending or future image can use
-        horizon = min([s for s, _ in self.pending], default=self.latest_gt) - self.max_dt
-        if not final:
-            self.gt = [(s, g) for s, g in self.gt if s >= horizon] or self.gt[-1:]
-        return done
-
-
 # ---- main -----------------------------------------------------------------------------------------
 def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[[str], None] = print) -> BagRunResult:
     """Process ``opts.input`` into ``opts.output``. ``infer`` defaults to the node's DepthPipeline."""
@@ -264,7 +220,7 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
 
         evaluator = DepthEvaluator(opts.protocols, median_scaling=opts.median_scaling, mode=opts.eval_mode) \
             if opts.evaluate else None
-        matcher = _GtMatcher(int(opts.gt_max_dt * 1e9))
+        matcher = StampMatcher(int(opts.gt_max_dt * 1e9))
         no_gt = 0
         T_cache: Dict[Tuple[str, str], np.ndarray] = {}
 

@@ -1,0 +1,105 @@
+"""Live evaluation: play a bag, run depth_node on it, evaluate its depth against the bag's LiDAR.
+
+    ros2 launch mono_depth_ros eval.launch.py bag:=/data/kitti_0002 model:=/abs/path/model.pt \
+        output_dir:=/tmp/live_eval
+
+Starts
+  * ``depth_node`` (image/camera_info remapped to the bag's camera topics; parameters from
+    ``params_file`` when given, then ``model``),
+  * ``depth_evaluator`` (mono_depth_ros/ros/evaluator_node.py): /depth/image + /depth/camera_info vs.
+    the LiDAR topic via /tf_static; logs metrics, latency and dropped frames; writes them to
+    ``output_dir`` at the end,
+  * after ``play_delay`` seconds (time for the node to load its model), ``ros2 bag play`` of the bag,
+    with a QoS override that makes /tf_static transient-local (latched) even for bags that did not
+    record QoS (a bare .mcap from kitti2mcap), so that tf2 receives it.
+When the evaluator has seen no depth image for ``idle_shutdown`` seconds (the bag has ended) it
+writes its results and exits, and the whole launch shuts down.
+"""
+import os
+import tempfile
+
+from launch import LaunchDescription
+from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction,
+                            RegisterEventHandler, TimerAction)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+ARGS = [
+    ("bag", None, "rosbag2 to play: a directory (metadata.yaml) or a single .mcap / .db3 file"),
+    ("model", "", "depth_node's model file (.pt / .onnx / .engine); empty: the demo model"),
+    ("params_file", "", "depth_node parameters YAML (e.g. the package's config/depth.yaml)"),
+    ("image_topic", "/kitti/camera_color_left/image_raw", "camera image topic in the bag"),
+    ("camera_info_topic", "/kitti/camera_color_left/camera_info", "camera_info topic in the bag"),
+    ("lidar_topic", "/kitti/velodyne_points", "LiDAR PointCloud2 topic in the bag"),
+    ("rate", "1.0", "playback rate (slower than real time if the model cannot keep up; see dropped frames)"),
+    ("play_delay", "5.0", "seconds before playback starts (model loading, TensorRT engine build: raise it)"),
+    ("protocols", "paper,garg80", "evaluation protocols (paper, garg80, eigen80, nyu10)"),
+    ("median_scaling", "false", "per-frame median scaling (relative-depth models)"),
+    ("output_dir", "", "where the evaluator writes CSV / JSON / markdown / plots (empty: log only)"),
+    ("idle_shutdown", "5.0", "seconds without depth (after the first) before the evaluator finishes and exits"),
+    ("storage", "", "storage plugin for ros2 bag play -s (empty: mcap for a .mcap file, else automatic)"),
+]
+
+TF_STATIC_QOS = """/tf_static:
+  history: keep_all
+  reliability: reliable
+  durability: transient_local
+"""
+
+
+def _play(context, *args, **kwargs):
+    bag = LaunchConfiguration("bag").perform(context)
+    storage = LaunchConfiguration("storage").perform(context)
+    if not storage and bag.endswith(".mcap") and os.path.isfile(bag):
+        storage = "mcap"
+    fd, qos_path = tempfile.mkstemp(prefix="mono_depth_tf_static_qos_", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write(TF_STATIC_QOS)
+    cmd = ["ros2", "bag", "play", bag, "--rate", LaunchConfiguration("rate").perform(context),
+           "--qos-profile-overrides-path", qos_path]
+    if storage:
+        cmd += ["-s", storage]
+    return [ExecuteProcess(cmd=cmd, name="bag_play", output="screen")]
+
+
+def _depth_node(context, *args, **kwargs):
+    params = []
+    params_file = LaunchConfiguration("params_file").perform(context)
+    if params_file:
+        params.append(params_file)
+    model = LaunchConfiguration("model").perform(context)
+    if model:
+        params.append({"model": model})
+    return [Node(package="mono_depth_ros", executable="depth_node", name="depth_node", output="screen",
+                 parameters=params,
+                 remappings=[("image", LaunchConfiguration("image_topic")),
+                             ("camera_info", LaunchConfiguration("camera_info_topic"))])]
+
+
+def generate_launch_description():
+    decls = [DeclareLaunchArgument(n, description=d) if v is None else DeclareLaunchArgument(n, default_value=v,
+                                                                                             description=d)
+             for n, v, d in ARGS]
+    evaluator = Node(
+        package="mono_depth_ros", executable="depth_evaluator", name="depth_evaluator", output="screen",
+        parameters=[{
+            "depth_topic": "/depth/image",
+            "depth_info_topic": "/depth/camera_info",
+            # explicit types: an empty string would otherwise be read as YAML null
+            "image_topic": ParameterValue(LaunchConfiguration("image_topic"), value_type=str),
+            "lidar_topic": ParameterValue(LaunchConfiguration("lidar_topic"), value_type=str),
+            "protocols": ParameterValue(LaunchConfiguration("protocols"), value_type=str),
+            "median_scaling": ParameterValue(LaunchConfiguration("median_scaling"), value_type=bool),
+            "output_dir": ParameterValue(LaunchConfiguration("output_dir"), value_type=str),
+            "idle_shutdown": ParameterValue(LaunchConfiguration("idle_shutdown"), value_type=float),
+        }])
+    return LaunchDescription(decls + [
+        OpaqueFunction(function=_depth_node),
+        evaluator,
+        TimerAction(period=LaunchConfiguration("play_delay"), actions=[OpaqueFunction(function=_play)]),
+        RegisterEventHandler(OnProcessExit(target_action=evaluator, on_exit=[
+            EmitEvent(event=Shutdown(reason="evaluation finished"))])),
+    ])

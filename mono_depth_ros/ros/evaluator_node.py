@@ -1,0 +1,208 @@
+"""depth_evaluator: live evaluation of depth_node against a LiDAR, with latency and dropped frames.
+
+Subscribes to the node's ``depth/image`` + ``depth/camera_info``, the LiDAR PointCloud2 (e.g. a
+KITTI bag played with ``ros2 bag play``), the camera ``image`` the node consumes (to measure
+end-to-end latency and count dropped frames) and /tf (/tf_static) through tf2. Each depth image is
+paired with the LiDAR scan nearest in stamp, the scan is moved into the depth image's frame with
+tf2 and projected with depth/camera_info's intrinsics (the depth image's own geometry, whatever
+the node's ``output_resolution``), and the paper's eight metrics are computed -- the same code as
+``mono-depth bag --eval`` (mono_depth_ros.bag.evaluate). A running summary is logged every
+``report_every`` frames; on shutdown (Ctrl-C, launch shutdown, or ``idle_shutdown`` seconds without
+a depth image) the totals are logged and, with ``output_dir``, written as CSV / JSON / markdown /
+plots.
+
+Latency = wall time the depth image arrives here - wall time its input image (same stamp) arrived
+here: independent of the recording's stamps, so it is right under ``ros2 bag play`` too. Dropped =
+input images with no depth image within ``drop_timeout`` s (the node keeps only the newest frame
+when inference is slower than the camera).
+
+Entry point: ``depth_evaluator = mono_depth_ros.ros.evaluator_node:main``.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import rclpy
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from tf2_ros import Buffer, TransformListener
+
+from ..bag.evaluate import DepthEvaluator, LiveEvaluation, camera_info_K
+from ..bag.io import pointcloud2_xyz
+from ..bag.tf import transform_stamped_to_matrix
+from . import conversions as conv
+
+PARAMS: Dict[str, Any] = {
+    "depth_topic": "depth/image",
+    "depth_info_topic": "depth/camera_info",
+    "image_topic": "image",            # the camera image depth_node consumes ("" = no latency / drops)
+    "lidar_topic": "/kitti/velodyne_points",
+    "protocols": "paper,garg80",
+    "median_scaling": False,
+    "eval_mode": "image",
+    "gt_max_dt": 0.05,                 # s between a depth image and its LiDAR scan
+    "drop_timeout": 2.0,               # s after which an input image without depth counts as dropped
+    "report_every": 10,                # log a summary every n evaluated frames (0 = only at the end)
+    "output_dir": "",                  # write CSV / JSON / markdown / plots here at shutdown
+    "idle_shutdown": 0.0,              # s without depth after the first one -> finish and exit (0 = never)
+    "qos_reliability": "reliable",     # of the subscriptions (depth_node publishes reliable by default)
+    "tf_timeout": 0.5,
+    "worst_frame_rgb": True,           # decode input images for the worst-frame figure
+}
+
+
+class DepthEvaluatorNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("depth_evaluator", **kwargs)
+        p = {k: self.declare_parameter(k, v).value for k, v in PARAMS.items()}
+        self.p = p
+        protocols = [s.strip() for s in str(p["protocols"]).split(",") if s.strip()]
+        self.evaluator = DepthEvaluator(protocols, median_scaling=bool(p["median_scaling"]), mode=str(p["eval_mode"]))
+        self.live = LiveEvaluation(self.evaluator, self._transform, gt_max_dt=float(p["gt_max_dt"]),
+                                   drop_timeout=float(p["drop_timeout"]))
+        self.tf_buffer = Buffer()
+        self.tf_listener = TransformListener(self.tf_buffer, self)
+        self._T: Dict[tuple, np.ndarray] = {}
+        self._infos: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._last_depth_wall: Optional[float] = None
+        self._finished = False
+        self._errors = 0
+        rel = ReliabilityPolicy.RELIABLE if p["qos_reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=rel, durability=DurabilityPolicy.VOLATILE)
+        self.create_subscription(Image, p["depth_topic"], self._on_depth, qos)
+        self.create_subscription(CameraInfo, p["depth_info_topic"], self._on_depth_info, qos)
+        self.create_subscription(PointCloud2, p["lidar_topic"], self._on_lidar, qos)
+        if p["image_topic"]:
+            self.create_subscription(Image, p["image_topic"], self._on_image, qos)
+        if float(p["idle_shutdown"]) > 0:
+            self.create_timer(0.5, self._check_idle)
+        self.get_logger().info(f"evaluating {self.resolve_topic_name(p['depth_topic'])} against "
+                               f"{self.resolve_topic_name(p['lidar_topic'])} ({', '.join(protocols)})")
+
+    # ---- tf ----
+    def _transform(self, target: str, source: str) -> np.ndarray:
+        key = (target, source)
+        if key not in self._T:  # LiDAR -> camera is static on a vehicle: look it up once
+            ts = self.tf_buffer.lookup_transform(target, source, Time(),
+                                                 timeout=Duration(seconds=float(self.p["tf_timeout"])))
+            self._T[key] = transform_stamped_to_matrix(ts)[2]
+        return self._T[key]
+
+    # ---- callbacks ----
+    def _on_image(self, msg: Any) -> None:
+        rgb = (lambda m=msg: conv.image_msg_to_rgb(m)) if self.p["worst_frame_rgb"] else None
+        self.live.on_image(conv.stamp_to_ns(msg.header.stamp), time.monotonic(), rgb)
+
+    def _on_depth_info(self, msg: Any) -> None:
+        try:
+            self._infos[conv.stamp_to_ns(msg.header.stamp)] = camera_info_K(msg.k, msg.p)
+        except ValueError as exc:
+            self.get_logger().warn(f"bad depth camera_info: {exc}", throttle_duration_sec=5.0)
+            return
+        while len(self._infos) > 50:
+            self._infos.popitem(last=False)
+
+    def _on_depth(self, msg: Any) -> None:
+        wall = time.monotonic()
+        self._last_depth_wall = wall
+        stamp = conv.stamp_to_ns(msg.header.stamp)
+        K = self._infos.get(stamp)
+        if K is None and self._infos:
+            K = next(reversed(self._infos.values()))  # camera_info may trail the image: the latest
+        if K is None:
+            self.get_logger().warn("no depth/camera_info yet: cannot project the LiDAR", throttle_duration_sec=5.0)
+            return
+        try:
+            depth = conv.image_msg_to_depth(msg)
+            recs = self.live.on_depth(stamp, wall, depth, K, msg.header.frame_id,
+                                      now_ns=self.get_clock().now().nanoseconds)
+        except Exception as exc:  # noqa: BLE001 - one bad frame (or a missing tf) must not stop the evaluation
+            self._error(exc)
+            return
+        self._report(recs)
+
+    def _on_lidar(self, msg: Any) -> None:
+        try:
+            recs = self.live.on_lidar(conv.stamp_to_ns(msg.header.stamp), pointcloud2_xyz(msg, self.p["lidar_topic"]),
+                                      msg.header.frame_id)
+        except Exception as exc:  # noqa: BLE001
+            self._error(exc)
+            return
+        self._report(recs)
+
+    def _error(self, exc: Exception) -> None:
+        self._errors += 1
+        self.get_logger().warn(f"evaluation of a frame failed ({self._errors} so far): {type(exc).__name__}: {exc}",
+                               throttle_duration_sec=5.0)
+
+    def _report(self, recs: list) -> None:
+        n = int(self.p["report_every"])
+        if not recs or n <= 0:
+            return
+        if len(self.evaluator) // n != (len(self.evaluator) - len(recs)) // n:
+            self.get_logger().info(self._summary_line())
+
+    def _summary_line(self) -> str:
+        totals = self.evaluator.totals()
+        s = self.live.stats()
+        parts = [f"{len(self.evaluator)} frames"]
+        for name, t in totals.items():
+            parts.append(f"{name}: AbsRel {t['abs_rel']:.3f} RMSE {t['rmse']:.2f} d1 {t['delta1']:.3f}")
+        if "latency_mean_ms" in s:
+            parts.append(f"latency {s['latency_mean_ms']:.0f} ms (p90 {s['latency_p90_ms']:.0f})")
+        parts.append(f"dropped {s['dropped_frames']}/{s['input_images']}")
+        return "; ".join(parts)
+
+    def _check_idle(self) -> None:
+        if self._last_depth_wall is not None and time.monotonic() - self._last_depth_wall > float(self.p["idle_shutdown"]):
+            self.get_logger().info(f"no depth image for {self.p['idle_shutdown']} s: finishing")
+            self.finish()
+            raise SystemExit(0)  # leaves spin(); main() shuts down cleanly
+
+    # ---- results ----
+    def finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.live.finish()
+        stats = self.live.stats()
+        stats["evaluation_errors"] = self._errors
+        log = self.get_logger()
+        if len(self.evaluator) == 0:
+            log.warn(f"no frame was evaluated: {stats}")
+        else:
+            log.info("depth evaluation:\n" + self.evaluator.markdown() + "\n" + self._summary_line())
+        if self.p["output_dir"]:
+            paths = self.evaluator.write(Path(str(self.p["output_dir"])), prefix="live_eval", extra=stats,
+                                         plots=len(self.evaluator) > 0)
+            log.info("wrote " + ", ".join(str(v) for v in paths.values()))
+
+
+def main(args: Any = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthEvaluatorNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
+        pass
+    finally:
+        if node is not None:
+            node.finish()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
