@@ -104,17 +104,16 @@ def decode_to_rgb(data: Buffer, width: int, height: int, encoding: str, step: Op
     width, height = int(width), int(height)
     if canon in ("uyvy", "yuyv") and width % 2:
         raise ImageDecodeError(f"{encoding} (YUV 4:2:2) needs an even width, got {width}")
+    if out is None or out.shape != (height, width, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        out = np.empty((height, width, 3), dtype=np.uint8)
     # A 2-D uint16 array of mono16 values is taken as values (native byte order), not bytes.
     if canon == "mono16" and isinstance(data, np.ndarray) and data.dtype.itemsize == 2 and data.ndim == 2:
         if data.shape != (height, width):
             raise ImageDecodeError(f"mono16 array has shape {data.shape}, expected ({height}, {width})")
-        src16 = data.astype(np.uint16, copy=False)
-        view = None
-    else:
-        view = image_view(data, width, height, encoding, step)
-        src16 = None
-    if out is None or out.shape != (height, width, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        out = np.empty((height, width, 3), dtype=np.uint8)
+        hi16 = (data.astype(np.uint16, copy=False) >> 8).astype(np.uint8)
+        cv2.cvtColor(hi16, cv2.COLOR_GRAY2RGB, dst=out)
+        return out
+    view = image_view(data, width, height, encoding, step)
 
     if canon == "rgb8":
         np.copyto(out, view)
@@ -127,12 +126,8 @@ def decode_to_rgb(data: Buffer, width: int, height: int, encoding: str, step: Op
     elif canon == "mono8":
         cv2.cvtColor(view[:, :, 0], cv2.COLOR_GRAY2RGB, dst=out)
     elif canon == "mono16":
-        if src16 is None:
-            assert view is not None
-            # (H, W, 2) bytes: the high byte is byte 0 for big-endian data, byte 1 for little-endian.
-            hi = cv2.extractChannel(view, 0 if is_bigendian else 1)
-        else:
-            hi = (src16 >> 8).astype(np.uint8)
+        # (H, W, 2) bytes: the high byte is byte 0 for big-endian data, byte 1 for little-endian.
+        hi = cv2.extractChannel(view, 0 if is_bigendian else 1)
         cv2.cvtColor(hi, cv2.COLOR_GRAY2RGB, dst=out)
     elif canon == "uyvy":
         cv2.cvtColor(view, cv2.COLOR_YUV2RGB_UYVY, dst=out)

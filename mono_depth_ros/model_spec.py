@@ -38,7 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from .checkpoint import ModelFileError
+try:  # checkpoint.py imports torch; an ONNX Runtime / TensorRT-only install has no torch
+    from .checkpoint import ModelFileError
+except ImportError:  # pragma: no cover - torch is installed wherever the tests run
+    class ModelFileError(RuntimeError):  # type: ignore[no-redef]
+        """A model file is missing, corrupt, or does not fit what was asked for."""
 from .profiles import IMAGENET_MEAN, IMAGENET_STD, Profile, get_profile
 
 log = logging.getLogger("mono_depth_ros")
@@ -264,8 +268,11 @@ def load_spec(path: "str | Path") -> ModelSpec:
 
 
 def _load_checkpoint_spec(path: Path) -> ModelSpec:
-    from .checkpoint import read_model_file
-
+    try:
+        from .checkpoint import read_model_file
+    except ImportError as exc:
+        raise ModelFileError(f"{path} is a PyTorch checkpoint and PyTorch is not installed ({exc}); install torch, "
+                             "or use a model exported with `mono-depth export` (.onnx)") from exc
     payload = read_model_file(path)
     try:
         profile = get_profile(payload["profile"])

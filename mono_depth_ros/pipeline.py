@@ -34,9 +34,8 @@ import numpy as np
 
 from .backends.base import Backend, create_backend
 from .camera import CameraIntrinsics
-from .checkpoint import ModelFileError
 from .encodings import decode_to_rgb
-from .model_spec import ModelSpec, load_spec
+from .model_spec import ModelFileError, ModelSpec, load_spec
 from .preprocess import InputTransform, Preprocessor
 from .profiles import Profile
 

@@ -205,9 +205,10 @@ def write_ply(path: "str | Path", cloud: Cloud) -> None:
     rec["x"], rec["y"], rec["z"] = pts["x"], pts["y"], pts["z"]
     header.append("end_header")
     blob = ("\n".join(header) + "\n").encode("ascii") + rec.tobytes()
-    from .checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(path, blob, overwrite=True)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)  # atomic: readers never see half a file
 
 
 def read_ply(path: "str | Path") -> Tuple[np.ndarray, Optional[np.ndarray]]:

@@ -67,7 +67,7 @@ class TorchBackend(Backend):
         model.eval()
         if compile:
             try:
-                model = torch.compile(model)  # type: ignore[assignment]
+                model = torch.compile(model)
             except Exception as exc:  # noqa: BLE001
                 log.warning("torch.compile failed (%s); running eager", exc)
         self.model = model
