@@ -4,8 +4,8 @@
         output_dir:=/tmp/live_eval
 
 Starts
-  * ``depth_node`` (image/camera_info remapped to the bag's camera topics; parameters from
-    ``params_file`` when given, then ``model``),
+  * ``depth_node`` through ``depth.launch.py`` (image/camera_info remapped to the bag's camera
+    topics; ``params_file`` / ``model`` / ``rviz`` passed on),
   * ``depth_evaluator`` (mono_depth_ros/ros/evaluator_node.py): /depth/image + /depth/camera_info vs.
     the LiDAR topic via /tf_static; logs metrics, latency and dropped frames; writes them to
     ``output_dir`` at the end,
@@ -19,18 +19,23 @@ import os
 import tempfile
 
 from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction,
-                            RegisterEventHandler, TimerAction)
+from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription,
+                            OpaqueFunction, RegisterEventHandler, TimerAction)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.substitutions import LaunchConfiguration
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
 
 ARGS = [
     ("bag", None, "rosbag2 to play: a directory (metadata.yaml) or a single .mcap / .db3 file"),
     ("model", "", "depth_node's model file (.pt / .onnx / .engine); empty: the demo model"),
-    ("params_file", "", "depth_node parameters YAML (e.g. the package's config/depth.yaml)"),
+    ("params_file", "", "depth_node parameters YAML; empty: the package's config/depth.yaml"),
+    ("rviz", "false", "also start rviz2 (depth.launch.py's configuration)"),
+    ("fixed_frame", "camera_color_left_optical_frame", "rviz2's fixed frame (kitti2bag: "
+     "camera_color_left_optical_frame; kitti2mcap bags: camera_color_left)"),
     ("image_topic", "/kitti/camera_color_left/image_raw", "camera image topic in the bag"),
     ("camera_info_topic", "/kitti/camera_color_left/camera_info", "camera_info topic in the bag"),
     ("lidar_topic", "/kitti/velodyne_points", "LiDAR PointCloud2 topic in the bag"),
@@ -65,20 +70,6 @@ def _play(context, *args, **kwargs):
     return [ExecuteProcess(cmd=cmd, name="bag_play", output="screen")]
 
 
-def _depth_node(context, *args, **kwargs):
-    params = []
-    params_file = LaunchConfiguration("params_file").perform(context)
-    if params_file:
-        params.append(params_file)
-    model = LaunchConfiguration("model").perform(context)
-    if model:
-        params.append({"model": model})
-    return [Node(package="mono_depth_ros", executable="depth_node", name="depth_node", output="screen",
-                 parameters=params,
-                 remappings=[("image", LaunchConfiguration("image_topic")),
-                             ("camera_info", LaunchConfiguration("camera_info_topic"))])]
-
-
 def generate_launch_description():
     decls = [DeclareLaunchArgument(n, description=d) if v is None else DeclareLaunchArgument(n, default_value=v,
                                                                                              description=d)
@@ -97,7 +88,16 @@ def generate_launch_description():
             "idle_shutdown": ParameterValue(LaunchConfiguration("idle_shutdown"), value_type=float),
         }])
     return LaunchDescription(decls + [
-        OpaqueFunction(function=_depth_node),
+        # depth_node exactly as users start it (params_file default: the package's config/depth.yaml)
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("mono_depth_ros"), "launch",
+                                                                "depth.launch.py"])),
+            launch_arguments={"image": LaunchConfiguration("image_topic"),
+                              "camera_info": LaunchConfiguration("camera_info_topic"),
+                              "model": LaunchConfiguration("model"),
+                              "params_file": LaunchConfiguration("params_file"),
+                              "rviz": LaunchConfiguration("rviz"),
+                              "fixed_frame": LaunchConfiguration("fixed_frame")}.items()),
         evaluator,
         TimerAction(period=LaunchConfiguration("play_delay"), actions=[OpaqueFunction(function=_play)]),
         RegisterEventHandler(OnProcessExit(target_action=evaluator, on_exit=[

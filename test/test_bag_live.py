@@ -86,7 +86,7 @@ def test_launch_and_node_files_are_valid_python_with_expected_entry_points():
     tree = ast.parse(launch.read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
     text = launch.read_text()
-    assert 'executable="depth_evaluator"' in text and 'executable="depth_node"' in text and '"play"' in text
+    assert 'executable="depth_evaluator"' in text and '"depth.launch.py"' in text and '"play"' in text
     node = ast.parse((ROOT / "mono_depth_ros" / "ros" / "evaluator_node.py").read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in node.body)
 

@@ -246,3 +246,31 @@ def test_no_tf_eval_fails_before_any_inference(tmp_path):
     with pytest.raises(bio.BagError, match="not in the static transforms"):
         run_bag(BagRunOptions(no_tf, tmp_path / "o", evaluate=True, progress=False), infer=replay, log=lambda s: None)
     assert not (tmp_path / "o").exists()
+
+
+def test_compressed_images_are_decoded(tmp_path):
+    import cv2
+
+    src = shared_path(*SAMPLE)
+    bag = tmp_path / "compressed"
+    with bio.BagReader(src) as r, bio.BagWriter(bag) as w:
+        CI = w.typestore.types[bio.COMPRESSED_IMAGE]
+        w.add_topic("/cam/image_raw/compressed", bio.COMPRESSED_IMAGE)
+        w.add_topic("/cam/camera_info", bio.CAMERA_INFO, typestore=r.typestore)
+        for conn, t, raw in r.raw_messages([IMG, INFO]):
+            if conn.topic == INFO:
+                w.write_raw("/cam/camera_info", t, raw)
+                continue
+            m = r.deserialize(raw, conn)
+            ok, png = cv2.imencode(".png", cv2.cvtColor(bio.image_to_array(m), cv2.COLOR_RGB2BGR))
+            w.write("/cam/image_raw/compressed", t, CI(header=m.header, format="png", data=png.reshape(-1)))
+    seen = []
+
+    def infer(rgb, intr):
+        seen.append(rgb)
+        return SimpleNamespace(depth=np.full(rgb.shape[:2], 7.0, np.float32), intrinsics=intr, rgb=rgb)
+
+    res = run_bag(BagRunOptions(bag, tmp_path / "o", progress=False, copy="none"), infer=infer, log=lambda s: None)
+    assert res.topics["/depth/image"] == 2 and len(seen) == 2
+    ref = bio.image_to_array(_read(src, [IMG])[IMG][0][1])
+    assert np.array_equal(seen[0], ref)   # lossless PNG: the same pixels as the raw image

@@ -179,7 +179,8 @@ class BagReader:
 
 # ---- topic auto-detection -------------------------------------------------------------------
 def _sibling_camera_info(image_topic: str) -> str:
-    ns = image_topic.rsplit("/", 1)[0]
+    base = image_topic[:-len("/compressed")] if image_topic.endswith("/compressed") else image_topic
+    ns = base.rsplit("/", 1)[0]
     return f"{ns}/camera_info"
 
 
@@ -188,20 +189,21 @@ _DEPTHISH = ("depth", "disparity", "/mono_depth")
 
 def detect_image_topic(topics: Dict[str, TopicInfo], bag: "str | Path" = "bag") -> str:
     """The colour image topic: the only sensor_msgs/Image topic that is not a depth image; among
-    several, the only one with a sibling camera_info (``<ns>/camera_info``)."""
-    cands = [t for t, i in topics.items() if i.msgtype == IMAGE and not any(d in t.lower() for d in _DEPTHISH)]
-    if len(cands) > 1:
-        with_info = [t for t in cands if topics.get(_sibling_camera_info(t), None) is not None
-                     and topics[_sibling_camera_info(t)].msgtype == CAMERA_INFO]
-        if len(with_info) == 1:
-            return with_info[0]
-        raise BagError(f"bag {bag} has several image topics ({', '.join(sorted(cands))}): choose one with --image-topic")
-    if not cands:
-        other = [t for t, i in topics.items() if i.msgtype == COMPRESSED_IMAGE]
-        hint = f" (compressed images on {', '.join(other)} are not supported: decompress them first)" if other else ""
-        raise BagError(f"bag {bag} has no sensor_msgs/msg/Image topic{hint}; it has: "
-                       + (", ".join(f"{k} ({v.msgtype})" for k, v in sorted(topics.items())) or "no topics"))
-    return cands[0]
+    several, the only one with a sibling camera_info (``<ns>/camera_info``). Without raw images,
+    the same among sensor_msgs/CompressedImage topics (``.../compressed``)."""
+    for msgtype in (IMAGE, COMPRESSED_IMAGE):
+        cands = [t for t, i in topics.items() if i.msgtype == msgtype and not any(d in t.lower() for d in _DEPTHISH)]
+        if len(cands) > 1:
+            with_info = [t for t in cands if topics.get(_sibling_camera_info(t), None) is not None
+                         and topics[_sibling_camera_info(t)].msgtype == CAMERA_INFO]
+            if len(with_info) == 1:
+                return with_info[0]
+            raise BagError(f"bag {bag} has several image topics ({', '.join(sorted(cands))}): "
+                           "choose one with --image-topic")
+        if cands:
+            return cands[0]
+    raise BagError(f"bag {bag} has no sensor_msgs/msg/Image (or CompressedImage) topic; it has: "
+                   + (", ".join(f"{k} ({v.msgtype})" for k, v in sorted(topics.items())) or "no topics"))
 
 
 def detect_camera_info_topic(topics: Dict[str, TopicInfo], image_topic: str, bag: "str | Path" = "bag") -> str:

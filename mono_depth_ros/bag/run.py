@@ -120,7 +120,8 @@ class _Topics:
 def resolve_topics(reader: bio.BagReader, opts: BagRunOptions) -> _Topics:
     topics = reader.topics
     image = opts.image_topic or bio.detect_image_topic(topics, reader.path)
-    reader.require_topic(image, bio.IMAGE, "image")
+    reader.require_topic(image, bio.COMPRESSED_IMAGE if image in topics and topics[image].msgtype ==
+                         bio.COMPRESSED_IMAGE else bio.IMAGE, "image")
     info = opts.camera_info_topic or bio.detect_camera_info_topic(topics, image, reader.path)
     if info not in topics:
         raise bio.BagError(f"bag {reader.path}: images on {image} have no camera_info: topic {info!r} is not in "
@@ -293,14 +294,15 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
                     msg = reader.deserialize(raw, conn)
                     stamp = bio.stamp_to_ns(msg.header.stamp)
                     info_msg = infos.get(stamp)
-                    if (int(info_msg.width), int(info_msg.height)) != (int(msg.width), int(msg.height)):
-                        raise bio.BagError(f"camera_info on {tp.camera_info} is {info_msg.width}x{info_msg.height} "
-                                           f"but the image on {tp.image} is {msg.width}x{msg.height}")
                     try:
                         intr = conv.camera_info_to_intrinsics(info_msg)
-                        rgb = conv.image_msg_to_rgb(msg)
+                        rgb = conv.compressed_msg_to_rgb(msg) if conn.msgtype == bio.COMPRESSED_IMAGE \
+                            else conv.image_msg_to_rgb(msg)
                     except ValueError as exc:
                         raise bio.BagError(f"{tp.image} / {tp.camera_info}, image {frames} (stamp {stamp}): {exc}") from None
+                    if (int(info_msg.width), int(info_msg.height)) != (rgb.shape[1], rgb.shape[0]):
+                        raise bio.BagError(f"camera_info on {tp.camera_info} is {info_msg.width}x{info_msg.height} "
+                                           f"but the image on {tp.image} is {rgb.shape[1]}x{rgb.shape[0]}")
                     res = infer(rgb, intr)
                     header = conv.copy_header(types, msg.header, cfg.frame_id or None)
                     writer.write(out_topics["image"], log_t, conv.depth_to_image_msg(types, res.depth, header,
@@ -319,7 +321,7 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
                         K = camera_info_K(info_msg.k, info_msg.p)
                         frame = {"depth": np.array(res.depth, dtype=np.float32, copy=True), "stamp": stamp,
                                  "name": f"{frames:06d}", "frame_id": msg.header.frame_id, "K": K,
-                                 "width": int(msg.width), "height": int(msg.height), "rgb": rgb}
+                                 "width": rgb.shape[1], "height": rgb.shape[0], "rgb": rgb}
                         # pixel-aligned with the camera image only at camera resolution
                         if frame["depth"].shape != (frame["height"], frame["width"]):
                             frame["depth"] = _depth_to_camera(frame["depth"], d_intr, intr)

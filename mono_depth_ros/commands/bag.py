@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = node_config_from_args(args)
     opts = BagRunOptions(
-        input=Path(args.input), output=Path(args.out), model=args.model, image_topic=args.image_topic,
+        input=Path(args.input), output=Path(args.out), model=args.model or cfg.model or None, image_topic=args.image_topic,
         camera_info_topic=args.camera_info_topic, lidar_topic=args.lidar_topic, gt_topic=args.gt_topic,
         config=cfg, namespace=args.namespace, copy=args.copy, overwrite=args.overwrite, storage=args.storage,
         max_frames=args.max_frames, progress=not args.no_progress, keep_partial=args.keep_partial,
