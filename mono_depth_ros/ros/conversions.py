@@ -47,7 +47,7 @@ def _u8_numpy(a: np.ndarray) -> np.ndarray:
 
 def _u8_array(a: np.ndarray) -> "array.array[int]":
     out = array.array("B")
-    out.frombytes(memoryview(np.ascontiguousarray(a)).cast("B"))
+    out.frombytes(np.ascontiguousarray(a).data.cast("B"))
     return out
 
 
@@ -224,6 +224,7 @@ def image_msg_to_depth(msg: Any) -> np.ndarray:
     """Depth sensor_msgs/Image (32FC1 m or 16UC1 mm) -> (H, W) float32 metres, NaN = invalid."""
     check_image_msg(msg)
     enc = str(msg.encoding).upper()
+    dt: np.dtype
     if enc == "32FC1":
         dt, bpp = np.dtype("f4"), 4
     elif enc in ("16UC1", "MONO16"):
@@ -255,7 +256,8 @@ def camera_info_to_intrinsics(msg: Any) -> CameraIntrinsics:
     p = np.asarray(msg.p, dtype=np.float64).reshape(-1)
     if k.size != 9:
         raise ValueError(f"CameraInfo.k has {k.size} values, expected 9")
-    intr = CameraIntrinsics.from_camera_info_fields(k, p if p.size == 12 else None, int(msg.width), int(msg.height))
+    intr = CameraIntrinsics.from_camera_info_fields(k.tolist(), p.tolist() if p.size == 12 else None,
+                                                    int(msg.width), int(msg.height))
     intr.validate()
     return intr
 

@@ -188,6 +188,7 @@ class DepthNode(Node):
     def _on_camera_info(self, msg: Any) -> None:
         # Keep the latest CameraInfo: it rarely changes, and an exact-time synchroniser would drop
         # images whenever camera_info (best effort) loses a message.
+        camera: Tuple[Any, Any, Optional[str]]
         try:
             camera = (msg, conv.camera_info_to_intrinsics(msg), None)
         except ValueError as exc:
