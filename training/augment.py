@@ -232,7 +232,6 @@ class JointTransform:
             raise ValueError(f"depth {depth.shape} / valid {valid.shape} must match the RGB size {rgb.shape[:2]}")
         p = self.profile
         t = compute_transform(rgb.shape[1], rgb.shape[0], p)
-        params = None
         if self.augment is None and params is None:
             img = crop_resized(rgb, t)                     # exactly the pipeline's evaluation transform
             M = eval_crop_matrix(t) @ base_matrix(t)
@@ -242,7 +241,7 @@ class JointTransform:
             if params is None:
                 if rng is None:
                     raise ValueError("training augmentation needs a random generator")
-                params = sample_params(self.augment, rng, t)
+                params = sample_params(self.augment or AugmentConfig(), rng, t)
             if (t.resized_w, t.resized_h) != (t.src_w, t.src_h):
                 interp = cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR
                 base = cv2.resize(rgb, (t.resized_w, t.resized_h), interpolation=interp)

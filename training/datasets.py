@@ -577,6 +577,9 @@ class DepthDataset:
         self.mask_min_max = mask_min_max
         resample = gt_resample or ("masked_mean" if source.sparse else "nearest")
         self.transform = JointTransform(profile, augment, resample, keep_rgb=keep_rgb)
+        # without augmentation a sample of an in-memory source never changes: keep it
+        self._memo: Optional[Dict[int, Dict[str, Any]]] = \
+            {} if self.transform.augment is None and isinstance(source, CachedSource) else None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -588,6 +591,8 @@ class DepthDataset:
             idx, seed = int(key[0]), key[1]
         else:
             idx, seed = int(key), (self.seed, int(key))
+        if self._memo is not None and idx in self._memo:
+            return dict(self._memo[idx])
         fr = self.source.frame(idx, self.profile, self.mask_min_max)
         rng = np.random.default_rng(list(seed) if isinstance(seed, (tuple, list)) else seed)
         s = self.transform(fr.rgb, fr.depth, fr.valid, rng if self.transform.augment is not None else None)
@@ -595,6 +600,8 @@ class DepthDataset:
                "valid": torch.from_numpy(s.valid)[None], "index": idx}
         if s.rgb is not None:
             out["rgb"] = torch.from_numpy(s.rgb)
+        if self._memo is not None:
+            self._memo[idx] = dict(out)
         return out
 
 

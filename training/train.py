@@ -236,7 +236,10 @@ class Trainer:
         if w > 0:
             kw = {"worker_init_fn": worker_init, "prefetch_factor": int(self.cfg["train"]["prefetch_factor"]),
                   "persistent_workers": False}
-        return DataLoader(self.train_ds, batch_sampler=sampler, num_workers=w,
+        # its own generator: creating the iterator must not draw from the global RNG (dropout), or a
+        # resumed run would diverge from an uninterrupted one
+        gen = torch.Generator().manual_seed(int(self.cfg["train"]["seed"]))
+        return DataLoader(self.train_ds, batch_sampler=sampler, num_workers=w, generator=gen,
                           pin_memory=self.device.type == "cuda", **kw)
 
     # -- model / optimiser --

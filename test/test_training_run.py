@@ -1,0 +1,159 @@
+"""training.train / training.evaluate end to end: real frames overfit far below the mean-depth baseline,
+exact resume, refusal to overwrite, clear data errors, and DDP (gloo, 2 processes) == one process."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, shared_path
+from mono_depth_ros.checkpoint import load_model, read_model_file
+from training.datasets import DatasetError, build_source
+from training.evaluate import evaluate_model, format_results
+from training.train import TrainError, train
+
+TINY = {"name": "tiny", "input_w": 160, "input_h": 120, "resize_w": 168, "resize_h": 126, "fc_hidden": 64,
+        "coarse_channels": [8, 16, 16, 16, 16], "fine_channels": 8, "dropout": 0.0}
+
+
+def _sync_data(root: Path, n=6):
+    """A small NYU-sync-layout dataset (JPEG + uint16 mm PNG) with structure the net can learn."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        scene = root / f"room_{i % 2:04d}"
+        scene.mkdir(parents=True, exist_ok=True)
+        h, w = 150, 200
+        v, u = np.mgrid[0:h, 0:w]
+        depth = 1.5 + 3.0 * v / h + 0.5 * i
+        rgb = np.zeros((h, w, 3), np.uint8)
+        rgb[..., 0] = (255 * v / h).astype(np.uint8)
+        rgb[..., 1] = rng.integers(0, 60, (h, w))
+        rgb[..., 2] = 40 * i
+        x0 = 20 + 25 * i
+        depth[40:110, x0:x0 + 40] = 1.0
+        rgb[40:110, x0:x0 + 40] = (250, 250, 250)
+        cv2.imwrite(str(scene / f"rgb_{i:05d}.jpg"), rgb[:, :, ::-1])
+        cv2.imwrite(str(scene / f"sync_depth_{i:05d}.png"), (depth * 1000).astype(np.uint16))
+    return root
+
+
+def _cfg(data_root, **train_kw):
+    cfg = {"profile": dict(TINY), "data": {"train": {"type": "nyu_sync", "root": str(data_root), "cache": True}},
+           "augment": {"preset": "nyu"},
+           "optim": {"lr": {"conv": 0.01, "fc": 0.01, "f1": 0.01, "f3": 0.01, "f4": 0.01}},
+           "train": {"batch_size": 4, "samples": {"coarse": 12, "fine": 8}, "workers": 0, "log_every": 1,
+                     "image_every": 0, "checkpoint_every": 0, "tensorboard": False, "progress": False}}
+    cfg["train"].update(train_kw)
+    return cfg
+
+
+def _state(path):
+    return read_model_file(path)["state_dict"]
+
+
+def test_short_real_data_run_overfits_far_below_mean_depth_baseline(tmp_path):
+    root = shared_path("kitti_object_lidar")
+    prof = {"name": "tiny_kitti", "input_w": 224, "input_h": 64, "resize_w": 240, "resize_h": 72,
+            "coarse_channels": [16, 32, 32, 32, 32], "fc_hidden": 128, "fine_channels": 16, "dropout": 0.0,
+            "min_depth": 0.001, "max_depth": 80.0}
+    cfg = {"profile": prof, "data": {"train": {"type": "kitti_object", "root": str(root), "cache": True}},
+           "augment": {"preset": "none"},
+           "optim": {"lr": {"conv": 0.01, "fc": 0.01, "f1": 0.01, "f3": 0.01, "f4": 0.01}, "clip_grad_norm": 10.0},
+           "train": {"batch_size": 4, "samples": {"coarse": 400, "fine": 200}, "workers": 0, "log_every": 10,
+                     "image_every": 150, "checkpoint_every": 0, "tensorboard": True, "progress": False}}
+    res = train(cfg, tmp_path / "run")
+    losses = [l for _, l in res["stages"]["coarse"]["losses"]]
+    assert losses[-1] < 0.05 * losses[0], losses
+    assert np.mean(losses[-3:]) < 0.2 * np.mean(losses[:3])
+    fine = [l for _, l in res["stages"]["fine"]["losses"]]
+    assert fine[-1] < 0.5 * fine[0]
+    assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
+    log = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in log} == {"coarse", "fine"} and all(np.isfinite(r["loss"]) for r in log)
+    model, info = load_model(tmp_path / "run" / "model.pt")
+    assert info["stage"] == "fine" and model.profile.name == "tiny_kitti"
+    out = evaluate_model(model, build_source({"type": "kitti_object", "root": str(root)}), "kitti",
+                         image_dir=tmp_path / "vis", num_images=1)
+    text = format_results(out)
+    print(text)
+    for proto in ("paper", "modern"):
+        rows = out["protocols"][proto]["rows"]
+        base, coarse = rows["mean-depth baseline"], rows["coarse"]
+        assert coarse["images"] == 4 and base["images"] == 4
+        assert coarse["abs_rel"] < 0.3 * base["abs_rel"]
+        assert coarse["rmse_log"] < 0.4 * base["rmse_log"] and coarse["delta1"] > 0.8 > base["delta1"]
+        assert "coarse + fine" in rows
+    assert "| mean-depth baseline |" in text and len(list((tmp_path / "vis").glob("*.png"))) == 1
+
+
+def test_resume_after_interruption_is_bit_exact(tmp_path):
+    data = _sync_data(tmp_path / "data")
+    cfg = _cfg(data)
+    cfg["profile"]["dropout"] = 0.5      # the RNG state must be restored too
+    full = train(cfg, tmp_path / "a")
+    # interrupted in the coarse stage, then in the fine stage, then finished
+    r1 = train(cfg, tmp_path / "b", max_steps=2)
+    assert r1["interrupted"] and not (tmp_path / "b" / "model.pt").exists()
+    r2 = train(cfg, tmp_path / "b", resume=True, max_steps=2)
+    assert r2["interrupted"] and (tmp_path / "b" / "coarse.pt").exists()
+    train(cfg, tmp_path / "b", resume=True)
+    for name in ("coarse.pt", "model.pt", "checkpoint.pt"):
+        a, b = _state(tmp_path / "a" / name), _state(tmp_path / "b" / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    la = [(r["stage"], r["step"], r["loss"]) for r in map(json.loads, (tmp_path / "a" / "log.jsonl").read_text().splitlines())]
+    lb = [(r["stage"], r["step"], r["loss"]) for r in map(json.loads, (tmp_path / "b" / "log.jsonl").read_text().splitlines())]
+    assert la == lb and len(la) == 5
+    # a finished run is not overwritten without being asked
+    with pytest.raises(TrainError, match="already holds a run.*--resume.*--overwrite"):
+        train(cfg, tmp_path / "a")
+    before = (tmp_path / "a" / "model.pt").read_bytes()
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train(cfg, tmp_path / "c", resume=True)
+    assert (tmp_path / "a" / "model.pt").read_bytes() == before
+
+
+def test_missing_dataset_and_empty_split_errors(tmp_path):
+    cfg = _cfg(tmp_path / "no_such_dir")
+    with pytest.raises(DatasetError, match="NYU sync dataset root.*rgb_NNNNN.jpg.*no_such_dir does not exist"):
+        train(cfg, tmp_path / "run")
+    (tmp_path / "empty_list.txt").write_text("# nothing\n")
+    (tmp_path / "d").mkdir()
+    cfg = _cfg(tmp_path / "d")
+    cfg["data"]["train"]["list"] = str(tmp_path / "empty_list.txt")
+    with pytest.raises(DatasetError, match="empty_list.txt lists no frames"):
+        train(cfg, tmp_path / "run2")
+    with pytest.raises(TrainError, match="no data.train"):
+        train({"profile": "nyu"}, tmp_path / "run3")
+
+
+def test_ddp_two_processes_equal_one_process(tmp_path):
+    data = _sync_data(tmp_path / "data")
+    cfg = _cfg(data, samples={"coarse": 8, "fine": 4})
+    single = train(cfg, tmp_path / "single")
+    import yaml
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "training.train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _state(tmp_path / "single" / "model.pt"), _state(tmp_path / "ddp" / "model.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    # the weights did move: equality is not trivial
+    untrained = load_model(tmp_path / "single" / "coarse.pt")[0].state_dict()
+    assert not torch.equal(untrained["fine.f3.weight"], a["fine.f3.weight"])
+    la = [r["loss"] for r in map(json.loads, (tmp_path / "single" / "log.jsonl").read_text().splitlines())]
+    lb = [r["loss"] for r in map(json.loads, (tmp_path / "ddp" / "log.jsonl").read_text().splitlines())]
+    assert len(la) == len(lb) == 3
+    np.testing.assert_allclose(lb, la, rtol=1e-5)
+    assert single["stages"]["coarse"]["steps_run"] == 2 and single["stages"]["fine"]["steps_run"] == 1
