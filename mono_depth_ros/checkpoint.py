@@ -23,12 +23,16 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-import torch
-
-from .model import STAGES, EigenDepthNet
 from .profiles import Profile, get_profile
+
+# torch is imported inside the functions that need it: ModelFileError and atomic writes are used
+# by torch-free code paths (ONNX Runtime / TensorRT inference, the ROS node with an .onnx model).
+STAGES = ("coarse", "fine")
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import EigenDepthNet
 
 FORMAT = "mono_depth_ros.model"
 VERSION = 1
@@ -68,12 +72,14 @@ def atomic_write_bytes(path: "str | os.PathLike", data: bytes, overwrite: bool =
 
 
 def save_torch_atomic(obj: Any, path: "str | os.PathLike", overwrite: bool = False) -> Path:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
 
 
-def model_payload(model: EigenDepthNet, stage: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
+def model_payload(model: "EigenDepthNet", stage: Optional[str] = None, meta: Optional[Dict[str, Any]] = None,
                   half: bool = False) -> Dict[str, Any]:
     stage = stage or model.stage
     if stage not in STAGES:
@@ -86,7 +92,7 @@ def model_payload(model: EigenDepthNet, stage: Optional[str] = None, meta: Optio
             "state_dict": sd, "meta": meta}
 
 
-def save_model(model: EigenDepthNet, path: "str | os.PathLike", stage: Optional[str] = None,
+def save_model(model: "EigenDepthNet", path: "str | os.PathLike", stage: Optional[str] = None,
                meta: Optional[Dict[str, Any]] = None, overwrite: bool = False, half: bool = False,
                extra: Optional[Dict[str, Any]] = None) -> Path:
     """Save a model file. ``half`` stores float tensors as fp16 (halves the size; loaded back as fp32).
@@ -109,6 +115,11 @@ def read_model_file(path: "str | os.PathLike") -> Dict[str, Any]:
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
     try:
+        import torch
+    except ImportError as exc:
+        raise ModelFileError(f"model file {path} is a PyTorch checkpoint and torch is not installed: "
+                             "install torch, or export it to ONNX on another machine (mono-depth export)") from exc
+    try:
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling error means a bad file
         raise ModelFileError(f"model file {path} is corrupt or not a mono_depth_ros model "
@@ -125,13 +136,15 @@ def read_model_file(path: "str | os.PathLike") -> Dict[str, Any]:
 
 
 def load_model(path: "str | os.PathLike", expected_profile: "str | Profile | None" = None,
-               map_location: "str | torch.device" = "cpu", stage: Optional[str] = None,
-               ) -> Tuple[EigenDepthNet, Dict[str, Any]]:
+               map_location: "str | Any" = "cpu", stage: Optional[str] = None,
+               ) -> Tuple["EigenDepthNet", Dict[str, Any]]:
     """Rebuild the model from a file. Returns (model in eval mode, payload without the weights).
 
     ``expected_profile`` (a name or Profile) makes a file of another geometry an error.
     ``stage`` overrides the stage the model runs by default (a "coarse" file cannot run "fine").
     """
+    from .model import EigenDepthNet
+
     payload = read_model_file(path)
     try:
         profile = get_profile(payload["profile"])
