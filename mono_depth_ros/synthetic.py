@@ -59,14 +59,15 @@ _R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
 # ---------------------------------------------------------------------------------------------
 # camera
 # ---------------------------------------------------------------------------------------------
-def _rot_zyx(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    cr, sr = math.cos(roll), math.sin(roll)
-    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
-    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
-    return rz @ ry @ rx
+def _rot_zyx(yaw: Any, pitch: Any, roll: Any) -> np.ndarray:
+    """Rz(yaw) @ Ry(pitch) @ Rx(roll); scalars -> (3, 3), arrays of shape S -> S + (3, 3)."""
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    cr, sr = np.cos(roll), np.sin(roll)
+    r = np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr,
+                  sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr,
+                  -sp, cp * sr, cp * cr], axis=-1)
+    return r.reshape(np.shape(yaw) + (3, 3))
 
 
 @dataclass(frozen=True)
@@ -361,70 +362,78 @@ def _plane_axes(n: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
+_FACE_AXIS = np.array([0, 0, 1, 1, 2, 2])
+_FACE_SIGN = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
+_FACE_TU = np.array([_TANGENTS[k][0] for k in _FACE_AXIS])
+_FACE_TV = np.array([_TANGENTS[k][1] for k in _FACE_AXIS])
+
+
 def _compile(scene: Scene) -> _Compiled:
+    """Flatten the scene into per-face tables (vectorised over boxes; only materials are read in Python)."""
     light = scene.light
     ldir = np.asarray(light.direction, float)
     ldir = ldir / (np.linalg.norm(ldir) or 1.0)
-    rows: List[Tuple[np.ndarray, float, np.ndarray, np.ndarray, Material, str, int]] = []
-    pn, pd, pf = [], [], []
+    n_pl, n_bx = len(scene.planes), len(scene.boxes)
+    # -- planes
+    pn = np.zeros((n_pl, 3))
+    pd = np.zeros(n_pl)
+    p_tu, p_tv = np.zeros((n_pl, 4)), np.zeros((n_pl, 4))
     for i, pl in enumerate(scene.planes):
         n = np.asarray(pl.normal, float)
         norm = np.linalg.norm(n)
         if not norm > 0:
             raise ValueError(f"plane {i} has a zero normal")
-        n, d = n / norm, float(pl.offset) / norm
-        u, v = _plane_axes(n)
-        pn.append(n), pd.append(d), pf.append(len(rows))
-        rows.append((n, d, np.append(u, 0.0), np.append(v, 0.0), pl.material, pl.label, i))
-    bc, br, bh, bi, bf, bk = [], [], [], [], [], []
-    for j, box in enumerate(scene.boxes):
-        c = np.asarray(box.center, float)
-        r = box.rotation()
-        h = np.asarray(box.size, float) / 2.0
-        if not np.all(h > 0):
-            raise ValueError(f"box {j} ({box.label}) has a non-positive size {box.size}")
-        bc.append(c), br.append(r), bh.append(h), bi.append(box.inside), bf.append(len(rows))
-        bk.append(c + (_CORNER_SIGNS * h) @ r.T)
-        mats = box.face_materials()
-        for face in range(6):
-            k, side = divmod(face, 2)
-            sign = 1.0 if side else -1.0
-            axis = r[:, k]
-            n = sign * axis * (-1.0 if box.inside else 1.0)   # towards the visible side
-            d = float(n @ (c + sign * h[k] * axis))
-            a, b = _TANGENTS[k]
-            tu = np.append(r[:, a], h[a] - r[:, a] @ c)       # local coordinate + half size: 0 at a corner
-            tv = np.append(r[:, b], h[b] - r[:, b] @ c)
-            rows.append((n, d, tu, tv, mats[face], f"{box.label}{BOX_FACES[face]}", len(scene.planes) + j))
-    f = len(rows)
-    face_n = np.zeros((f + 1, 3))
-    face_d = np.zeros(f + 1)
-    face_tu = np.zeros((f + 1, 4))
-    face_tv = np.zeros((f + 1, 4))
+        pn[i], pd[i] = n / norm, float(pl.offset) / norm
+        u, v = _plane_axes(pn[i])
+        p_tu[i, :3], p_tv[i, :3] = u, v
+    # -- boxes (M, ...) and their faces (M, 6, ...)
+    bc = np.array([b.center for b in scene.boxes], float).reshape(-1, 3)
+    bh = np.array([b.size for b in scene.boxes], float).reshape(-1, 3) / 2.0
+    br = _rot_zyx(*np.array([(b.yaw, b.pitch, b.roll) for b in scene.boxes], float).reshape(-1, 3).T)
+    bi = np.array([b.inside for b in scene.boxes], bool)
+    bad = np.flatnonzero(~np.all(bh > 0, axis=1))
+    if len(bad):
+        b = scene.boxes[int(bad[0])]
+        raise ValueError(f"box {int(bad[0])} ({b.label}) has a non-positive size {b.size}")
+    axis = np.transpose(br[:, :, _FACE_AXIS], (0, 2, 1))                 # (M, 6, 3) world axis of each face
+    flip = np.where(bi, -1.0, 1.0)[:, None, None]
+    fn = _FACE_SIGN[None, :, None] * axis * flip                          # normals towards the visible side
+    fcen = bc[:, None, :] + (_FACE_SIGN * bh[:, _FACE_AXIS])[..., None] * axis
+    fd = np.einsum("mfi,mfi->mf", fn, fcen)
+    ta = np.transpose(br[:, :, _FACE_TU], (0, 2, 1))
+    tb = np.transpose(br[:, :, _FACE_TV], (0, 2, 1))
+    ftu = np.concatenate([ta, (bh[:, _FACE_TU] - np.einsum("mfi,mi->mf", ta, bc))[..., None]], axis=2)
+    ftv = np.concatenate([tb, (bh[:, _FACE_TV] - np.einsum("mfi,mi->mf", tb, bc))[..., None]], axis=2)
+    corners = bc[:, None, :] + np.einsum("ck,mk,mjk->mcj", _CORNER_SIGNS, bh, br)
+    # -- face tables: planes first, then 6 faces per box, then one dummy row (index -1 = no hit)
+    f = n_pl + 6 * n_bx
+    face_n = np.concatenate([pn, fn.reshape(-1, 3), np.zeros((1, 3))])
+    face_d = np.concatenate([pd, fd.reshape(-1), np.zeros(1)])
+    face_tu = np.concatenate([p_tu, ftu.reshape(-1, 4), np.zeros((1, 4))])
+    face_tv = np.concatenate([p_tv, ftv.reshape(-1, 4), np.zeros((1, 4))])
+    mats: List[Material] = [pl.material for pl in scene.planes]
+    labels = [pl.label for pl in scene.planes]
+    for b in scene.boxes:
+        mats.extend(b.face_materials())
+        labels.extend(f"{b.label}{name}" for name in BOX_FACES)
+    gain = 255.0 * scene.exposure
     col = np.zeros((f + 1, 3), np.float32)
     col2 = np.zeros((f + 1, 3), np.float32)
-    tex = np.zeros(f + 1, np.int8)
-    inv_scale = np.ones(f + 1, np.float32)
-    grain = np.zeros(f + 1, np.float32)
-    shade = np.zeros(f + 1, np.float32)
-    gain = 255.0 * scene.exposure
-    for i, (n, d, tu, tv, m, _, _) in enumerate(rows):
-        face_n[i], face_d[i], face_tu[i], face_tv[i] = n, d, tu, tv
-        col[i] = np.asarray(m.color) * gain
-        col2[i] = np.asarray(m.color2) * gain
-        tex[i] = _TEX_ID[m.texture]
-        inv_scale[i] = 1.0 / m.scale
-        grain[i] = m.grain
-        shade[i] = light.ambient + light.directional * max(0.0, float(n @ ldir))
-    e3 = np.zeros((0, 3))
+    if f:
+        col[:f] = np.array([m.color for m in mats]) * gain
+        col2[:f] = np.array([m.color2 for m in mats]) * gain
+    tex = np.array([_TEX_ID[m.texture] for m in mats] + [0], np.int8)
+    inv_scale = np.array([1.0 / m.scale for m in mats] + [1.0], np.float32)
+    grain = np.array([m.grain for m in mats] + [0.0], np.float32)
+    shade = (light.ambient + light.directional * np.maximum(face_n @ ldir, 0.0)).astype(np.float32)
+    shade[-1] = 0.0
     return _Compiled(
-        plane_n=np.array(pn).reshape(-1, 3), plane_d=np.array(pd, float), plane_face=np.array(pf, np.int32),
-        box_c=np.array(bc).reshape(-1, 3) if bc else e3, box_r=np.array(br).reshape(-1, 3, 3),
-        box_h=np.array(bh).reshape(-1, 3) if bh else e3, box_inside=np.array(bi, bool),
-        box_face0=np.array(bf, np.int32), box_corners=np.array(bk).reshape(-1, 8, 3),
-        face_n=face_n, face_d=face_d, face_tu=face_tu, face_tv=face_tv, face_col=col, face_col2=col2,
-        face_tex=tex, face_inv_scale=inv_scale, face_grain=grain, face_const_shade=shade,
-        face_label=[r[5] for r in rows], face_prim=np.array([r[6] for r in rows], np.int32))
+        plane_n=pn, plane_d=pd, plane_face=np.arange(n_pl, dtype=np.int32),
+        box_c=bc, box_r=br, box_h=bh, box_inside=bi, box_face0=(n_pl + 6 * np.arange(n_bx)).astype(np.int32),
+        box_corners=corners, face_n=face_n, face_d=face_d, face_tu=face_tu, face_tv=face_tv, face_col=col,
+        face_col2=col2, face_tex=tex, face_inv_scale=inv_scale, face_grain=grain, face_const_shade=shade,
+        face_label=labels,
+        face_prim=np.concatenate([np.arange(n_pl), n_pl + np.repeat(np.arange(n_bx), 6)]).astype(np.int32))
 
 
 # ---------------------------------------------------------------------------------------------
