@@ -34,21 +34,37 @@ def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float, cmap: 
         raise ValueError(f"depth must be (H, W), got {depth.shape}")
     if not (max_depth > min_depth >= 0):
         raise ValueError(f"need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
-    lut = _lut(cmap)
+    lut = _lut_black(cmap)
     h, w = depth.shape
     if out is None or out.shape != (h, w, 3) or out.dtype != np.uint8:
         out = np.empty((h, w, 3), dtype=np.uint8)
     d = np.asarray(depth, dtype=np.float32)
-    valid = np.isfinite(d) & (d > 0)
+    # Index 0 of the table is black (invalid); valid depths map to 1..255.
     with np.errstate(invalid="ignore", divide="ignore"):
         if inverse:
             lo, hi = 1.0 / max_depth, 1.0 / max(min_depth, 1e-6)
-            t = (1.0 / d - lo) * (255.0 / (hi - lo))
+            t = (1.0 / d - lo) * (254.0 / (hi - lo))
         else:
-            t = (max_depth - d) * (255.0 / (max_depth - min_depth))
-    np.clip(t, 0, 255, out=t)
-    t[~valid] = 0
-    idx = (t + 0.5).astype(np.uint8)
-    np.take(lut, idx, axis=0, out=out)
-    out[~valid] = 0
+            t = (max_depth - d) * (254.0 / (max_depth - min_depth))
+        np.clip(t, 0, 254, out=t)
+        t += 1.5
+        t[~(d > 0)] = 0          # NaN and non-positive depth
+        t[~np.isfinite(d)] = 0   # +inf
+    idx = t.astype(np.uint8)
+    import cv2
+
+    cv2.LUT(cv2.merge((idx, idx, idx)), lut, dst=out)
     return out
+
+
+def _lut_black(cmap: str) -> np.ndarray:
+    """(256, 1, 3) table for cv2.LUT: entry 0 black, entries 1..255 the colour map's 0..255."""
+    key = cmap + ":black"
+    lut = _LUTS.get(key)
+    if lut is None:
+        base = _lut(cmap)
+        lut = np.zeros((256, 1, 3), dtype=np.uint8)
+        src = np.round(np.linspace(0, 255, 255)).astype(np.int64)
+        lut[1:, 0] = base[src]
+        _LUTS[key] = lut
+    return lut
