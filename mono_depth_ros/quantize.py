@@ -175,6 +175,15 @@ def _set_metadata(path: Path, meta: Dict[str, str]) -> None:
     atomic_write_bytes(path, data, overwrite=True)
 
 
+def output_layers(path: "str | os.PathLike[str]") -> List[str]:
+    """Names of the Conv/Gemm/MatMul nodes that write a graph output (the model's last linear layer)."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    outs = {o.name for o in m.graph.output}
+    return [n.name for n in m.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and set(n.output) & outs]
+
+
 @dataclass
 class QuantizeResult:
     path: Path
@@ -186,12 +195,17 @@ class QuantizeResult:
 def quantize_onnx(model: "str | os.PathLike[str]", out: "str | os.PathLike[str] | None" = None,
                   calib: Optional[Iterable[Any]] = None, mode: str = "static", profile: "Profile | str | None" = None,
                   n_frames: int = 32, per_channel: bool = True, overwrite: bool = False,
-                  synthetic_fallback: bool = True) -> QuantizeResult:
+                  synthetic_fallback: bool = True, keep_output_layer_fp32: bool = True,
+                  nodes_to_exclude: Sequence[str] = ()) -> QuantizeResult:
     """Quantise ``model`` (fp32 ONNX) to int8; returns where it was written (default ``<model>.int8.onnx``).
 
     mode ``static``: QDQ, per-channel int8 weights, uint8 activations, MinMax calibration on ``calib``
     images (files, folders or RGB arrays) through the Preprocessor.  mode ``dynamic``: int8 weights of
     MatMul/Gemm only (C6/C7), activations quantised at run time; needs no calibration data.
+
+    ``keep_output_layer_fp32``: leave the layer that produces the model output (F4, a 64 -> 1 conv:
+    0.2 % of the FLOPs) in fp32; on the NYU network this halves the int8 error for ~0.5 ms.
+    ``nodes_to_exclude``: further node names to keep in fp32.
     """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)
@@ -208,6 +222,7 @@ def quantize_onnx(model: "str | os.PathLike[str]", out: "str | os.PathLike[str] 
     dst.parent.mkdir(parents=True, exist_ok=True)
     meta = read_metadata(src)
     input_name, prof = _input_name_and_profile(src, profile)
+    exclude = list(nodes_to_exclude) + (output_layers(src) if keep_output_layer_fp32 else [])
 
     with tempfile.TemporaryDirectory(prefix="mono_depth_quant.", dir=str(dst.parent)) as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -228,14 +243,15 @@ def quantize_onnx(model: "str | os.PathLike[str]", out: "str | os.PathLike[str] 
 
             quantize_static(str(pre), str(tmp_out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
             n = len(frames)
         else:
             quantize_dynamic(str(pre), str(tmp_out), weight_type=QuantType.QInt8, per_channel=per_channel,
-                             op_types_to_quantize=["MatMul", "Gemm"])
+                             op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude)
             desc, n = "none (dynamic)", 0
         meta[META_QUANT] = json.dumps({"mode": mode, "format": "QDQ" if mode == "static" else "dynamic",
-                                       "per_channel": per_channel, "calibration": desc, "source": src.name})
+                                       "per_channel": per_channel, "calibration": desc, "source": src.name,
+                                       "fp32_nodes": exclude})
         _set_metadata(tmp_out, meta)
         if dst.exists():
             dst.unlink()

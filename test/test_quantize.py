@@ -19,16 +19,27 @@ from mono_depth_ros.quantize import (compare_log_depth, find_images, load_calibr
 TINY = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
                fine_channels=8, resize_w=160, resize_h=120)
 
-# Quantised weight layers on the longest path: C1-C5, C6, C7 (coarse) then F3, F4 (fine).
+# Quantised weight layers on the longest path: C1-C5, C6, C7 (coarse) then F3, F4 (fine); by default
+# F4 (the output layer) stays fp32.
 N_LAYERS = 9
 # Worst-case rounding error of one quantised tensor relative to its range: uint8 activations
 # (asymmetric, 255 steps over the calibrated range) -> 1/510; int8 per-channel symmetric weights
 # (127 steps over max|w|) -> 1/254.  With activation scale preserved layer to layer (He init / trained
-# nets), errors add at most linearly over the layers:
-REL_BOUND = N_LAYERS * (1 / 510 + 1 / 254)   # ~0.053 of the output's range (worst case)
-# Rounding errors are independent, so typical errors add in quadrature (sqrt(N) instead of N) and a
-# uniform error's mean |e| is half its maximum:
-MEAN_BOUND = np.sqrt(N_LAYERS) * (1 / 510 + 1 / 254) / 2
+# nets), errors add at most linearly over the n quantised layers (REL_BOUND(9) ~ 0.053 of the output
+# range); they are independent, so typical errors add in quadrature (sqrt(n)) and a uniform error's
+# mean |e| is half its maximum (MEAN_BOUND).
+STEP = 1 / 510 + 1 / 254
+
+
+def REL_BOUND_N(n):
+    return n * STEP
+
+
+def MEAN_BOUND_N(n):
+    return np.sqrt(n) * STEP / 2
+
+
+REL_BOUND = REL_BOUND_N(N_LAYERS)
 
 
 def _model():
@@ -85,21 +96,32 @@ def _eval_inputs(rgbs):
     return [pre(r)[0].copy() for r in rgbs]
 
 
-def test_static_int8_within_bound_and_keeps_metadata(tiny_onnx, tmp_path):
+@pytest.mark.parametrize("quantize_output", [False, True])
+def test_static_int8_within_bound_and_keeps_metadata(tiny_onnx, tmp_path, quantize_output):
     import onnx
 
+    from mono_depth_ros.quantize import output_layers
+
     calib, evals = _split_real_images()
-    res = quantize_onnx(tiny_onnx, tmp_path / "tiny.int8.onnx", calib=calib, n_frames=16)
+    res = quantize_onnx(tiny_onnx, tmp_path / "tiny.int8.onnx", calib=calib, n_frames=16,
+                        keep_output_layer_fp32=not quantize_output)
     assert res.path.is_file() and res.mode == "static" and res.n_frames == 16
     m = onnx.load(str(res.path))
     ops = {n.op_type for n in m.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    int8_weights = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    assert len(int8_weights) >= N_LAYERS  # every conv / fc weight quantised
+    int8_weights = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) >= 2]
+    n_quant = N_LAYERS if quantize_output else N_LAYERS - 1  # on the longest path
+    # every conv / fc weight is quantised (C1-C7, F1, F3, F4 = 10 layers), but F4 unless asked
+    assert len(int8_weights) == (10 if quantize_output else 9)
+    f4 = output_layers(tiny_onnx)
+    assert f4 == ["/fine/f4/Conv"]
+    f4_weight = next(n for n in m.graph.node if n.name == f4[0]).input[1]
+    producers = {o: n.op_type for n in m.graph.node for o in n.output}
+    assert (producers.get(f4_weight) == "DequantizeLinear") == quantize_output
     meta32, meta8 = read_metadata(tiny_onnx), read_metadata(res.path)
     assert {k: v for k, v in meta8.items() if k != "mono_depth_ros.quantization"} == meta32
     q = json.loads(meta8["mono_depth_ros.quantization"])
-    assert q["format"] == "QDQ" and q["per_channel"] is True
+    assert q["format"] == "QDQ" and q["per_channel"] is True and q["fp32_nodes"] == ([] if quantize_output else f4)
 
     xs = _eval_inputs(evals)
     ref, out = _run(tiny_onnx, xs), _run(res.path, xs)
@@ -107,8 +129,8 @@ def test_static_int8_within_bound_and_keeps_metadata(tiny_onnx, tmp_path):
     out_range = float(ref.max() - ref.min())
     assert out_range > 0.1  # the output really varies (otherwise the bound is vacuous)
     err = np.abs(out - ref)
-    assert err.max() <= REL_BOUND * out_range, (err.max(), out_range)
-    assert err.mean() <= MEAN_BOUND * out_range, (err.mean(), out_range)
+    assert err.max() <= REL_BOUND_N(n_quant) * out_range, (err.max(), out_range)
+    assert err.mean() <= MEAN_BOUND_N(n_quant) * out_range, (err.mean(), out_range)
     stats = compare_log_depth(ref, out)
     assert stats["delta1"] > 0.99
 

@@ -21,6 +21,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (default <model>.int8.onnx)")
     p.add_argument("--mode", choices=["static", "dynamic"], default="static")
     p.add_argument("--frames", type=int, default=32, help="calibration samples (images + flips/brightness)")
+    p.add_argument("--quantize-output-layer", action="store_true",
+                   help="also quantise the last layer (by default it stays fp32: half the error for ~0.5 ms)")
+    p.add_argument("--fp32-nodes", nargs="*", default=[], metavar="NODE", help="further ONNX node names to keep fp32")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--check", action="store_true", help="compare int8 vs fp32 outputs on the calibration images")
     return p
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{src} is already quantised")
     t0 = time.perf_counter()
     res = quantize_onnx(src, args.out, calib=args.calib or None, mode=args.mode, n_frames=args.frames,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, keep_output_layer_fp32=not args.quantize_output_layer,
+                        nodes_to_exclude=args.fp32_nodes)
     print(f"wrote {res.path} ({res.mode}; calibration: {res.calibration}) in {time.perf_counter() - t0:.1f} s; "
           f"size {src.stat().st_size / 1e6:.1f} MB -> {res.path.stat().st_size / 1e6:.1f} MB")
     if args.check:
