@@ -445,7 +445,8 @@ class LiveEvaluation:
         self.images: Dict[int, float] = {}       # stamp -> wall time, awaiting their depth
         self.rgb: Dict[int, Any] = {}            # stamp -> (lazy) rgb for the worst-frame figure
         self.keep_rgb = keep_rgb
-        self.n_images = self.n_depth = self.dropped = self.no_gt = self.unmatched_depth = 0
+        self.n_images = self.n_depth = self.dropped = self.no_gt = self.unmatched_depth = self.errors = 0
+        self.last_error = ""
         self.latencies: List[float] = []
         self.stamp_latencies: List[float] = []
 
@@ -496,8 +497,13 @@ class LiveEvaluation:
                 continue
             points, lidar_frame = gt
             d = item["depth"]
-            T = self.transform(item["frame_id"], lidar_frame)
-            gt_depth = lidar_to_depth(points, T, item["K"], d.shape[1], d.shape[0])
+            try:
+                T = self.transform(item["frame_id"], lidar_frame)
+                gt_depth = lidar_to_depth(points, T, item["K"], d.shape[1], d.shape[0])
+            except Exception as exc:  # noqa: BLE001 - e.g. no tf yet: skip the frame, keep evaluating
+                self.errors += 1
+                self.last_error = f"frame {item['stamp']}: {type(exc).__name__}: {exc}"
+                continue
             rgb = self.rgb.get(item["stamp"])
             if callable(rgb):
                 rgb = rgb()
@@ -512,6 +518,7 @@ class LiveEvaluation:
         out: Dict[str, Any] = {"input_images": self.n_images, "depth_images": self.n_depth,
                                "dropped_frames": self.dropped, "frames_without_ground_truth": self.no_gt,
                                "depth_without_input_image": self.unmatched_depth,
+                               "evaluation_errors": self.errors,
                                "frames_evaluated": len(self.evaluator)}
         if lat.size:
             out.update({"latency_mean_ms": float(lat.mean() * 1e3), "latency_p50_ms": float(np.percentile(lat, 50) * 1e3),

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -248,8 +248,10 @@ def pointcloud2_xyz(msg: Any, topic: str = "point cloud") -> np.ndarray:
     if data.size < rs * (int(msg.height) - 1) + ps * int(msg.width):
         raise BagError(f"{topic}: PointCloud2 data has {data.size} bytes, too few for {msg.width}x{msg.height} "
                        f"points of {ps} bytes (truncated?)")
-    order = ">" if msg.is_bigendian else "<"
-    names, formats, offsets = [], [], []
+    order: Literal[">", "<"] = ">" if msg.is_bigendian else "<"
+    names: List[str] = []
+    formats: List[np.dtype] = []
+    offsets: List[int] = []
     for name in "xyz":
         f = fields[name]
         if f.datatype not in POINTFIELD_DTYPES:

@@ -74,7 +74,8 @@ class DepthEvaluatorNode(Node):
         self._infos: "OrderedDict[int, np.ndarray]" = OrderedDict()
         self._last_depth_wall: Optional[float] = None
         self._finished = False
-        self._errors = 0
+        self._bad_inputs = 0
+        self._errors_logged = 0
         rel = ReliabilityPolicy.RELIABLE if p["qos_reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=rel, durability=DurabilityPolicy.VOLATILE)
         self.create_subscription(Image, p["depth_topic"], self._on_depth, qos)
@@ -84,8 +85,7 @@ class DepthEvaluatorNode(Node):
             self.create_subscription(Image, p["image_topic"], self._on_image, qos)
         if float(p["idle_shutdown"]) > 0:
             self.create_timer(0.5, self._check_idle)
-        self.get_logger().info(f"evaluating {self.resolve_topic_name(p['depth_topic'])} against "
-                               f"{self.resolve_topic_name(p['lidar_topic'])} ({', '.join(protocols)})")
+        self.get_logger().info(f"evaluating {p['depth_topic']} against {p['lidar_topic']} ({', '.join(protocols)})")
 
     # ---- tf ----
     def _transform(self, target: str, source: str) -> np.ndarray:
@@ -122,28 +122,29 @@ class DepthEvaluatorNode(Node):
             return
         try:
             depth = conv.image_msg_to_depth(msg)
-            recs = self.live.on_depth(stamp, wall, depth, K, msg.header.frame_id,
-                                      now_ns=self.get_clock().now().nanoseconds)
-        except Exception as exc:  # noqa: BLE001 - one bad frame (or a missing tf) must not stop the evaluation
-            self._error(exc)
+        except ValueError as exc:
+            self._bad(f"bad depth image: {exc}")
             return
-        self._report(recs)
+        self._report(self.live.on_depth(stamp, wall, depth, K, msg.header.frame_id,
+                                        now_ns=self.get_clock().now().nanoseconds))
 
     def _on_lidar(self, msg: Any) -> None:
         try:
-            recs = self.live.on_lidar(conv.stamp_to_ns(msg.header.stamp), pointcloud2_xyz(msg, self.p["lidar_topic"]),
-                                      msg.header.frame_id)
-        except Exception as exc:  # noqa: BLE001
-            self._error(exc)
+            points = pointcloud2_xyz(msg, self.p["lidar_topic"])
+        except ValueError as exc:
+            self._bad(str(exc))
             return
-        self._report(recs)
+        self._report(self.live.on_lidar(conv.stamp_to_ns(msg.header.stamp), points, msg.header.frame_id))
 
-    def _error(self, exc: Exception) -> None:
-        self._errors += 1
-        self.get_logger().warn(f"evaluation of a frame failed ({self._errors} so far): {type(exc).__name__}: {exc}",
-                               throttle_duration_sec=5.0)
+    def _bad(self, reason: str) -> None:
+        self._bad_inputs += 1
+        self.get_logger().warn(f"skipping a message ({self._bad_inputs} so far): {reason}", throttle_duration_sec=5.0)
 
     def _report(self, recs: list) -> None:
+        if self.live.errors != self._errors_logged:  # the evaluation (LiveEvaluation) skipped frames
+            self._errors_logged = self.live.errors
+            self.get_logger().warn(f"evaluation of a frame failed ({self.live.errors} so far): "
+                                   f"{self.live.last_error}", throttle_duration_sec=5.0)
         n = int(self.p["report_every"])
         if not recs or n <= 0:
             return
@@ -172,9 +173,9 @@ class DepthEvaluatorNode(Node):
         if self._finished:
             return
         self._finished = True
-        self.live.finish()
+        self._report(self.live.finish())
         stats = self.live.stats()
-        stats["evaluation_errors"] = self._errors
+        stats["bad_messages"] = self._bad_inputs
         log = self.get_logger()
         if len(self.evaluator) == 0:
             log.warn(f"no frame was evaluated: {stats}")
