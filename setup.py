@@ -24,6 +24,8 @@ EXTRAS = {
     # TensorRT 10 Python bindings come with JetPack / the TensorRT tarball / NVIDIA's index.
     "tensorrt": ["tensorrt>=10.0"],
     "training": ["h5py>=3.0", "tensorboard>=2.10", "matplotlib>=3.5", "scipy>=1.7"],
+    # plots of the bag evaluation (mono-depth bag --eval)
+    "eval": ["matplotlib>=3.5"],
     "dev": ["pytest>=7", "pytest-timeout>=2.1", "mypy>=1.5"],
 }
 EXTRAS["all"] = sorted({d for k in ("torch", "onnx", "training") for d in EXTRAS[k]})
@@ -52,6 +54,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_node = mono_depth_ros.ros.node:main",
+            "depth_evaluator = mono_depth_ros.ros.evaluator_node:main",
             "mono-depth = mono_depth_ros.cli:main",
         ],
     },
