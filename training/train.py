@@ -194,6 +194,7 @@ class Trainer:
         self.device = torch.device(dev)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick the fastest kernels
         self.dist.init(self.device.type)
         self.max_steps = max_steps
         self.progress = tcfg["progress"] if progress is None else progress
