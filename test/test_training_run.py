@@ -157,3 +157,43 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     assert len(la) == len(lb) == 3
     np.testing.assert_allclose(lb, la, rtol=1e-5)
     assert single["stages"]["coarse"]["steps_run"] == 2 and single["stages"]["fine"]["steps_run"] == 1
+
+
+def test_synthetic_config_trains_and_evaluate_cli_prints_and_saves(tmp_path, capsys):
+    pytest.importorskip("mono_depth_ros.synthetic")
+    from training.evaluate import main as evaluate_main
+    from training.utils import apply_overrides, load_yaml_config
+
+    cfg = load_yaml_config(ROOT / "training" / "configs" / "synthetic_smoke.yaml")
+    cfg = apply_overrides(cfg, ["train.samples.coarse=8", "train.samples.fine=8", "train.batch_size=4",
+                                "train.workers=0", "train.tensorboard=false", "train.progress=false",
+                                "data.train.n=8", "data.val.n=3"])
+    res = train(cfg, tmp_path / "run")
+    assert not res["interrupted"]
+    model, info = load_model(tmp_path / "run" / "model.pt")
+    assert (model.profile.input_w, model.profile.input_h) == (160, 120) and model.profile.name == "smoke_indoor"
+    args = ["--checkpoint", str(tmp_path / "run" / "model.pt"), "--dataset", "synthetic", "--workers", "0",
+            "--synthetic", '{"kind": "indoor", "n": 3, "seed": 5, "width": 200, "height": 150}',
+            "--out", str(tmp_path / "eval.json"), "--images", str(tmp_path / "vis"), "--num-images", "2"]
+    assert evaluate_main(args) == 0
+    out = capsys.readouterr().out
+    assert "| coarse + fine |" in out and "| mean-depth baseline |" in out
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    rows = saved["protocols"]["paper"]["rows"]
+    assert set(rows) == {"coarse", "coarse + fine", "mean-depth baseline"} and rows["coarse"]["images"] == 3
+    assert len(list((tmp_path / "vis").glob("*.png"))) == 2
+    assert evaluate_main(args) == 2            # refuses to overwrite the JSON
+    assert evaluate_main(args[:-4] + ["--stage", "coarse", "--overwrite"]) == 0
+    assert "coarse + fine" not in json.loads((tmp_path / "eval.json").read_text())["protocols"]["paper"]["rows"]
+
+
+def test_demo_profile_model_file_is_under_20_mb_in_half_precision(tmp_path):
+    from mono_depth_ros.checkpoint import save_model
+    from mono_depth_ros.model import EigenDepthNet
+    from training.utils import load_yaml_config, profile_from_config
+
+    prof = profile_from_config(load_yaml_config(ROOT / "training" / "configs" / "synthetic_demo.yaml")["profile"])
+    path = save_model(EigenDepthNet(prof), tmp_path / "demo.pt", half=True)
+    assert 5e6 < path.stat().st_size < 20e6
+    model, _ = load_model(path)
+    assert model.profile == prof
