@@ -221,3 +221,14 @@ def test_synthetic_source_when_available():
     assert a.valid.mean() > 0.5
     s = DepthDataset(src, TINY)[0]
     assert s["image"].shape == (3, 120, 160) and s["depth"].shape == (1, TINY.output_h, TINY.output_w)
+
+
+def test_kitti_velodyne_cache_round_trip(tmp_path):
+    root = shared_path("kitti_raw_layout_repackaged")
+    ds = KittiRaw(root, list=_raw_split(tmp_path), velodyne_cache=tmp_path / "cache")
+    a = ds.frame(1).depth
+    png = tmp_path / "cache" / "2011_09_26_drive_9999_sync" / "proj_depth" / "velodyne_raw" / "image_02" / "0000000001.png"
+    assert png.is_file()
+    b = KittiRaw(root, list=_raw_split(tmp_path), velodyne_cache=tmp_path / "cache").frame(1).depth
+    np.testing.assert_array_equal(a > 0, b > 0)
+    assert np.abs(a - b).max() <= 0.5 / 256 + 1e-6

@@ -197,3 +197,40 @@ def test_demo_profile_model_file_is_under_20_mb_in_half_precision(tmp_path):
     assert 5e6 < path.stat().st_size < 20e6
     model, _ = load_model(path)
     assert model.profile == prof
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
+    import signal
+    import time
+
+    import yaml
+
+    data = _sync_data(tmp_path / "data")
+    cfg = _cfg(data, samples={"coarse": 40000, "fine": 8})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--config", str(tmp_path / "cfg.yaml"),
+                             "--out", str(run)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            log = run / "log.jsonl"
+            if log.is_file() and len(log.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "--resume" in err
+    ckpt = read_model_file(run / "checkpoint.pt")
+    step = ckpt["train_state"]["step"]
+    assert ckpt["train_state"]["stage"] == "coarse" and 3 <= step < 10000
+    assert not (run / "model.pt").exists()
+    res = train(cfg, run, resume=True, max_steps=2)
+    assert res["stages"]["coarse"]["start_step"] == step and res["stages"]["coarse"]["steps_run"] == 2
+    with pytest.raises(TrainError, match="already holds a run"):
+        train(cfg, run)

@@ -331,8 +331,12 @@ class KittiRaw(FrameSource):
 
     def __init__(self, root: "str | Path", list: "str | Path | None" = None, gt: str = "velodyne",
                  gt_root: "str | Path | None" = None, cameras: Sequence[str] = ("l",),
-                 exclude_list: "str | Path | None" = None, both_cameras: bool = False):
+                 exclude_list: "str | Path | None" = None, both_cameras: bool = False,
+                 velodyne_cache: "str | Path | None" = None):
         self.root = _need_dir(root, "KITTI raw root (<date>/<date>_drive_NNNN_sync/image_02/data)")
+        # projected scans saved as uint16 PNG (m * 256) under <cache>/<drive>/proj_depth/velodyne_raw/image_0X/
+        # the first time they are computed: later epochs decode a PNG instead of projecting 120k points
+        self.velodyne_cache = None if velodyne_cache is None else Path(os.path.expanduser(str(velodyne_cache)))
         if gt not in ("velodyne", "official", "auto"):
             raise DatasetError(f"KITTI ground truth must be velodyne, official or auto, got {gt!r}")
         self.gt = gt
@@ -393,6 +397,28 @@ class KittiRaw(FrameSource):
             self._calib[key] = kitti.load_raw_calibration(self.root / it.date, camera=it.camera)
         return self._calib[key]
 
+    def _velodyne_depth(self, it: KittiItem, w: int, h: int) -> np.ndarray:
+        from mono_depth_ros import kitti
+
+        cache = None
+        if self.velodyne_cache is not None:
+            cache = self.velodyne_cache / it.drive / "proj_depth" / "velodyne_raw" / f"image_0{it.camera}" / f"{it.frame:010d}.png"
+            if cache.is_file():
+                return kitti.read_depth_png(cache)
+        depth = kitti.velodyne_to_depth(kitti.load_velodyne(self.velodyne_path(it)), self.calibration(it), w, h)
+        if cache is not None:
+            import cv2
+
+            from mono_depth_ros.checkpoint import atomic_write_bytes
+
+            ok, buf = cv2.imencode(".png", np.clip(np.round(depth * 256.0), 0, 65535).astype(np.uint16))
+            if ok:
+                try:
+                    atomic_write_bytes(cache, buf.tobytes(), overwrite=True)
+                except OSError:
+                    pass  # a read-only cache folder only costs speed
+        return depth
+
     def load(self, i):
         from mono_depth_ros import kitti
 
@@ -405,7 +431,7 @@ class KittiRaw(FrameSource):
         elif self.gt == "official":
             raise DatasetError(f"KITTI official ground truth for {it.name} not found under {self.gt_root}")
         else:
-            depth = kitti.velodyne_to_depth(kitti.load_velodyne(self.velodyne_path(it)), self.calibration(it), w, h)
+            depth = self._velodyne_depth(it, w, h)
         if depth.shape != (h, w):
             raise DatasetError(f"KITTI {it.name}: ground truth {depth.shape[::-1]} does not match the image {w}x{h}")
         return rgb, depth, None, it.name
