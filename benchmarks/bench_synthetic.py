@@ -4,7 +4,8 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_synthetic.py            # default table
     .venv/bin/python benchmarks/bench_synthetic.py --sizes 304x228 576x172 --frames 200 --workers 2
 
-Rows per kind and size (frames/s, ms/frame; best of --repeat runs):
+Rows per kind and size (best of --repeat runs): wall-clock frames/s and ms/frame, and the CPU time of
+this process per frame (robust to other load on a shared machine; frames/CPU-s = one core's throughput):
   frame     render_frame(kind, seed, index=i): new random scene + render (what SyntheticDataset does)
   render    render() only, scenes generated beforehand
   sequence  render_sequence(): one scene, the camera moving (a camera stream)
@@ -25,14 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mono_depth_ros import synthetic as S  # noqa: E402
 
 
-def _best(fn, n: int, repeat: int) -> float:
-    """Best wall time (s) per item over ``repeat`` runs of fn(n)."""
-    best = float("inf")
+def _best(fn, n: int, repeat: int) -> tuple:
+    """(wall, cpu): best wall time and best CPU time of this process (s) per item over ``repeat`` runs
+    of fn(n).  CPU time is what one core spends per frame, robust to other load on a shared machine."""
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn(n)
         best = min(best, (time.perf_counter() - t0) / n)
-    return best
+        best_cpu = min(best_cpu, (time.process_time() - c0) / n)
+    return best, best_cpu
 
 
 _DS = None
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
 
     print(f"python {platform.python_version()}, numpy {S.np.__version__}, {os.cpu_count()} CPUs visible, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {platform.processor() or platform.machine()}")
-    print(f"{'kind':8s} {'size':>8s} {'what':10s} {'frames/s':>9s} {'ms/frame':>9s}")
+    print(f"{'kind':8s} {'size':>8s} {'what':11s} {'frames/s':>9s} {'ms/frame':>9s} {'CPU ms/frame':>13s} "
+          f"{'frames/CPU-s':>13s}")
     for size in args.sizes:
         w, h = (int(x) for x in size.lower().split("x"))
         for kind in args.kinds:
@@ -83,9 +87,10 @@ def main(argv=None) -> int:
                 with mp.get_context("fork").Pool(args.workers, _init_worker, (kind, w, h)) as pool:
                     pool.map(_item, range(args.workers * 2))  # warm up
                     t = _best(lambda k: pool.map(_item, range(k), chunksize=4), n * 2, args.repeat)
-                rows.append((f"dataset/{args.workers}p", t))
-            for what, t in rows:
-                print(f"{kind:8s} {size:>8s} {what:10s} {1.0 / t:9.1f} {t * 1e3:9.2f}", flush=True)
+                rows.append((f"dataset/{args.workers}p", (t[0], float("nan"))))  # workers' CPU not counted
+            for what, (t, cpu) in rows:
+                print(f"{kind:8s} {size:>8s} {what:11s} {1.0 / t:9.1f} {t * 1e3:9.2f} {cpu * 1e3:13.2f} "
+                      f"{1.0 / cpu:13.1f}", flush=True)
     return 0
 
 

@@ -495,7 +495,7 @@ class SyntheticFrame:
 
     def camera_intrinsics(self) -> Any:
         """The intrinsics as ``mono_depth_ros.camera.CameraIntrinsics`` (imported lazily)."""
-        from .camera import CameraIntrinsics  # type: ignore[import-not-found]
+        from .camera import CameraIntrinsics
 
         i = self.intrinsics
         return CameraIntrinsics(width=i.width, height=i.height, fx=i.fx, fy=i.fy, cx=i.cx, cy=i.cy)
@@ -649,21 +649,18 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
             inside = bool(c.box_inside[j])
             xr, yr = xs[x0:x1], yc[y0:y1]
             zr, fr = zbuf[y0:y1, x0:x1], fid[y0:y1, x0:x1]
-            tsel = face = tother = None
+            slabs = []
             for ax in range(3):
                 inv = 1.0 / ((float(a[ax, 0]) * xr + float(a[ax, 1]) * yr) + float(a[ax, 2]))
                 ta = (float(-hb[ax] - ol[ax])) * inv
                 tb = (float(hb[ax] - ol[ax])) * inv
                 # face index 2 * ax + side; side 1 = the +h face (exit through it if inv > 0, enter if < 0)
                 if inside:   # exit point: nearest far slab
-                    tk, tk_other = np.maximum(ta, tb), np.minimum(ta, tb)
-                    fk = (inv > 0).view(np.int8) + np.int8(2 * ax)
+                    slabs.append((np.maximum(ta, tb), np.minimum(ta, tb), (inv > 0).view(np.int8) + np.int8(2 * ax)))
                 else:        # entry point: farthest near slab
-                    tk, tk_other = np.minimum(ta, tb), np.maximum(ta, tb)
-                    fk = (inv < 0).view(np.int8) + np.int8(2 * ax)
-                if tsel is None:
-                    tsel, face, tother = tk, fk, tk_other
-                    continue
+                    slabs.append((np.minimum(ta, tb), np.maximum(ta, tb), (inv < 0).view(np.int8) + np.int8(2 * ax)))
+            tsel, tother, face = slabs[0]
+            for tk, tk_other, fk in slabs[1:]:
                 better = (tk < tsel) if inside else (tk > tsel)
                 np.copyto(tsel, tk, where=better)
                 np.copyto(face, fk, where=better)
@@ -671,7 +668,6 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
                     np.maximum(tother, tk_other, out=tother)
                 else:
                     np.minimum(tother, tk_other, out=tother)
-            assert tsel is not None and face is not None and tother is not None
             if inside:
                 hit = (tother <= tsel) & (tsel > _EPS) & (tsel < zr)
             else:
@@ -742,7 +738,7 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
                 col -= horizon[ch]
                 col *= keep
                 col += horizon[ch]
-            if sky_mask is not None:
+            if sky_mask is not None and elev is not None:
                 np.copyto(col, horizon[ch] + elev * (zenith[ch] - horizon[ch]), where=sky_mask)
             if tile is not None:
                 col += f32(scene.noise_sigma) * tile[ch]
@@ -846,7 +842,7 @@ def _indoor_scene(rng: np.random.Generator) -> Scene:
     walls = [wall, wall, wall, wall]
     walls[int(rng.integers(0, 4))] = accent
     boxes: List[Box] = [Room((length / 2, 0.0, height / 2), (length, width, height),
-                             tuple(walls) + (floor, ceiling))]  # type: ignore[arg-type]
+                             tuple(walls) + (floor, ceiling))]
 
     cam_xy = (rng.uniform(0.3, 0.3 * length), rng.uniform(-0.6, 0.6) * (half_w - 0.4))
     cam = CameraPose((cam_xy[0], cam_xy[1], rng.uniform(1.0, 1.7)), yaw=rng.uniform(-0.55, 0.55),
@@ -1080,7 +1076,7 @@ def render_frame(kind: str = "indoor", seed: int = 0, width: int = 320, height: 
     return frame
 
 
-def free_distance(scene: Scene, position: Sequence[float], heading: Sequence[float], radius: float = 0.3) -> float:
+def free_distance(scene: Scene, position: Any, heading: Any, radius: float = 0.3) -> float:
     """Distance one can move from ``position`` along the horizontal ``heading`` before a body of
     ``radius`` (probed at the position's height and 0.3 m above the floor, centre and both sides)
     touches anything."""
@@ -1185,7 +1181,7 @@ class SyntheticDataset:
     def frame(self, i: int) -> SyntheticFrame:
         """The full :class:`SyntheticFrame` of item ``i`` (with intrinsics, pose, face ids)."""
         return render_frame(self.kind, self.seed, self.width, self.height, index=self._index(i),
-                            **self._intr_kw)  # type: ignore[arg-type]
+                            **self._intr_kw)
 
     def __getitem__(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         f = self.frame(i)

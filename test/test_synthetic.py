@@ -360,3 +360,13 @@ def test_material_and_box_validation():
         render(_scene(boxes=[Box((1, 0, 0), (0, 1, 1))]), intrinsics=INTR)
     with pytest.raises(ValueError):
         random_scene("space", 0)
+
+
+def test_interoperates_with_camera_intrinsics():
+    camera = pytest.importorskip("mono_depth_ros.camera")
+    f = render_frame("indoor", seed=0, width=64, height=48)
+    ci = f.camera_intrinsics()
+    assert isinstance(ci, camera.CameraIntrinsics)
+    np.testing.assert_allclose(ci.K(), f.K)
+    g = render(random_scene("indoor", 0), intrinsics=ci.scaled_to(32, 24))   # any object with the six fields
+    assert g.depth.shape == (24, 32) and g.fx == pytest.approx(ci.fx / 2)
