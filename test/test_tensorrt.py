@@ -242,6 +242,14 @@ def test_engine_path_resolution_for_engine_files(tmp_path):
     assert _engine_and_onnx_paths(user_eng, "fp16", None) == (user_eng, onnx.resolve())
 
 
+def test_ort_quantised_model_is_refused_for_tensorrt(tmp_path):
+    from mono_depth_ros.backends.tensorrt_backend import check_onnx_for_tensorrt
+
+    check_onnx_for_tensorrt({"mono_depth_ros.output": "log_depth"}, tmp_path / "m.onnx")
+    with pytest.raises(EngineCacheError, match=r"m\.int8\.onnx was quantised for ONNX Runtime.*fp32 ONNX"):
+        check_onnx_for_tensorrt({"mono_depth_ros.quantization": "{}"}, tmp_path / "m.int8.onnx")
+
+
 # ---- static type check --------------------------------------------------------------------------------
 def test_tensorrt_backend_typechecks_against_stubs():
     if importlib.util.find_spec("mypy") is None:

@@ -100,12 +100,21 @@ def read_onnx_io(onnx_path: Path) -> Tuple[Dict[str, str], str, Tuple[int, ...]]
     return meta, inp.name, dims
 
 
+def check_onnx_for_tensorrt(meta: Dict[str, str], onnx_path: Path) -> None:
+    """Refuse models TensorRT should not be given (with the fix in the message)."""
+    if "mono_depth_ros.quantization" in meta:
+        raise EngineCacheError(
+            f"{onnx_path} was quantised for ONNX Runtime (uint8-activation QDQ, which TensorRT does not take); "
+            "build the TensorRT engine from the fp32 ONNX instead (precision int8 with calibration images, or fp16)")
+
+
 # ---- INT8 calibration ----------------------------------------------------------------------------
 def make_calibrator(frames: Sequence[np.ndarray], cache_file: Path, device: int = 0) -> "trt.IInt8Calibrator":
     """An IInt8EntropyCalibrator2 over preprocessed frames (1, 3, H, W) float32, one per batch.
 
-    (Deprecated by TensorRT 10.1 in favour of explicit quantisation -- a QDQ ONNX from ``mono-depth
-    quantize`` builds as such -- but still the simplest route from a folder of images to an INT8 engine.)
+    (Deprecated by TensorRT 10.1 in favour of explicit quantisation, but still the simplest route from a
+    folder of images to an INT8 engine; ``mono-depth quantize`` writes uint8-activation QDQ for ONNX
+    Runtime, which TensorRT does not accept.)
     """
     import tensorrt as trt
     import torch
@@ -230,16 +239,17 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
     options: Dict[str, Any] = {"max_batch": max_batch, "opt_batch": opt_batch, "workspace_gb": workspace_gb}
     if onnx_path is not None and onnx_path.is_file():
         meta, in_name, in_shape = read_onnx_io(onnx_path)
-        if precision == "int8" and not _is_qdq(meta):
-            from ..profiles import get_profile
-            from ..quantize import frames_digest, load_calibration_frames
+        check_onnx_for_tensorrt(meta, onnx_path)
+        if precision == "int8":
             import json
 
-            prof = get_profile(json.loads(meta["mono_depth_ros.profile"])) if "mono_depth_ros.profile" in meta \
-                else None
-            if prof is None:
+            from ..profiles import get_profile
+            from ..quantize import frames_digest, load_calibration_frames
+
+            if "mono_depth_ros.profile" not in meta:
                 raise EngineCacheError(f"{onnx_path} has no mono_depth_ros.profile metadata: cannot preprocess "
                                        "calibration images for INT8")
+            prof = get_profile(json.loads(meta["mono_depth_ros.profile"]))
             frames = load_calibration_frames(prof, calib, limit=64)
             options["calib"] = frames_digest(frames)
 
@@ -264,11 +274,6 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
     return resolved.engine, resolved.path, resolved.sidecar
 
 
-def _is_qdq(meta: Dict[str, str]) -> bool:
-    """A model from ``mono-depth quantize`` (static QDQ) carries its own int8 scales: no calibrator needed."""
-    return '"QDQ"' in meta.get("mono_depth_ros.quantization", "")
-
-
 def build_engine(onnx_path: "str | os.PathLike[str]", engine_path: "str | os.PathLike[str] | None" = None,
                  precision: str = "fp16", cache_dir: "str | os.PathLike[str] | None" = None, max_batch: int = 1,
                  workspace_gb: float = DEFAULT_WORKSPACE_GB, calib: Optional[Sequence[Any]] = None,
@@ -288,8 +293,8 @@ class TensorRTBackend(Backend):
     ``.engine`` (used as is; rebuilt from its recorded ONNX source when stale), or a ``.pt`` checkpoint
     (exported to ONNX once via :func:`mono_depth_ros.export.cached_onnx`, then as ``.onnx``).
     ``cache_dir``: the project cache root (engines go to ``<cache_dir>/trt``), default
-    :func:`mono_depth_ros.trt_engine.default_cache_dir`.  ``precision``: fp32 | fp16 | int8 (an int8
-    QDQ ONNX from ``mono-depth quantize`` needs no calibration; otherwise ``calib`` images are used).
+    :func:`mono_depth_ros.trt_engine.default_cache_dir`.  ``precision``: fp32 | fp16 | int8 (INT8 is
+    calibrated on ``calib`` images through the Preprocessor; synthetic frames when none are given).
     The returned array is a reused pinned host buffer (valid until the next ``run``).
     """
 
