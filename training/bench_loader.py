@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def main(argv: Optional[list] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
         root = Path(args.data) if args.data else make_sync_dataset(Path(tmp) / "sync", args.frames)
         per = measure_per_sample(root, args.profile)
-        res = measure_loader(root, args.profile, args.workers, args.batch_size, args.batches)
+        res: Dict[str, Any] = dict(measure_loader(root, args.profile, args.workers, args.batch_size, args.batches))
     res.update(per)
     res["cpus"] = os.cpu_count()
     print(f"profile {args.profile}, 640x480 JPEG+PNG frames, paper augmentation: "

@@ -122,12 +122,12 @@ def main(argv: Optional[list] = None) -> int:
             if time.perf_counter() - t_start > 170:
                 print("skipping the remaining end-to-end run (time budget)", flush=True)
                 break
-            r = end_to_end(data, args.workers, args.steps, amp, Path(tmp) / f"run_{amp or 'fp32'}", device=dev)
-            res["end_to_end"][amp or "fp32"] = r
-            print(f"end to end (loader + step), {amp or 'fp32'}: coarse {r['coarse']:.0f}, fine {r['fine']:.0f} samples/s",
+            e2e = end_to_end(data, args.workers, args.steps, amp, Path(tmp) / f"run_{amp or 'fp32'}", device=dev)
+            res["end_to_end"][amp or "fp32"] = e2e
+            print(f"end to end (loader + step), {amp or 'fp32'}: coarse {e2e['coarse']:.0f}, fine {e2e['fine']:.0f} samples/s",
                   flush=True)
-    for amp, r in res["end_to_end"].items():
-        c, f = 2_000_000 / r["coarse"] / 60, 1_500_000 / r["fine"] / 60
+    for amp, rates in res["end_to_end"].items():
+        c, f = 2_000_000 / rates["coarse"] / 60, 1_500_000 / rates["fine"] / 60
         print(f"projected ({amp}): coarse 2 M samples {c:.0f} min, fine 1.5 M samples {f:.0f} min")
     res["seconds"] = time.perf_counter() - t_start
     text = json.dumps(res, indent=2)

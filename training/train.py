@@ -353,10 +353,10 @@ class Trainer:
             import yaml
 
             (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self.log = RunLog(self.out / "log.jsonl",
+        self.log: Any = RunLog(self.out / "log.jsonl",
                           keep_until=(STAGE_INDEX[start_stage], start_step) if start_stage else None) \
             if self.dist.main else None
-        self.writer = None
+        self.writer: Any = None
         if self.dist.main and tcfg.get("tensorboard", True):
             from torch.utils.tensorboard import SummaryWriter
 
@@ -437,7 +437,7 @@ class Trainer:
         remaining = total - step
         if self.max_steps is not None:
             remaining = min(remaining, max(self.max_steps - steps_before, 0))
-        res = {"steps": total, "start_step": start_step, "steps_run": 0, "interrupted": False,
+        res: Dict[str, Any] = {"steps": total, "start_step": start_step, "steps_run": 0, "interrupted": False,
                "samples": step * B, "losses": []}
         if remaining <= 0:
             res["interrupted"] = step < total
