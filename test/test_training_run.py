@@ -234,3 +234,36 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert res["stages"]["coarse"]["start_step"] == step and res["stages"]["coarse"]["steps_run"] == 2
     with pytest.raises(TrainError, match="already holds a run"):
         train(cfg, run)
+
+
+def test_evaluate_cli_on_a_nyu_labelled_mat_built_here(tmp_path, capsys):
+    import h5py
+
+    from mono_depth_ros.checkpoint import save_model
+    from mono_depth_ros.model import EigenDepthNet
+    from mono_depth_ros.profiles import Profile
+    from training.evaluate import main as evaluate_main
+
+    rng = np.random.default_rng(0)
+    n, h, w = 4, 240, 320
+    rgb = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    depth = (1.0 + 3 * rng.random((n, h, w))).astype(np.float32)
+    with h5py.File(tmp_path / "nyu.mat", "w") as f:
+        f.create_dataset("images", data=rgb.transpose(0, 3, 2, 1))
+        f.create_dataset("depths", data=depth.transpose(0, 2, 1))
+    (tmp_path / "split.txt").write_text("a/rgb_00001.jpg a/sync_depth_00001.png 518.8579\n"
+                                        "b/rgb_00003.jpg b/sync_depth_00003.png 518.8579\n")
+    save_model(EigenDepthNet(Profile.from_dict(dict(TINY, coarse_channels=(8, 16, 16, 16, 16)))),
+               tmp_path / "m.pt", stage="coarse")
+    args = ["--checkpoint", str(tmp_path / "m.pt"), "--dataset", "nyu", "--data", str(tmp_path / "nyu.mat"),
+            "--split", str(tmp_path / "split.txt"), "--workers", "0", "--out", str(tmp_path / "r.json")]
+    assert evaluate_main(args) == 0
+    out = capsys.readouterr().out
+    assert "modern protocol: NYU Eigen crop" in out and "| coarse |" in out and "coarse + fine" not in out
+    res = json.loads((tmp_path / "r.json").read_text())
+    modern = res["protocols"]["modern"]["rows"]
+    assert modern["coarse"]["images"] == 2
+    # the baseline constant is the mean GT depth over the evaluated pixels of the two test images
+    assert modern["mean-depth baseline"]["constant"] == pytest.approx(float(depth[[1, 3]].mean()), rel=0.01)
+    # the Eigen crop counts fewer pixels than the whole region the network sees
+    assert modern["coarse"]["pixels"] < res["protocols"]["paper"]["rows"]["coarse"]["pixels"]
