@@ -237,10 +237,10 @@ def resolve_engine(engine_path: Path, onnx_path: Optional[Path], key_for: Callab
 
     log.warning("building TensorRT engine %s from %s: %s (this takes a while; the result is cached)",
                 engine_path, onnx_path, reason)
-    key = key_for(onnx_sha)
     t0 = time.perf_counter()
     data = build(Path(onnx_path))
     dt = time.perf_counter() - t0
+    key = key_for(onnx_sha)  # after build: building may settle options (e.g. the calibration digest)
     engine = deserialize(data)
     if engine is None:
         raise EngineCacheError(f"TensorRT built an engine from {onnx_path} but cannot deserialize it "

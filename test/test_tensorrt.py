@@ -324,8 +324,10 @@ def test_trt_engine_matches_torch_and_is_cached(tiny_onnx, tmp_path, precision):
     be2 = TensorRTBackend(onnx_path, precision=precision, cache_dir=tmp_path / "cache")
     assert eng.stat().st_mtime_ns == mtime  # cache hit: not rebuilt
     np.testing.assert_allclose(be2.run(x), y, atol=1e-6)
-    # an engine file alone runs (ONNX source recorded in the sidecar)
-    be3 = TensorRTBackend(eng, precision=precision)
+    # an engine file alone runs (ONNX source recorded in the sidecar), in the precision it was built
+    # for, whatever precision the caller asks (no rebuild)
+    be3 = TensorRTBackend(eng, precision="int8")
+    assert be3.precision == precision and eng.stat().st_mtime_ns == mtime
     np.testing.assert_allclose(be3.run(x), y, atol=1e-6)
 
 

@@ -237,6 +237,17 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
     in_shape: Tuple[int, ...] = (-1,)
     frames: List[np.ndarray] = []
     options: Dict[str, Any] = {"max_batch": max_batch, "opt_batch": opt_batch, "workspace_gb": workspace_gb}
+    # An engine file given by the user keeps the precision and build options it was built with: only
+    # TensorRT version, GPU and ONNX changes make it stale.
+    side = read_sidecar(eng_path) if path.suffix.lower() in ENGINE_SUFFIXES else None
+    fields = side.get("key_fields") if side else None
+    if isinstance(fields, dict):
+        precision = str(fields.get("precision", precision))
+        options = dict(fields.get("options") or {})
+        max_batch = int(options.get("max_batch", max_batch))
+        opt_batch = int(options.get("opt_batch", opt_batch))
+        workspace_gb = float(options.get("workspace_gb", workspace_gb))
+    prof = None
     if onnx_path is not None and onnx_path.is_file():
         meta, in_name, in_shape = read_onnx_io(onnx_path)
         check_onnx_for_tensorrt(meta, onnx_path)
@@ -244,21 +255,22 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
             import json
 
             from ..profiles import get_profile
-            from ..quantize import frames_digest, load_calibration_frames
 
             if "mono_depth_ros.profile" not in meta:
                 raise EngineCacheError(f"{onnx_path} has no mono_depth_ros.profile metadata: cannot preprocess "
                                        "calibration images for INT8")
             prof = get_profile(json.loads(meta["mono_depth_ros.profile"]))
-            frames = load_calibration_frames(prof, calib, limit=64)
-            options["calib"] = frames_digest(frames)
+            if fields is None:  # the calibration set is part of the key of a cached engine
+                frames = _calibration(prof, calib, options)
 
     def key_for(onnx_sha: str) -> EngineKey:
         return make_key(onnx_sha, trt.__version__, name, cc, precision, options)
 
     def build(onnx: Path) -> bytes:
         calibrator = None
-        if precision == "int8" and frames:
+        if precision == "int8":
+            if not frames and prof is not None:
+                frames.extend(_calibration(prof, calib, options))  # updates options["calib"] for the new key
             calibrator = make_calibrator(frames, eng_path.with_name(eng_path.name + ".calib"), device)
         return build_serialized_engine(onnx, precision, max_batch, opt_batch, workspace_gb, calibrator)
 
@@ -272,6 +284,14 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
     resolved = resolve_engine(eng_path, onnx_path, key_for, build, deserialize, metadata=meta,
                               input_info=(in_name, in_shape))
     return resolved.engine, resolved.path, resolved.sidecar
+
+
+def _calibration(profile: Any, calib: Optional[Sequence[Any]], options: Dict[str, Any]) -> List[np.ndarray]:
+    from ..quantize import frames_digest, load_calibration_frames
+
+    frames = load_calibration_frames(profile, calib, limit=64)
+    options["calib"] = frames_digest(frames)
+    return frames
 
 
 def build_engine(onnx_path: "str | os.PathLike[str]", engine_path: "str | os.PathLike[str] | None" = None,
@@ -330,6 +350,9 @@ class TensorRTBackend(Backend):
         self.engine, self.engine_path, self.sidecar = load_or_build_engine(
             model_path, precision, engine_dir, max_batch=max_batch, workspace_gb=workspace_gb, calib=calib,
             device=index)
+        built_as = (self.sidecar.get("key_fields") or {}).get("precision")
+        if built_as in PRECISIONS:
+            self.precision = str(built_as)  # an engine file runs in the precision it was built for
         ctx = self.engine.create_execution_context()
         if ctx is None:
             raise BackendError(f"TensorRT could not create an execution context for {self.engine_path} "
