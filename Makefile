@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 typecheck: $(STAMP)
-	$(PY) -m mypy mono_depth_ros/backends/tensorrt_backend.py
+	$(PY) benchmarks/typecheck_tensorrt.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
