@@ -21,7 +21,7 @@ $(STAMP): setup.py requirements/cpu.txt requirements/dev.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m mono_depth_ros info --profile nyu --image $(or $(INPUT),../shared/data/nyu_depth_v2_samples/open3d_nyu_raw/NYU_color.ppm)
+	$(PY) -m mono_depth_ros demo $(if $(MODEL),--model "$(MODEL)") $(if $(INPUT),--input "$(INPUT)") $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

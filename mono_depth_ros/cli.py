@@ -23,6 +23,7 @@ COMMANDS = {
     "bag": "mono_depth_ros.commands.bag",
     "quantize": "mono_depth_ros.commands.quantize",
     "bench": "mono_depth_ros.commands.bench",
+    "demo": "mono_depth_ros.commands.demo",
 }
 
 

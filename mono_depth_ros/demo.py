@@ -1,0 +1,587 @@
+"""The demo (``make demo`` / ``mono-depth demo``): the main job end to end on a machine with nothing on it.
+
+Steps (each a function, so tests can run them on a few small frames):
+
+1. :func:`write_synthetic_bag` -- render a short synthetic camera sequence (:func:`mono_depth_ros.synthetic.
+   render_sequence`, exact ground-truth depth) and write it as a ROS 2 bag (rosbag2, MCAP): ``/camera/image_raw``
+   (sensor_msgs/Image rgb8), ``/camera/camera_info``, ``/camera/depth/ground_truth`` (32FC1 metres, NaN invalid)
+   and ``/tf`` (the camera's pose in ``map``).  Or, with ``--input``, a user's bag (used as it is), an image
+   folder, an image or a video (written into a bag first; no ground truth then).
+2. :func:`run_depth_bag` -- that bag through ``mono-depth bag`` (:func:`mono_depth_ros.bag.run.run_bag`): the
+   ROS node's own processing (DepthPipeline + ros.conversions, same headers), into a depth bag with
+   ``/depth/image``, ``/depth/camera_info``, ``/depth/points``, ``/depth/colored`` (+ the input's topics).
+3. :func:`export_outputs` -- the depth bag read back into files: depth (16-bit PNG in mm, 0 = invalid, and .npy
+   float32 metres, NaN = invalid), colourised depth, side-by-side PNGs (RGB | GT | prediction | error), PLY
+   point clouds (valid pixels, coloured), and the metrics vs ground truth and vs the mean-depth baselines
+   (``metrics.md`` + ``metrics.json``).
+
+:func:`run_demo` does all three into an output directory that it owns: the directory is marked with
+:data:`MARKER`; an existing directory without the marker is never written into (unless ``overwrite``), and
+only the demo's own entries are ever replaced.
+
+``python -m mono_depth_ros.demo --heldout`` evaluates a model on held-out synthetic sequences (the table in
+``mono_depth_ros/models/README.md``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+MARKER = ".mono-depth-demo"
+DEFAULT_OUT = Path("out") / "demo"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEMO_MODEL = MODELS_DIR / "demo.pt"
+
+# The scene the demo renders: indoor, like the demo model's training set, but a seed the model never saw
+# (it was trained on SyntheticDataset("indoor", seed=0) frames; seeds give disjoint scene sets).
+DEMO_KIND = "indoor"
+DEMO_SEED = 2           # picked by content (a furnished room with a window), not by the metrics
+DEMO_FRAMES = 24
+DEMO_SIZE = (320, 240)    # the demo model's camera size (its profile resizes 320x240 -> 168x126 -> crop 160x120)
+DEMO_FPS = 10.0
+# The paper's mean-depth baseline predicts one constant everywhere: the mean valid ground-truth depth of the
+# *training* set. For the demo model's training set (synthetic indoor, seed 0, frames 0-1999 at 168x126):
+TRAIN_MEAN_DEPTH = 3.651  # metres; reproduced by train_mean_depth() (see models/README.md)
+# When the user's images have no camera_info: the intrinsics of a 62 deg horizontal field of view (the
+# synthetic indoor camera's, Kinect-like), principal point at the centre.
+DEFAULT_HFOV_DEG = 62.0
+
+FRAME_ID = "camera_optical_frame"
+WORLD_FRAME = "map"
+IMAGE_TOPIC = "/camera/image_raw"
+INFO_TOPIC = "/camera/camera_info"
+GT_TOPIC = "/camera/depth/ground_truth"
+TF_TOPIC = "/tf"
+NAMESPACE = "/depth"
+STAMP0_NS = 1_700_000_000 * 1_000_000_000   # the sequence's first stamp (2023-11-14 22:13:20 UTC)
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+# Everything the demo writes in its directory (only these are ever replaced).
+ENTRIES = ("input_bag", "depth_bag", "depth_bag_eval", "depth", "color", "side_by_side", "clouds",
+           "metrics.md", "metrics.json", "README.md", MARKER)
+
+
+class DemoError(ValueError):
+    """A user-facing demo error (bad --input, an output directory the demo does not own)."""
+
+
+Log = Callable[[str], None]
+
+
+# ---- the output directory ---------------------------------------------------------------------
+def prepare_out_dir(out: "str | Path", overwrite: bool = False, log: Log = print) -> Path:
+    """Make ``out`` the demo's directory. A directory the demo made (it holds :data:`MARKER`) is reused: its
+    demo entries are removed. An empty or missing one is created. Anything else is refused unless
+    ``overwrite`` (even then only the demo's own entries are replaced; nothing else is touched)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out {out} exists and is not a directory")
+    if out.is_dir():
+        contents = [p for p in out.iterdir()]
+        if contents and not (out / MARKER).is_file():
+            if not overwrite:
+                raise DemoError(f"--out {out} exists and was not made by the demo (no {MARKER} file in it); "
+                                "refusing to write into it. Choose another --out, or pass --overwrite (it then "
+                                f"replaces only the demo's own entries: {', '.join(ENTRIES[:-1])})")
+            log(f"--overwrite: writing the demo's entries into {out} (other files are left alone)")
+        elif contents:
+            log(f"replacing the previous demo output in {out}")
+        for name in ENTRIES:
+            p = out / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"made_by": "mono-depth demo", "time": time.time()}) + "\n")
+    return out
+
+
+# ---- step 1: the input bag -------------------------------------------------------------------
+def default_intrinsics(width: int, height: int, hfov_deg: float = DEFAULT_HFOV_DEG):
+    from .camera import CameraIntrinsics
+
+    f = (width / 2.0) / np.tan(np.radians(hfov_deg) / 2.0)
+    return CameraIntrinsics(width, height, float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="frame", file=sys.stderr)
+
+
+def write_synthetic_bag(path: "str | Path", n_frames: int = DEMO_FRAMES, width: int = DEMO_SIZE[0],
+                        height: int = DEMO_SIZE[1], kind: str = DEMO_KIND, seed: int = DEMO_SEED,
+                        fps: float = DEMO_FPS, progress: bool = True) -> Dict[str, Any]:
+    """Render ``n_frames`` of a synthetic camera sequence into a rosbag2 at ``path`` (see the module doc).
+    Returns {"frames", "stamps" (ns), "topics" (counts)}."""
+    from .bag import io as bio
+    from .synthetic import render_sequence
+
+    if n_frames < 1:
+        raise DemoError(f"--frames must be >= 1, got {n_frames}")
+    frames = render_sequence(kind, seed=seed, n_frames=n_frames, width=width, height=height, fps=fps)
+    stamps: List[int] = []
+    with bio.BagWriter(path, overwrite=False) as w:
+        fac = w.factory
+        w.add_topic(IMAGE_TOPIC, bio.IMAGE)
+        w.add_topic(INFO_TOPIC, bio.CAMERA_INFO)
+        w.add_topic(GT_TOPIC, bio.IMAGE)
+        w.add_topic(TF_TOPIC, bio.TF_MESSAGE, qos=bio.qos_profile(depth=100))
+        dt = int(round(1e9 / fps))
+        for i, f in enumerate(_progress(frames, len(frames), "write input bag", progress)):
+            t = STAMP0_NS + i * dt
+            stamps.append(t)
+            hdr = fac.header(t, FRAME_ID)
+            w.write(TF_TOPIC, t, fac.tf_message([fac.transform_stamped(t, WORLD_FRAME, FRAME_ID, f.pose.matrix())]))
+            w.write(IMAGE_TOPIC, t, fac.image(hdr, f.rgb, "rgb8"))
+            w.write(INFO_TOPIC, t, fac.camera_info(hdr, f.width, f.height, f.K))
+            w.write(GT_TOPIC, t, fac.image(hdr, f.depth.astype(np.float32), "32FC1"))
+        counts = dict(w.counts)
+    return {"frames": len(frames), "stamps": stamps, "topics": counts}
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DemoError(f"--input {path}: cannot read it as an image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _input_images(path: Path, max_frames: Optional[int]) -> List[np.ndarray]:
+    import cv2
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        if not files:
+            raise DemoError(f"--input {path}: the folder has no images ({', '.join(IMAGE_EXTS)}) and is not a bag "
+                            "(no metadata.yaml / .mcap / .db3)")
+        files = files[:max_frames] if max_frames else files
+        imgs = [_read_image(p) for p in files]
+    elif path.suffix.lower() in VIDEO_EXTS:
+        cap = cv2.VideoCapture(str(path))
+        imgs = []
+        try:
+            while cap.isOpened() and (not max_frames or len(imgs) < max_frames):
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                imgs.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        finally:
+            cap.release()
+        if not imgs:
+            raise DemoError(f"--input {path}: no frame could be read from the video")
+    elif path.suffix.lower() in IMAGE_EXTS:
+        imgs = [_read_image(path)]
+    else:
+        raise DemoError(f"--input {path}: not a bag (directory with metadata.yaml, .mcap or .db3), an image folder, "
+                        f"an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})")
+    shapes = {im.shape for im in imgs}
+    if len(shapes) > 1:
+        raise DemoError(f"--input {path}: the images differ in size ({', '.join(f'{s[1]}x{s[0]}' for s in sorted(shapes))}); "
+                        "one camera stream has one size")
+    return imgs
+
+
+def write_images_bag(path: "str | Path", images: Sequence[np.ndarray], fps: float = DEMO_FPS,
+                     hfov_deg: float = DEFAULT_HFOV_DEG) -> Dict[str, Any]:
+    """User images / video frames -> a rosbag2 with ``/camera/image_raw`` + ``/camera/camera_info`` (assumed
+    intrinsics: ``hfov_deg`` horizontal field of view)."""
+    from .bag import io as bio
+
+    h, w = images[0].shape[:2]
+    K = default_intrinsics(w, h, hfov_deg).K()
+    stamps = []
+    with bio.BagWriter(path, overwrite=False) as wr:
+        wr.add_topic(IMAGE_TOPIC, bio.IMAGE)
+        wr.add_topic(INFO_TOPIC, bio.CAMERA_INFO)
+        dt = int(round(1e9 / fps))
+        for i, im in enumerate(images):
+            t = STAMP0_NS + i * dt
+            stamps.append(t)
+            hdr = wr.factory.header(t, FRAME_ID)
+            wr.write(IMAGE_TOPIC, t, wr.factory.image(hdr, im, "rgb8"))
+            wr.write(INFO_TOPIC, t, wr.factory.camera_info(hdr, w, h, K))
+        counts = dict(wr.counts)
+    return {"frames": len(images), "stamps": stamps, "topics": counts}
+
+
+def is_bag(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() in (".mcap", ".db3")
+    return path.is_dir() and ((path / "metadata.yaml").is_file() or any(
+        p.suffix in (".mcap", ".db3") for p in path.iterdir()))
+
+
+# ---- step 2: the node's pipeline over the bag ---------------------------------------------------
+def run_depth_bag(input_bag: Path, output_bag: Path, model: Optional[str], with_gt: bool,
+                  image_topic: Optional[str] = None, camera_info_topic: Optional[str] = None,
+                  max_frames: Optional[int] = None, copy: str = "all", backend: str = "auto",
+                  threads: int = 0, progress: bool = True, log: Log = print) -> Any:
+    """``mono-depth bag INPUT --out OUTPUT [--eval --gt-topic GT_TOPIC]`` (the node's processing)."""
+    from .bag.run import BagRunOptions, run_bag
+    from .ros.params import NodeConfig
+
+    cfg = NodeConfig.from_mapping({"backend": backend, "threads": int(threads)})
+    opts = BagRunOptions(input=Path(input_bag), output=Path(output_bag), model=model, image_topic=image_topic,
+                         camera_info_topic=camera_info_topic, config=cfg, namespace=NAMESPACE, copy=copy,
+                         overwrite=False, max_frames=max_frames, progress=progress, evaluate=with_gt,
+                         gt_topic=GT_TOPIC if with_gt else None, eval_dir=Path(str(output_bag) + "_eval"),
+                         protocols=("paper",), plots=False)
+    return run_bag(opts, log=log)
+
+
+# ---- step 3: files and metrics ------------------------------------------------------------------
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    img = np.ascontiguousarray(img)
+    scale = max(img.shape[1] / 640.0, 0.35)
+    th = max(1, int(round(scale * 2)))
+    (tw, tht), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
+    cv2.rectangle(img, (0, 0), (tw + 6, tht + 8), (0, 0, 0), -1)
+    cv2.putText(img, text, (3, tht + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), th, cv2.LINE_AA)
+    return img
+
+
+def side_by_side(rgb: np.ndarray, pred: np.ndarray, gt: Optional[np.ndarray], lo: float, hi: float,
+                 max_rel_err: float = 0.5) -> np.ndarray:
+    """RGB | GT | prediction | |pred - gt| / gt (turbo, 0 .. ``max_rel_err``; black = no value)."""
+    from .colorize import colorize_depth
+
+    panels = [_label(rgb.copy(), "RGB")]
+    if gt is not None:
+        panels.append(_label(colorize_depth(gt, lo, hi), f"ground truth {lo:.1f}-{hi:.1f} m"))
+    panels.append(_label(colorize_depth(pred, lo, hi), "prediction"))
+    if gt is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = np.abs(pred - gt) / gt
+            # colorize_depth paints small values warm: flip so that large errors are red, small ones blue
+            flipped = np.where(np.isfinite(err), max_rel_err + 1e-3 - np.minimum(err, max_rel_err), np.nan)
+        panels.append(_label(colorize_depth(flipped.astype(np.float32), 1e-3, max_rel_err + 1e-3),
+                             f"abs rel error 0 (blue) - {max_rel_err:g} (red)"))
+    return np.concatenate(panels, axis=1)
+
+
+def baseline_rows(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], train_mean: float
+                  ) -> Dict[str, Dict[str, float]]:
+    """The model's metrics and the two mean-depth baselines', on the same pixels (where the model gives
+    depth and the ground truth is valid): the training set's mean depth everywhere (the paper's baseline),
+    and each image's own mean ground-truth depth (an oracle constant per image)."""
+    from .metrics import MetricAccumulator
+
+    acc = {k: MetricAccumulator() for k in ("model", "mean", "image_mean")}
+    for p, g in zip(preds, gts):
+        m = np.isfinite(p) & np.isfinite(g) & (g > 1e-3)
+        if not m.any():
+            continue
+        acc["model"].add(p, g)
+        acc["mean"].add(np.where(m, np.float32(train_mean), np.nan), g)
+        acc["image_mean"].add(np.where(m, np.float32(g[m].mean()), np.nan), g)
+    return {k: a.result() for k, a in acc.items()}
+
+
+def metrics_markdown(rows: Dict[str, Dict[str, float]], model_name: str, train_mean: float) -> str:
+    from .metrics import format_table
+
+    named = {model_name: rows["model"], f"mean-depth baseline ({train_mean:.2f} m, training set)": rows["mean"],
+             "per-image mean depth (oracle)": rows["image_mean"]}
+    imp = 1.0 - rows["model"]["abs_rel"] / rows["mean"]["abs_rel"]
+    return (f"{format_table(named)}\n\n{rows['model']['images']} frames, {rows['model']['pixels']} pixels "
+            "(every pixel with ground truth where the model gives depth; mean of per-frame metrics). "
+            f"AbsRel {100 * imp:.0f} % below the mean-depth baseline.\n")
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    frames: int
+    input_bag: Path
+    depth_bag: Path
+    files: Dict[str, List[Path]] = field(default_factory=dict)
+    metrics: Optional[Dict[str, Dict[str, float]]] = None
+    markdown: str = ""
+    model: str = ""
+    backend: str = ""
+    seconds: float = 0.0
+
+
+def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, model_name: str,
+                   image_topic: Optional[str] = None, train_mean: float = TRAIN_MEAN_DEPTH,
+                   progress: bool = True) -> Tuple[Dict[str, List[Path]], Optional[Dict[str, Dict[str, float]]], str]:
+    """Read the depth bag (and the input bag's images / ground truth) back into files; returns
+    (files by kind, metric rows or None, markdown)."""
+    import cv2
+
+    from .bag import io as bio
+    from .pointcloud import CloudBuilder, write_ply
+    from .ros import conversions as conv
+
+    ns = NAMESPACE
+    with bio.BagReader(depth_bag) as r:
+        depth = {bio.stamp_to_ns(m.header.stamp): conv.image_msg_to_depth(m)
+                 for _, _, m in r.messages([f"{ns}/image"])}
+        infos = {bio.stamp_to_ns(m.header.stamp): conv.camera_info_to_intrinsics(m)
+                 for _, _, m in r.messages([f"{ns}/camera_info"])}
+        colored = {bio.stamp_to_ns(m.header.stamp): conv.image_msg_to_rgb(m)
+                   for _, _, m in r.messages([f"{ns}/colored"])}
+    with bio.BagReader(input_bag) as r:
+        topic = image_topic or bio.detect_image_topic(r.topics, input_bag)
+        rgbs: Dict[int, np.ndarray] = {}
+        for conn, _, raw in r.raw_messages([topic]):
+            m = r.deserialize(raw, conn)
+            s = bio.stamp_to_ns(m.header.stamp)
+            if s in depth:
+                rgbs[s] = conv.compressed_msg_to_rgb(m) if conn.msgtype == bio.COMPRESSED_IMAGE \
+                    else conv.image_msg_to_rgb(m)
+        gts: Dict[int, np.ndarray] = {}
+        if with_gt:
+            gts = {bio.stamp_to_ns(m.header.stamp): bio.depth_image_to_metres(m, GT_TOPIC)
+                   for _, _, m in r.messages([GT_TOPIC])}
+    stamps = sorted(depth)
+    dirs = {k: out / k for k in ("depth", "color", "side_by_side", "clouds")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    files: Dict[str, List[Path]] = {k: [] for k in ("depth_png", "depth_npy", "color", "side_by_side", "ply")}
+    builder = CloudBuilder()
+    preds, gt_list = [], []
+    for i, s in enumerate(_progress(stamps, len(stamps), "write outputs", progress)):
+        d = depth[s].astype(np.float32)
+        name = f"frame_{i:04d}"
+        np.save(dirs["depth"] / f"{name}.npy", d)
+        with np.errstate(invalid="ignore"):
+            mm = np.where(np.isfinite(d), np.clip(np.round(d * 1000.0), 0, 65535), 0).astype(np.uint16)
+        cv2.imwrite(str(dirs["depth"] / f"{name}.png"), mm)
+        files["depth_npy"].append(dirs["depth"] / f"{name}.npy")
+        files["depth_png"].append(dirs["depth"] / f"{name}.png")
+        if s in colored:
+            cv2.imwrite(str(dirs["color"] / f"{name}.png"), cv2.cvtColor(colored[s], cv2.COLOR_RGB2BGR))
+            files["color"].append(dirs["color"] / f"{name}.png")
+        rgb = rgbs.get(s)
+        if rgb is not None and rgb.shape[:2] != d.shape:
+            rgb = cv2.resize(rgb, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_AREA)
+        gt = gts.get(s)
+        if gt is not None and gt.shape != d.shape:
+            gt = None  # (the demo's own bags are pixel-aligned; a foreign GT would need resampling)
+        fin = d[np.isfinite(d)]
+        if gt is not None and np.isfinite(gt).any():
+            lo, hi = float(np.nanpercentile(gt, 1)), float(np.nanpercentile(gt, 99))
+        elif fin.size:
+            lo, hi = float(np.percentile(fin, 1)), float(np.percentile(fin, 99))
+        else:
+            lo, hi = 0.0, 1.0
+        hi = max(hi, lo + 1e-3)
+        if rgb is not None:
+            sbs = side_by_side(rgb, d, gt, lo, hi)
+            cv2.imwrite(str(dirs["side_by_side"] / f"{name}.png"), cv2.cvtColor(sbs, cv2.COLOR_RGB2BGR))
+            files["side_by_side"].append(dirs["side_by_side"] / f"{name}.png")
+        cloud = builder.build(d, infos[s], rgb=rgb, organized=False)
+        write_ply(dirs["clouds"] / f"{name}.ply", cloud)
+        files["ply"].append(dirs["clouds"] / f"{name}.ply")
+        if gt is not None:
+            preds.append(d.copy())
+            gt_list.append(gt)
+    rows = None
+    md = ""
+    if preds:
+        rows = baseline_rows(preds, gt_list, train_mean)
+        md = metrics_markdown(rows, model_name, train_mean)
+        (out / "metrics.md").write_text(f"# Demo metrics\n\n{md}")
+        (out / "metrics.json").write_text(json.dumps({
+            "model": model_name, "train_mean_depth_m": train_mean, "frames": len(preds),
+            "rows": {"model": rows["model"], "mean_depth_baseline": rows["mean"],
+                     "per_image_mean_baseline": rows["image_mean"]},
+            "abs_rel_improvement_over_mean_baseline": 1.0 - rows["model"]["abs_rel"] / rows["mean"]["abs_rel"],
+        }, indent=2, sort_keys=True) + "\n")
+        files["metrics"] = [out / "metrics.md", out / "metrics.json"]
+    return files, rows, md
+
+
+# ---- everything ---------------------------------------------------------------------------------
+def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input: Optional[str] = None,
+             frames: Optional[int] = None, width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1],
+             overwrite: bool = False, backend: str = "auto", threads: int = 0, progress: bool = True,
+             log: Log = print) -> DemoResult:
+    t0 = time.perf_counter()
+    if model is not None and not Path(model).is_file():
+        raise DemoError(f"--model {model}: no such file")
+    model_path = str(model) if model else str(DEMO_MODEL)
+    if model is None and not DEMO_MODEL.is_file():
+        raise DemoError(f"the demo model {DEMO_MODEL} is not installed; pass --model")
+    in_path = Path(input) if input else None
+    if in_path is not None and not in_path.exists():
+        raise DemoError(f"--input {in_path}: no such file or directory")
+    if frames is not None and frames < 1:
+        raise DemoError(f"--frames must be >= 1, got {frames}")
+    out = prepare_out_dir(out, overwrite=overwrite, log=log)
+    image_topic = info_topic = None
+    with_gt = False
+    copy = "tf"
+    if in_path is None:
+        n = frames or DEMO_FRAMES
+        log(f"1/3 rendering {n} frames of a synthetic {DEMO_KIND} sequence ({width}x{height}, seed {DEMO_SEED}, "
+            f"exact ground truth) into a ROS 2 bag")
+        input_bag = out / "input_bag"
+        write_synthetic_bag(input_bag, n, width, height, progress=progress)
+        image_topic, info_topic, with_gt, copy = IMAGE_TOPIC, INFO_TOPIC, True, "all"
+    elif is_bag(in_path):
+        log(f"1/3 input: the bag {in_path} (no ground truth: metrics are skipped)")
+        input_bag = in_path
+    else:
+        imgs = _input_images(in_path, frames)
+        h, w = imgs[0].shape[:2]
+        log(f"1/3 input: {len(imgs)} image(s) {w}x{h} from {in_path}, written into a ROS 2 bag with assumed "
+            f"intrinsics ({DEFAULT_HFOV_DEG:g} deg horizontal field of view; no ground truth: metrics are skipped)")
+        input_bag = out / "input_bag"
+        write_images_bag(input_bag, imgs)
+        image_topic, info_topic = IMAGE_TOPIC, INFO_TOPIC
+    log(f"2/3 running the bag through depth_node's pipeline (mono-depth bag) with {model_path}")
+    depth_bag = out / "depth_bag"
+    res = run_depth_bag(input_bag, depth_bag, model, with_gt, image_topic, info_topic,
+                        max_frames=frames if (in_path is not None and is_bag(in_path)) else None, copy=copy,
+                        backend=backend, threads=threads, progress=progress, log=log)
+    log("3/3 writing depth PNG/NPY, colourised depth, side-by-side images, PLY clouds" +
+        (" and metrics" if with_gt else ""))
+    name = Path(model_path).name
+    files, rows, md = export_outputs(out, input_bag, depth_bag, with_gt, name, image_topic, progress=progress)
+    result = DemoResult(out=out, frames=res.frames, input_bag=Path(input_bag), depth_bag=depth_bag, files=files,
+                        metrics=rows, markdown=md, model=model_path, seconds=time.perf_counter() - t0)
+    (out / "README.md").write_text(describe(result, with_gt))
+    return result
+
+
+def describe(r: DemoResult, with_gt: bool) -> str:
+    """Where everything is and how to look at it (printed, and written to out/README.md)."""
+    o = r.out
+    lines = [
+        f"# mono-depth demo output ({r.frames} frames, model {r.model})", "",
+        f"- input bag (ROS 2, MCAP):  {r.input_bag}",
+        f"- depth bag (ROS 2, MCAP):  {r.depth_bag}   topics {NAMESPACE}/image (32FC1 m), {NAMESPACE}/camera_info, "
+        f"{NAMESPACE}/points (PointCloud2 xyz+rgb), {NAMESPACE}/colored" +
+        (" + the input's /camera/*, /tf" if with_gt else ""),
+        f"- depth:          {o / 'depth'}/frame_NNNN.png (uint16 mm, 0 = invalid) and .npy (float32 m, NaN = invalid)",
+        f"- colourised:     {o / 'color'}/frame_NNNN.png (turbo, near = red)",
+        f"- side by side:   {o / 'side_by_side'}/frame_NNNN.png (RGB | " + ("ground truth | prediction | abs rel error"
+                                                                          if with_gt else "prediction") + ")",
+        f"- point clouds:   {o / 'clouds'}/frame_NNNN.ply (camera optical frame, metres, coloured)",
+    ]
+    if with_gt:
+        lines.append(f"- metrics:        {o / 'metrics.md'}, {o / 'metrics.json'} "
+                     f"(and the bag evaluation in {o / 'depth_bag_eval'})")
+    else:
+        lines.append("- metrics:        none (the input has no ground truth)")
+    lines += ["", "How to look at it:",
+              f"- any image viewer: {o / 'side_by_side'}/frame_0000.png",
+              f"- PLY: meshlab / CloudCompare / `python -c \"import open3d as o3d; "
+              f"o3d.visualization.draw_geometries([o3d.io.read_point_cloud('{o / 'clouds'}/frame_0000.ply')])\"`",
+              f"- ROS 2: `ros2 bag play {r.depth_bag} --loop`, then rviz2 with Fixed Frame "
+              f"`{FRAME_ID}`" + (f" (or `{WORLD_FRAME}`: /tf is in the bag)" if with_gt else "") +
+              f", add PointCloud2 {NAMESPACE}/points and Image {NAMESPACE}/colored",
+              f"- Foxglove Studio: Open local file -> {r.depth_bag}/depth_bag.mcap (3D panel: {NAMESPACE}/points; "
+              f"Image panels: {NAMESPACE}/colored" + (", /camera/image_raw" if with_gt else "") + ")",
+              ""]
+    if r.markdown:
+        lines += ["Metrics vs ground truth:", "", r.markdown]
+    return "\n".join(lines) + "\n"
+
+
+# ---- held-out evaluation of the demo model (models/README.md) ----------------------------------------
+def train_mean_depth(n: int = 2000, seed: int = 0, width: int = 168, height: int = 126, kind: str = "indoor") -> float:
+    """Mean valid depth of the demo model's training frames (the mean-depth baseline's constant)."""
+    from .synthetic import SyntheticDataset
+
+    ds = SyntheticDataset(kind, n, seed, width, height)
+    total, count = 0.0, 0
+    for i in range(n):
+        _, d, v = ds[i]
+        total += float(d[v].astype(np.float64).sum())
+        count += int(v.sum())
+    return total / count
+
+
+def evaluate_heldout(model: Optional[str] = None, seeds: Sequence[int] = tuple(range(100, 110)), n_frames: int = 24,
+                     width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1], kind: str = DEMO_KIND,
+                     train_mean: float = TRAIN_MEAN_DEPTH, backend: str = "auto",
+                     progress: bool = True) -> Dict[str, Dict[str, float]]:
+    """The model (through DepthPipeline, camera output) on held-out synthetic sequences vs the baselines."""
+    from .pipeline import DepthPipeline
+    from .synthetic import render_sequence
+
+    pipe = DepthPipeline(model, backend=backend)
+    preds, gts = [], []
+    for seed in _progress(list(seeds), len(seeds), "held-out sequences", progress):
+        for f in render_sequence(kind, seed=seed, n_frames=n_frames, width=width, height=height):
+            preds.append(pipe.infer_rgb(f.rgb, f.camera_intrinsics()).depth.copy())
+            gts.append(f.depth)
+    pipe.close()
+    return baseline_rows(preds, gts, train_mean)
+
+
+def evaluate_frames(model: Optional[str] = None, seed: int = 1, n: int = 200, width: int = DEMO_SIZE[0],
+                    height: int = DEMO_SIZE[1], kind: str = DEMO_KIND, train_mean: float = TRAIN_MEAN_DEPTH,
+                    backend: str = "auto", progress: bool = True) -> Dict[str, Dict[str, float]]:
+    """The model on ``n`` independent held-out frames (``SyntheticDataset(kind, n, seed)``, one scene each)."""
+    from .pipeline import DepthPipeline
+    from .synthetic import SyntheticDataset
+
+    pipe = DepthPipeline(model, backend=backend)
+    ds = SyntheticDataset(kind, n, seed, width, height)
+    preds, gts = [], []
+    for i in _progress(range(n), n, "held-out frames", progress):
+        f = ds.frame(i)
+        preds.append(pipe.infer_rgb(f.rgb, f.camera_intrinsics()).depth.copy())
+        gts.append(f.depth)
+    pipe.close()
+    return baseline_rows(preds, gts, train_mean)
+
+
+def _main(argv: Optional[Sequence[str]] = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m mono_depth_ros.demo",
+                                 description="held-out evaluation of the demo model (see models/README.md)")
+    ap.add_argument("--heldout", action="store_true", help="evaluate on held-out synthetic sequences")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--seeds", default="100-109", help="sequence seeds, e.g. 100-109")
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--frames-seed", type=int, default=None,
+                    help="also evaluate 200 independent frames of this seed (SyntheticDataset)")
+    ap.add_argument("--train-mean", action="store_true", help="recompute the training set's mean depth")
+    ap.add_argument("--json", help="also write the rows as JSON here")
+    a = ap.parse_args(argv)
+    tm = TRAIN_MEAN_DEPTH
+    if a.train_mean:
+        tm = train_mean_depth()
+        print(f"training set mean depth: {tm:.4f} m")
+    if a.heldout:
+        lo, _, hi = a.seeds.partition("-")
+        seeds = range(int(lo), int(hi or lo) + 1)
+        rows = evaluate_heldout(a.model, seeds, a.frames, train_mean=tm)
+        print(metrics_markdown(rows, Path(a.model or DEMO_MODEL).name, tm))
+        out = {"sequences": rows}
+        if a.frames_seed is not None:
+            rows2 = evaluate_frames(a.model, a.frames_seed, 200, train_mean=tm)
+            print(metrics_markdown(rows2, Path(a.model or DEMO_MODEL).name, tm))
+            out["frames"] = rows2
+        if a.json:
+            Path(a.json).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

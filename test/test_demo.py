@@ -1,0 +1,168 @@
+"""The demo's steps (mono_depth_ros.demo / `mono-depth demo`) on a few small frames: every output exists and
+agrees with the others (bags re-read, PNG vs NPY, PLY vs valid pixels), metrics beat the mean-depth baseline
+with the shipped model, the output directory is never taken from a user, bad inputs give clear errors."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mono_depth_ros import demo
+from mono_depth_ros.bag import io as bio
+
+N = 4
+W, H = 224, 168   # small, 4:3 like the demo model's 320x240 camera
+
+
+def _needs_model():
+    if not demo.DEMO_MODEL.is_file():
+        pytest.skip(f"the shipped demo model {demo.DEMO_MODEL} is not there")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    _needs_model()
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MONO_DEPTH_CACHE", str(root / "cache"))   # the ONNX export cache: not the user's ~/.cache
+        res = demo.run_demo(out=root / "out", frames=N, width=W, height=H, progress=False, log=lambda s: None)
+    return res
+
+
+def test_outputs_exist(demo_run):
+    out = demo_run.out
+    assert demo_run.frames == N
+    assert (out / demo.MARKER).is_file() and (out / "README.md").is_file()
+    for d, ext in (("depth", ".png"), ("depth", ".npy"), ("color", ".png"), ("side_by_side", ".png"),
+                   ("clouds", ".ply")):
+        files = sorted((out / d).glob(f"*{ext}"))
+        assert [f.stem for f in files] == [f"frame_{i:04d}" for i in range(N)], (d, ext)
+        assert all(f.stat().st_size > 0 for f in files)
+    for bag in ("input_bag", "depth_bag"):
+        assert (out / bag / "metadata.yaml").is_file() and list((out / bag).glob("*.mcap"))
+    import cv2
+
+    sbs = cv2.imread(str(out / "side_by_side" / "frame_0000.png"))
+    assert sbs.shape == (H, 4 * W, 3)   # RGB | GT | prediction | error
+    assert str(out / "depth_bag") in (out / "README.md").read_text()
+
+
+def test_bags_reread(demo_run):
+    stamps = [demo.STAMP0_NS + i * int(1e9 / demo.DEMO_FPS) for i in range(N)]
+    with bio.BagReader(demo_run.input_bag) as r:
+        counts = {t: i.count for t, i in r.topics.items()}
+        assert counts == {demo.IMAGE_TOPIC: N, demo.INFO_TOPIC: N, demo.GT_TOPIC: N, demo.TF_TOPIC: N}
+        imgs = list(r.messages([demo.IMAGE_TOPIC]))
+        assert [bio.stamp_to_ns(m.header.stamp) for _, _, m in imgs] == stamps
+        assert [t for _, t, _ in imgs] == stamps
+        assert all(m.encoding == "rgb8" and (m.width, m.height) == (W, H) for _, _, m in imgs)
+    with bio.BagReader(demo_run.depth_bag) as r:
+        topics = r.topics
+        for k in ("image", "camera_info", "points", "colored"):
+            t = f"{demo.NAMESPACE}/{k}"
+            assert topics[t].count == N, t
+            msgs = list(r.messages([t]))
+            assert [bio.stamp_to_ns(m.header.stamp) for _, _, m in msgs] == stamps
+            assert all(m.header.frame_id == demo.FRAME_ID for _, _, m in msgs)
+        # the input's topics are copied in (one bag to play)
+        assert topics[demo.IMAGE_TOPIC].count == N and topics[demo.GT_TOPIC].count == N
+        from mono_depth_ros.ros.conversions import image_msg_to_depth
+
+        depth0 = image_msg_to_depth(next(iter(r.messages([f"{demo.NAMESPACE}/image"])))[2])
+    np.testing.assert_array_equal(depth0, np.load(demo_run.out / "depth" / "frame_0000.npy"))
+
+
+def test_depth_png_npy_ply_consistent(demo_run):
+    import cv2
+
+    from mono_depth_ros.pointcloud import read_ply
+
+    for i in range(N):
+        d = np.load(demo_run.out / "depth" / f"frame_{i:04d}.npy")
+        assert d.shape == (H, W) and d.dtype == np.float32
+        valid = np.isfinite(d) & (d > 0)
+        assert 0.5 * d.size < valid.sum() < d.size   # NaN outside the region the network sees, depth inside
+        mm = cv2.imread(str(demo_run.out / "depth" / f"frame_{i:04d}.png"), cv2.IMREAD_UNCHANGED)
+        assert mm.dtype == np.uint16 and mm.shape == (H, W)
+        assert (mm[~valid] == 0).all()
+        np.testing.assert_allclose(mm[valid] / 1000.0, d[valid], atol=5.1e-4)
+        xyz, rgb = read_ply(demo_run.out / "clouds" / f"frame_{i:04d}.ply")
+        assert len(xyz) == int(valid.sum())
+        assert rgb is not None and len(rgb) == len(xyz)
+        np.testing.assert_allclose(np.sort(xyz[:, 2]), np.sort(d[valid]), rtol=1e-6)
+
+
+def test_metrics_beat_baseline(demo_run):
+    m = json.loads((demo_run.out / "metrics.json").read_text())
+    rows = m["rows"]
+    assert m["frames"] == N
+    for row in rows.values():
+        for k in ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "si_log"):
+            assert math.isfinite(row[k]), k
+    assert rows["model"]["abs_rel"] < rows["mean_depth_baseline"]["abs_rel"]
+    assert rows["model"]["delta1"] > rows["mean_depth_baseline"]["delta1"]
+    assert rows["model"]["pixels"] == rows["mean_depth_baseline"]["pixels"]  # the same pixels
+    md = (demo_run.out / "metrics.md").read_text()
+    assert "mean-depth baseline" in md and "AbsRel" in md
+
+
+def test_out_dir_ownership(tmp_path, demo_run):
+    # a directory the demo did not make is refused, and left exactly as it was
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    (user / "depth").mkdir()
+    with pytest.raises(demo.DemoError, match="not made by the demo"):
+        demo.prepare_out_dir(user)
+    assert sorted(p.name for p in user.iterdir()) == ["depth", "notes.txt"]
+    # --overwrite: only the demo's own entries are replaced
+    demo.prepare_out_dir(user, overwrite=True, log=lambda s: None)
+    assert (user / "notes.txt").read_text() == "keep me" and (user / demo.MARKER).is_file()
+    assert not (user / "depth").exists()
+    # a demo directory is reused; a file is refused
+    (user / "clouds").mkdir()
+    demo.prepare_out_dir(user, log=lambda s: None)
+    assert not (user / "clouds").exists() and (user / "notes.txt").is_file()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(demo.DemoError, match="not a directory"):
+        demo.prepare_out_dir(tmp_path / "f")
+
+
+def test_bad_input_clear_error(tmp_path, capsys):
+    from mono_depth_ros.cli import main
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    cases = {str(tmp_path / "missing.mcap"): "no such file",
+             str(tmp_path / "notes.txt"): "not a bag",
+             str(tmp_path / "empty"): "no images",
+             str(tmp_path / "broken.png"): "cannot read it as an image"}
+    for i, (inp, msg) in enumerate(cases.items()):
+        rc = main(["demo", "--input", inp, "--out", str(tmp_path / f"o{i}"), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and inp in err, (inp, err)
+    rc = main(["demo", "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o9"), "--no-progress"])
+    assert rc == 2 and "nope.pt" in capsys.readouterr().err
+
+
+def test_image_folder_input_no_metrics(tmp_path, demo_run):
+    import cv2
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rgb = cv2.imread(str(demo_run.out / "side_by_side" / "frame_0000.png"))[:, :W]
+    for i in range(2):
+        cv2.imwrite(str(imgs / f"img_{i}.png"), np.roll(rgb, 8 * i, axis=1))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))
+        res = demo.run_demo(out=tmp_path / "o", input=str(imgs), progress=False, log=lambda s: None)
+    assert res.frames == 2 and res.metrics is None
+    assert not (res.out / "metrics.json").exists()
+    assert len(list((res.out / "clouds").glob("*.ply"))) == 2
+    assert len(list((res.out / "side_by_side").glob("*.png"))) == 2
+    with bio.BagReader(res.depth_bag) as r:
+        assert r.topics[f"{demo.NAMESPACE}/points"].count == 2
