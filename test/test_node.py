@@ -458,6 +458,9 @@ def test_main_external_shutdown(fake_ros, tiny_model):
     (["-p", "model:=/nonexistent/depth_model.pt"], "/nonexistent/depth_model.pt"),
     (["-p", "backend:=cuda"], "backend='cuda' is not one of"),
     (["-p", "min_depth:=5.0", "-p", "max_depth:=2.0"], "must be smaller than"),
+    # rejected by rclpy itself at declare_parameter (InvalidParameterType/ValueException): still one line
+    (["-p", "min_depth:=5"], "expecting type 'DOUBLE'"),
+    (["-p", "points_stride:=0"], "out of range"),
 ])
 def test_main_startup_errors_exit_non_zero_with_one_fatal_line(fake_ros, tiny_model, args, needle, capsys):
     import rclpy.node as fake_node
@@ -482,3 +485,73 @@ def test_main_startup_errors_exit_non_zero_with_one_fatal_line(fake_ros, tiny_mo
     if "nonexistent" in needle:
         assert "Fix:" in fatal[0] and "model:=" in fatal[0]
     assert not fake_ros.ok()
+
+
+# ---- diagnostics bounds, cv_bridge -----------------------------------------------------------
+def test_expected_max_rate_zero_means_no_upper_bound(make_node):
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.parameter import Parameter
+
+    def topic_status(node):
+        node._updater.update()
+        return {s.name: s for s in published(node, "/diagnostics")[-1].status}["depth_node: depth topic status"]
+
+    node = make_node(expected_max_rate=0.0)
+    for _ in range(5):
+        node._freq.tick()  # 5 events within microseconds: far above any finite bound
+    assert "max" not in node._freq_bounds and topic_status(node).level == DiagnosticStatus.OK
+    assert node.set_parameters([Parameter("expected_max_rate", value=50.0)])[0].successful
+    for _ in range(5):
+        node._freq.tick()
+    st = topic_status(node)
+    assert node._freq_bounds["max"] == 50.0 and st.level == DiagnosticStatus.WARN and "too high" in st.message
+
+
+def _fake_cv_bridge(broken: bool):
+    """A cv_bridge module with the real signatures (cv2_to_imgmsg(cvim, encoding, header),
+    imgmsg_to_cv2(img_msg, desired_encoding)); ``broken`` fails like cv_bridge under OpenCV 5."""
+    import types as _types
+
+    mod = _types.ModuleType("cv_bridge")
+
+    class CvBridgeError(TypeError):
+        pass
+
+    class CvBridge:
+        def cv2_to_imgmsg(self, cvim, encoding="passthrough", header=None):
+            if broken:
+                raise KeyError(16)
+            T = conv.MessageTypes.from_rclpy()
+            return conv.array_to_image_msg(T, cvim, encoding, header if header is not None else T.Header())
+
+        def imgmsg_to_cv2(self, img_msg, desired_encoding="passthrough"):
+            if broken:
+                raise KeyError(16)
+            if img_msg.encoding != desired_encoding:  # this stand-in converts nothing
+                raise CvBridgeError(f"{img_msg.encoding} -> {desired_encoding} not supported")
+            if desired_encoding == "32FC1":
+                return conv.image_msg_to_depth(img_msg)
+            return conv.image_msg_to_rgb(img_msg)
+
+    mod.CvBridge, mod.CvBridgeError = CvBridge, CvBridgeError
+    return mod
+
+
+@pytest.mark.parametrize("broken", [True, False])
+def test_cv_bridge_used_when_it_works_else_field_conversions(make_node, bag_frames, broken):
+    sys.modules["cv_bridge"] = _fake_cv_bridge(broken)  # fake_ros.installed() removes it again
+    node = make_node()
+    assert (node._bridge is None) == broken
+    assert any("cv_bridge" in w for w in warns(node)) == broken
+    subscribe(node)
+    image, info, small, _ = small_frame(bag_frames, sec=7, nanosec=9)
+    bgr = conv.array_to_image_msg(conv.MessageTypes.from_rclpy(), np.ascontiguousarray(small[:, :, ::-1]), "bgr8",
+                                  image.header)
+    node.subscription("camera_info").deliver(info)
+    for msg in (image, bgr):  # bgr8: the stand-in bridge refuses it, the field-level decoder takes it
+        node.subscription("image").deliver(msg)
+        assert node.process_once()
+    assert node._stats.bad == 0 and all(len(published(node, t)) == 2 for t in OUTPUTS)
+    d0, d1 = (conv.image_msg_to_depth(m) for m in published(node, "depth/image"))
+    np.testing.assert_array_equal(d0, d1)  # same pixels, whichever decoder
+    assert all((m.header.stamp.sec, m.header.stamp.nanosec) == (7, 9) for m in published(node, "depth/colored"))

@@ -105,7 +105,7 @@ class DepthEvaluatorNode(Node):
         try:
             self._infos[conv.stamp_to_ns(msg.header.stamp)] = camera_info_K(msg.k, msg.p)
         except ValueError as exc:
-            self.get_logger().warn(f"bad depth camera_info: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"bad depth camera_info: {exc}", throttle_duration_sec=5.0)
             return
         while len(self._infos) > 50:
             self._infos.popitem(last=False)
@@ -118,7 +118,7 @@ class DepthEvaluatorNode(Node):
         if K is None and self._infos:
             K = next(reversed(self._infos.values()))  # camera_info may trail the image: the latest
         if K is None:
-            self.get_logger().warn("no depth/camera_info yet: cannot project the LiDAR", throttle_duration_sec=5.0)
+            self.get_logger().warning("no depth/camera_info yet: cannot project the LiDAR", throttle_duration_sec=5.0)
             return
         try:
             depth = conv.image_msg_to_depth(msg)
@@ -138,12 +138,12 @@ class DepthEvaluatorNode(Node):
 
     def _bad(self, reason: str) -> None:
         self._bad_inputs += 1
-        self.get_logger().warn(f"skipping a message ({self._bad_inputs} so far): {reason}", throttle_duration_sec=5.0)
+        self.get_logger().warning(f"skipping a message ({self._bad_inputs} so far): {reason}", throttle_duration_sec=5.0)
 
     def _report(self, recs: list) -> None:
         if self.live.errors != self._errors_logged:  # the evaluation (LiveEvaluation) skipped frames
             self._errors_logged = self.live.errors
-            self.get_logger().warn(f"evaluation of a frame failed ({self.live.errors} so far): "
+            self.get_logger().warning(f"evaluation of a frame failed ({self.live.errors} so far): "
                                    f"{self.live.last_error}", throttle_duration_sec=5.0)
         n = int(self.p["report_every"])
         if not recs or n <= 0:
@@ -178,7 +178,7 @@ class DepthEvaluatorNode(Node):
         stats["bad_messages"] = self._bad_inputs
         log = self.get_logger()
         if len(self.evaluator) == 0:
-            log.warn(f"no frame was evaluated: {stats}")
+            log.warning(f"no frame was evaluated: {stats}")
         else:
             log.info("depth evaluation:\n" + self.evaluator.markdown() + "\n" + self._summary_line())
         if self.p["output_dir"]:

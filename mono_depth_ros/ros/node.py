@@ -26,7 +26,6 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from ..encodings import ImageDecodeError
 from . import conversions as conv
 from .params import PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
 
@@ -86,10 +85,19 @@ class DepthNode(Node):
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._types = conv.MessageTypes.from_rclpy()
-        self._bridge = CvBridge() if CvBridge is not None else None
+        self._bridge = self._working_bridge()
 
-        # parameters: declared with descriptors; values from config/depth.yaml / launch overrides
-        values = {s.name: self.declare_parameter(s.name, s.default, _descriptor(s)).value for s in PARAMS}
+        # parameters: declared with descriptors; values from config/depth.yaml / launch overrides.
+        # rclpy raises at declaration for an override of the wrong type (e.g. `min_depth: 5`, an
+        # int for a double: InvalidParameterTypeException) or outside the descriptor's range
+        # (InvalidParameterValueException): one fatal line, not a traceback.
+        values: Dict[str, Any] = {}
+        for spec in PARAMS:
+            try:
+                values[spec.name] = self.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
+            except Exception as exc:  # noqa: BLE001 - rclpy's Parameter*Exception classes differ per distro
+                self._fatal(f"invalid parameter {spec.name}: {exc} (default {spec.default!r}; "
+                            "floating-point parameters need a decimal point, e.g. 5.0)")
         cfg = NodeConfig.from_mapping(values)
         reason = next((r for r in (validate_value(k, v) for k, v in values.items()) if r), None) \
             or validate_config(cfg)
@@ -124,7 +132,8 @@ class DepthNode(Node):
         # diagnostics: rate of the depth outputs (FrequencyStatus) + latency, drops, bad inputs
         self._updater = diagnostic_updater.Updater(self)
         self._updater.setHardwareID("mono_depth_ros")
-        self._freq_bounds = {"min": cfg.expected_min_rate, "max": cfg.expected_max_rate}
+        self._freq_bounds: Dict[str, float] = {}  # read by FrequencyStatus on every update
+        self._set_freq_bounds(cfg)
         self._freq = diagnostic_updater.HeaderlessTopicDiagnostic(
             "depth", self._updater, diagnostic_updater.FrequencyStatusParam(self._freq_bounds, 0.1, 10))
         self._updater.add("processing", self._diagnose)
@@ -140,6 +149,26 @@ class DepthNode(Node):
     def _fatal(self, message: str) -> None:
         self.get_logger().fatal(message)
         raise StartupError(message)
+
+    def _working_bridge(self) -> Any:
+        """cv_bridge when importable *and* working: a cv_bridge built against another OpenCV
+        (e.g. cv2 5.x, `KeyError: 16`) fails on every frame; then use the field-level conversions."""
+        if CvBridge is None:
+            return None
+        try:
+            bridge = CvBridge()
+            rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+            depth = np.array([[0.5, np.nan, 2.0], [3.0, 4.0, 80.0]], dtype=np.float32)
+            rgb_back = bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(rgb, encoding="rgb8"), desired_encoding="rgb8")
+            depth_back = bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(depth, encoding="32FC1"),
+                                              desired_encoding="32FC1")
+            if not (np.array_equal(rgb_back, rgb) and np.array_equal(depth_back, depth, equal_nan=True)):
+                raise ValueError("an image does not survive a cv2_to_imgmsg / imgmsg_to_cv2 round trip")
+            return bridge
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().warning(f"cv_bridge is installed but does not work here ({type(exc).__name__}: "
+                                      f"{exc}); using the built-in image conversions instead")
+            return None
 
     def _load_pipeline(self, cfg: NodeConfig) -> Any:
         try:
@@ -205,9 +234,17 @@ class DepthNode(Node):
         with self._lock:
             self._cfg = new
             self._pipeline_dirty = True
-            self._freq_bounds["min"] = new.expected_min_rate
-            self._freq_bounds["max"] = new.expected_max_rate
+            self._set_freq_bounds(new)
         return SetParametersResult(successful=True)
+
+    def _set_freq_bounds(self, cfg: NodeConfig) -> None:
+        # diagnostic_updater's FrequencyStatus checks freq_bound['max'] only when the key exists;
+        # expected_max_rate 0.0 means "no upper bound" (params.validate_config)
+        self._freq_bounds["min"] = cfg.expected_min_rate
+        if cfg.expected_max_rate > 0:
+            self._freq_bounds["max"] = cfg.expected_max_rate
+        else:
+            self._freq_bounds.pop("max", None)
 
     # ---- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -218,6 +255,8 @@ class DepthNode(Node):
             try:
                 self.process_once()
             except Exception as exc:  # noqa: BLE001 - a failing frame must not kill the worker
+                if self._stop.is_set() or not rclpy.ok():
+                    return  # Ctrl-C shut the context down under a publish(): not a processing error
                 with self._lock:
                     self._stats.errors += 1
                 self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
@@ -273,19 +312,19 @@ class DepthNode(Node):
         if isinstance(msg, CompressedImage):
             return conv.compressed_msg_to_rgb(msg)
         conv.check_image_msg(msg)  # empty image, data shorter than step * height
-        if self._bridge is None:
-            return conv.image_msg_to_rgb(msg)
-        try:
-            return self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-        except Exception as exc:  # noqa: BLE001 - CvBridgeError and friends: a bad frame, not a crash
-            raise ImageDecodeError(f"cv_bridge cannot convert {msg.encoding!r} to rgb8: {exc}") from exc
+        if self._bridge is not None:
+            try:
+                return self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+            except Exception:  # noqa: BLE001 - CvBridgeError and friends: try the field-level decoder,
+                pass           # which also knows the uyvy / yuyv aliases; it raises ImageDecodeError
+        return conv.image_msg_to_rgb(msg)
 
     def _intrinsics_for(self, rgb: np.ndarray, camera: Tuple[Any, Any, Optional[str]]) -> Any:
         msg, intrinsics, error = camera
         if error:
             raise BadInput(error)
         if msg is None:
-            self.get_logger().warn("no camera_info received yet: publishing depth/image and depth/colored "
+            self.get_logger().warning("no camera_info received yet: publishing depth/image and depth/colored "
                                    "only; depth/points and depth/camera_info need the camera intrinsics",
                                    once=True)
             return None
@@ -299,7 +338,7 @@ class DepthNode(Node):
             self._stats.bad += 1
             self._stats.last_bad = reason
             n = self._stats.bad
-        self.get_logger().warn(f"skipping frame ({n} bad so far): {reason}",
+        self.get_logger().warning(f"skipping frame ({n} bad so far): {reason}",
                                throttle_duration_sec=BAD_INPUT_THROTTLE_SEC)
 
     # ---- publishing ------------------------------------------------------------------------
@@ -330,9 +369,11 @@ class DepthNode(Node):
     def _cloud_msg(self, cloud: Any, header: Any) -> Any:
         if point_cloud2 is not None and cloud.height == 1:  # create_cloud makes unorganised clouds only
             try:
-                return point_cloud2.create_cloud(header, conv.point_fields(self._types, cloud.fields),
-                                                 cloud.data.reshape(-1), point_step=cloud.point_step)
-            except (TypeError, AssertionError):  # older sensor_msgs_py: no point_step (padded layout)
+                msg = point_cloud2.create_cloud(header, conv.point_fields(self._types, cloud.fields),
+                                                cloud.data.reshape(-1), point_step=cloud.point_step)
+                msg.is_dense = bool(cloud.is_dense)  # create_cloud always writes False
+                return msg
+            except (TypeError, AssertionError):  # Humble's create_cloud: no point_step (padded layout)
                 pass
         return conv.cloud_to_pointcloud2(self._types, cloud, header)
 

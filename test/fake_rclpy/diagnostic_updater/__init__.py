@@ -145,8 +145,9 @@ class Updater(DiagnosticTaskVector):
         da = DiagnosticArray()
         da.header.stamp = self.node.get_clock().now().to_msg()
         for stat in msg:
+            stat.name = self.node.get_name() + ': ' + stat.name  # the real one renames the status too
             db = DiagnosticStatus()
-            db.name = self.node.get_name() + ': ' + stat.name
+            db.name = stat.name
             db.message = stat.message
             db.hardware_id = stat.hardware_id
             db.values = stat.values
@@ -192,7 +193,7 @@ class FrequencyStatus(DiagnosticTask):
             curtime = Clock(clock_type=ClockType.ROS_TIME).now()
             events = self.count - self.seq_nums[self.hist_indx]
             window = (curtime - self.times[self.hist_indx]).nanoseconds * 1e-9
-            freq = events / window if window > 0 else 0.0
+            freq = events / window  # as diagnostic_updater: no guard (a frozen test clock raises here)
             self.seq_nums[self.hist_indx] = self.count
             self.times[self.hist_indx] = curtime
             self.hist_indx = (self.hist_indx + 1) % self.params.window_size
@@ -207,7 +208,16 @@ class FrequencyStatus(DiagnosticTask):
                 stat.summary(DiagnosticStatus.OK, 'Desired frequency met')
             stat.add('Events in window', '%d' % events)
             stat.add('Events since startup', '%d' % self.count)
+            stat.add('Duration of window (s)', '%f' % window)
             stat.add('Actual frequency (Hz)', '%f' % freq)
+            if 'max' in self.params.freq_bound and self.params.freq_bound['min'] == self.params.freq_bound['max']:
+                stat.add('Target frequency (Hz)', '%f' % self.params.freq_bound['min'])
+            if self.params.freq_bound['min'] > 0:
+                stat.add('Minimum acceptable frequency (Hz)',
+                         '%f' % (self.params.freq_bound['min'] * (1 - self.params.tolerance)))
+            if 'max' in self.params.freq_bound:
+                stat.add('Maximum acceptable frequency (Hz)',
+                         '%f' % (self.params.freq_bound['max'] * (1 + self.params.tolerance)))
         return stat
 
 
