@@ -13,6 +13,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'mono_depth_ros'
@@ -42,7 +43,9 @@ def _setup(context, *args, **kwargs):
     overrides = {'use_sim_time': _truthy(value['use_sim_time'])}
     for name in ('model', 'backend'):
         if value[name]:
-            overrides[name] = value[name]
+            # launch_ros reads plain strings in a parameter dict as YAML ('1.0' -> double, 'a: b' ->
+            # error): a file name stays a string only through ParameterValue(value_type=str)
+            overrides[name] = ParameterValue(value[name], value_type=str)
     ns = value['namespace'].strip('/')
     image = value['image']
     actions = [Node(

@@ -112,7 +112,9 @@ def test_eval_launch_end_to_end(tmp_path):  # pragma: no cover - only with ROS 2
     model = tmp_path / "tiny.pt"
     save_model(EigenDepthNet(Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64,
                                      coarse_channels=(8, 16, 16, 16, 16), fine_channels=8)), model)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + os.getpid() % 100), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + os.getpid() % 100),
+               ROS_LOCALHOST_ONLY="1",                       # Humble
+               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")    # Jazzy and later
     out = tmp_path / "live"
     proc = subprocess.Popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={bag}", f"model:={model}",
                              f"output_dir:={out}", "idle_shutdown:=4.0", "play_delay:=4.0", "rate:=0.5"],

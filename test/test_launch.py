@@ -54,6 +54,16 @@ class _Node:
                              parameters=parameters, remappings=remappings, arguments=arguments, output=output)
 
 
+class _ParameterValue:
+    """launch_ros.parameter_descriptions.ParameterValue(value, *, value_type=None)."""
+
+    def __init__(self, value, *, value_type=None):
+        self.value, self.value_type = value, value_type
+
+    def __eq__(self, other):
+        return isinstance(other, _ParameterValue) and (self.value, self.value_type) == (other.value, other.value_type)
+
+
 class _LaunchConfiguration:
     def __init__(self, name):
         self.name = name
@@ -74,6 +84,8 @@ def _load_with_stand_ins(monkeypatch):
     ros_actions = types.ModuleType("launch_ros.actions")
     ros_actions.Node = _Node
     ros_subs = types.ModuleType("launch_ros.substitutions")
+    ros_params = types.ModuleType("launch_ros.parameter_descriptions")
+    ros_params.ParameterValue = _ParameterValue
 
     class FindPackageShare:
         def __init__(self, package):
@@ -85,7 +97,7 @@ def _load_with_stand_ins(monkeypatch):
     ros_subs.FindPackageShare = FindPackageShare
     for name, mod in {"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
                       "launch_ros": launch_ros, "launch_ros.actions": ros_actions,
-                      "launch_ros.substitutions": ros_subs}.items():
+                      "launch_ros.substitutions": ros_subs, "launch_ros.parameter_descriptions": ros_params}.items():
         monkeypatch.setitem(sys.modules, name, mod)
     spec = importlib.util.spec_from_file_location("depth_launch_under_test", LAUNCH)
     module = importlib.util.module_from_spec(spec)
@@ -122,8 +134,9 @@ def test_launch_logic_overrides_namespace_and_rviz(monkeypatch, tmp_path):
                    fixed_frame="cam_optical")
     node, rviz = module._setup(ctx)
     assert node.namespace == "front"
-    assert node.parameters == [str(params), {"use_sim_time": True, "model": "/m/model.onnx",
-                                             "backend": "onnxruntime"}]
+    assert node.parameters == [str(params), {"use_sim_time": True,  # typed: never YAML-parsed by launch_ros
+                                             "model": _ParameterValue("/m/model.onnx", value_type=str),
+                                             "backend": _ParameterValue("onnxruntime", value_type=str)}]
     assert dict(node.remappings)["image/compressed"] == "/cam/image_rect/compressed"
     assert (rviz.package, rviz.executable) == ("rviz2", "rviz2")
     d = rviz.arguments[rviz.arguments.index("-d") + 1]

@@ -5,6 +5,7 @@ frames; Ctrl-C (the launch's SIGINT at shutdown) exits 0 without a traceback.
 Needs a ROS 2 environment with this package built and sourced (colcon build; colcon test or
 ``launch_test test/test_node_launch_ros.py``).  Skipped with a reason where rclpy is absent.
 """
+import array
 import os
 import random
 import tempfile
@@ -24,7 +25,7 @@ import launch_testing.asserts  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from launch_ros.substitutions import FindPackageShare  # noqa: E402
+from ament_index_python.packages import get_package_share_directory  # noqa: E402
 
 # Keep parallel test runs apart (set before the node starts and before rclpy.init below).
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
@@ -54,7 +55,7 @@ def _tiny_model() -> str:
 
 @pytest.mark.launch_test
 def generate_test_description():
-    launch_file = Path(FindPackageShare("mono_depth_ros").find("mono_depth_ros")) / "launch" / "depth.launch.py"
+    launch_file = Path(get_package_share_directory("mono_depth_ros")) / "launch" / "depth.launch.py"
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(launch_file)),
         launch_arguments={"model": _tiny_model(), "backend": "torch", "namespace": NS, "image": IMAGE_TOPIC,
@@ -92,7 +93,7 @@ class TestDepthNodeTopics(unittest.TestCase):
         v = np.linspace(0, 255, H, dtype=np.float32)[:, None]
         rgb = np.stack([u + 0 * v, v + 0 * u, 128 + 0 * (u + v)], axis=2).astype(np.uint8)
         image = Image(header=header, height=H, width=W, encoding="rgb8", is_bigendian=0, step=W * 3)
-        image.data = rgb.tobytes()
+        image.data = array.array("B", rgb.tobytes())  # uint8[]: array.array skips rosidl's per-byte check
         info = CameraInfo(header=header, height=H, width=W, distortion_model="plumb_bob")
         info.k = [200.0, 0.0, 160.0, 0.0, 200.0, 48.0, 0.0, 0.0, 1.0]
         info.p = [200.0, 0.0, 160.0, 0.0, 0.0, 200.0, 48.0, 0.0, 0.0, 0.0, 1.0, 0.0]
