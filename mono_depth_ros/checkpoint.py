@@ -49,6 +49,15 @@ def _jsonable(meta: Any, path: str = "meta") -> None:
         raise TypeError(f"{path} must be JSON-like (dict/list/str/number/bool/None): {exc}") from None
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_bytes(path: "str | os.PathLike", data: bytes, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically; refuse to replace an existing file unless ``overwrite``."""
     path = Path(path)
@@ -57,6 +66,9 @@ def atomic_write_bytes(path: "str | os.PathLike", data: bytes, overwrite: bool =
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would (model
+        # files travel between users, containers and robots).
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -122,8 +134,9 @@ def read_model_file(path: "str | os.PathLike") -> Dict[str, Any]:
     try:
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling error means a bad file
-        raise ModelFileError(f"model file {path} is corrupt or not a mono_depth_ros model "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from exc
+        # torch's own message suggests weights_only=False, i.e. running code from the file: not here.
+        raise ModelFileError(f"model file {path} is corrupt, truncated, or not a mono_depth_ros model file "
+                             f"(it does not load as plain tensors and metadata: {type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"model file {path} is not a mono_depth_ros model file (missing format tag {FORMAT!r})")
     if payload.get("version", 0) > VERSION:

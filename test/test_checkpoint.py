@@ -94,3 +94,20 @@ def test_coarse_only_file_cannot_run_fine(tmp_path):
 def test_meta_must_be_json_like(tmp_path):
     with pytest.raises(TypeError, match="JSON-like"):
         save_model(_net(), tmp_path / "m.pt", meta={"t": torch.zeros(1)})
+
+
+def test_saved_files_are_readable_by_others_and_errors_never_suggest_unsafe_loading(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        p = save_model(_net(), tmp_path / "shared.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ModelFileError) as info:
+        load_model(bad)
+    assert "weights_only" not in str(info.value)
