@@ -142,7 +142,7 @@ def write_synthetic_bag(path: "str | Path", n_frames: int = DEMO_FRAMES, width: 
         w.add_topic(GT_TOPIC, bio.IMAGE)
         w.add_topic(TF_TOPIC, bio.TF_MESSAGE, qos=bio.qos_profile(depth=100))
         dt = int(round(1e9 / fps))
-        for i, f in enumerate(_progress(frames, len(frames), "write input bag", progress)):
+        for i, f in enumerate(_progress(frames, len(frames), "render + write input bag", progress)):
             t = STAMP0_NS + i * dt
             stamps.append(t)
             hdr = fac.header(t, FRAME_ID)
@@ -355,8 +355,8 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
                    for _, _, m in r.messages([GT_TOPIC])}
     stamps = sorted(depth)
     dirs = {k: out / k for k in ("depth", "color", "side_by_side", "clouds")}
-    for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
+    for sub in dirs.values():
+        sub.mkdir(parents=True, exist_ok=True)
     files: Dict[str, List[Path]] = {k: [] for k in ("depth_png", "depth_npy", "color", "side_by_side", "ply")}
     builder = CloudBuilder()
     preds, gt_list = [], []
@@ -428,6 +428,9 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         raise DemoError(f"--input {in_path}: no such file or directory")
     if frames is not None and frames < 1:
         raise DemoError(f"--frames must be >= 1, got {frames}")
+    imgs: List[np.ndarray] = []
+    if in_path is not None and not is_bag(in_path):
+        imgs = _input_images(in_path, frames)   # before touching --out: a bad --input changes nothing
     out = prepare_out_dir(out, overwrite=overwrite, log=log)
     image_topic = info_topic = None
     with_gt = False
@@ -443,7 +446,6 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         log(f"1/3 input: the bag {in_path} (no ground truth: metrics are skipped)")
         input_bag = in_path
     else:
-        imgs = _input_images(in_path, frames)
         h, w = imgs[0].shape[:2]
         log(f"1/3 input: {len(imgs)} image(s) {w}x{h} from {in_path}, written into a ROS 2 bag with assumed "
             f"intrinsics ({DEFAULT_HFOV_DEG:g} deg horizontal field of view; no ground truth: metrics are skipped)")
@@ -470,7 +472,7 @@ def describe(r: DemoResult, with_gt: bool) -> str:
     o = r.out
     lines = [
         f"# mono-depth demo output ({r.frames} frames, model {r.model})", "",
-        f"- input bag (ROS 2, MCAP):  {r.input_bag}",
+        f"- input bag (ROS 2):        {r.input_bag}",
         f"- depth bag (ROS 2, MCAP):  {r.depth_bag}   topics {NAMESPACE}/image (32FC1 m), {NAMESPACE}/camera_info, "
         f"{NAMESPACE}/points (PointCloud2 xyz+rgb), {NAMESPACE}/colored" +
         (" + the input's /camera/*, /tf" if with_gt else ""),

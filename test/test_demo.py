@@ -145,6 +145,7 @@ def test_bad_input_clear_error(tmp_path, capsys):
         rc = main(["demo", "--input", inp, "--out", str(tmp_path / f"o{i}"), "--no-progress"])
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and inp in err, (inp, err)
+        assert not (tmp_path / f"o{i}").exists()   # nothing written for a bad input
     rc = main(["demo", "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o9"), "--no-progress"])
     assert rc == 2 and "nope.pt" in capsys.readouterr().err
 
@@ -166,3 +167,18 @@ def test_image_folder_input_no_metrics(tmp_path, demo_run):
     assert len(list((res.out / "side_by_side").glob("*.png"))) == 2
     with bio.BagReader(res.depth_bag) as r:
         assert r.topics[f"{demo.NAMESPACE}/points"].count == 2
+
+
+def test_shipped_model_file_and_pipeline_default(tmp_path, monkeypatch):
+    _needs_model()
+    from mono_depth_ros.checkpoint import read_model_file
+    from mono_depth_ros.pipeline import DepthPipeline
+
+    assert demo.DEMO_MODEL.stat().st_size < 20e6
+    payload = read_model_file(demo.DEMO_MODEL)
+    assert payload["stage"] == "fine"
+    monkeypatch.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))
+    pipe = DepthPipeline(backend="torch")          # no model: the shipped demo model
+    assert Path(pipe.spec.path).resolve() == demo.DEMO_MODEL.resolve() and pipe.metric
+    assert (pipe.profile.resize_w, pipe.profile.resize_h) == (168, 126)   # its camera: 320x240 (4:3)
+    pipe.close()
