@@ -82,6 +82,35 @@ def test_bench_errors(tmp_path, capsys):
     assert "unknown profile" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, kw, msg", [
+    (["--width", "0"], {"width": 0}, "--width must be >= 16 pixels, got 0"),
+    (["--height", "8"], {"height": 8}, "--height must be >= 16 pixels, got 8"),
+    (["--width", "-640"], {"width": -640}, "--width must be >= 16 pixels, got -640"),
+    (["--stride", "0"], {"stride": 0}, "--stride must be >= 1, got 0"),
+    (["--iters", "0"], {"iters": 0}, "--iters must be >= 1"),
+])
+def test_bench_rejects_bad_sizes_with_one_line(tmp_path, capsys, extra, kw, msg):
+    from mono_depth_ros.cli import main
+    from mono_depth_ros.commands.bench import run_bench
+
+    # checked before the model is looked at: the (missing) model is not the error
+    assert main(["bench", "--model", str(tmp_path / "missing.onnx")] + extra) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err and "missing.onnx" not in err
+    with pytest.raises(ValueError, match=msg):
+        run_bench(str(tmp_path / "missing.onnx"), **kw)
+
+
+@pytest.mark.parametrize("option, value", [("--backend", "tensorrtt"), ("--precision", "fp8")])
+def test_bench_backend_and_precision_choices(capsys, option, value):
+    from mono_depth_ros.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["bench", option, value])
+    assert e.value.code == 2
+    assert f"argument {option}: invalid choice: '{value}'" in capsys.readouterr().err
+
+
 def test_summarize_percentiles():
     from mono_depth_ros.commands.bench import summarize
 

@@ -119,3 +119,83 @@ def test_export_command(model, tmp_path, capsys):
     img = shared_path("kitti_object_lidar", "image_2", "cvml_000114.png")
     assert main(["predict", str(img), "--model", str(out), "--out", str(tmp_path / "p"), "--quiet"]) == 0
     assert np.isfinite(np.load(tmp_path / "p" / "cvml_000114_depth.npy")).any()
+
+
+def _video(path, n=5, size=(64, 48)):
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, size)
+    assert vw.isOpened()
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        vw.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    vw.release()
+    return path
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--stride", "0"], "--stride must be >= 1"),
+    (["--stride", "-3"], "--stride must be >= 1"),
+    (["--max-frames", "0"], "--max-frames must be >= 1"),
+    (["--fx", "0", "--fy", "500"], "--fx must be a positive focal length"),
+    (["--fx", "500", "--fy", "-1"], "--fy must be a positive focal length"),
+    (["--fx", "nan", "--fy", "500"], "--fx must be a finite number"),
+    (["--fx", "500", "--fy", "inf"], "--fy must be a finite number"),
+    (["--fx", "500", "--fy", "500", "--cx", "inf", "--cy", "1"], "--cx must be a finite number"),
+    (["--fx", "500"], "--fx and --fy go together"),
+    (["--fy", "500"], "--fx and --fy go together"),
+    (["--fx", "500", "--fy", "500", "--cx", "320"], "--cx and --cy go together"),
+    (["--cx", "320", "--cy", "240"], "--cx/--cy need --fx and --fy"),
+    (["--camera-info", "cam.yaml", "--fx", "0"], "either --camera-info or --fx"),
+])
+def test_predict_rejects_bad_numbers_before_loading_the_model(tmp_path, capsys, extra, msg):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((48, 64, 3), np.uint8))
+    # the model does not exist: the argument error must come first, with exit 2
+    rc = main(["predict", str(img), "--model", str(tmp_path / "no_model.pt"), "--out", str(tmp_path / "o"),
+               "--quiet"] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and "no_model" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_progress_bar_counts_video_frames(model, tmp_path, monkeypatch):
+    import tqdm as tqdm_mod
+
+    from mono_depth_ros.commands.predict import _Frames, _progress_total
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((48, 64, 3), np.uint8))
+    _video(folder / "clip.avi", n=5)
+    _video(folder / "more.avi", n=3)
+    items = [_Frames(folder / "a.png", "image", "a"), _Frames(folder / "clip.avi", "video", "clip"),
+             _Frames(folder / "more.avi", "video", "more")]
+    assert _progress_total(items, every=1, max_frames=None) == 1 + 5 + 3
+    assert _progress_total(items, every=2, max_frames=None) == 1 + 3 + 2
+    assert _progress_total(items, every=1, max_frames=2) == 1 + 2 + 2
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total=None, **kw):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def set_postfix_str(self, *a, **kw):
+            pass
+
+        def write(self, *a, **kw):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm_mod, "tqdm", Bar)
+    rc = main(["predict", str(folder), "--model", str(model), "--out", str(tmp_path / "o"), "--backend", "torch",
+               "--every", "2", "--threads", "1"])
+    assert rc == 0
+    written = len(list((tmp_path / "o").glob("*_depth.npy")))
+    assert written == 1 + 3 + 2
+    assert len(bars) == 1 and bars[0].total == written and bars[0].n == written

@@ -363,7 +363,8 @@ def test_material_and_box_validation():
 
 
 def test_interoperates_with_camera_intrinsics():
-    camera = pytest.importorskip("mono_depth_ros.camera")
+    from mono_depth_ros import camera
+
     f = render_frame("indoor", seed=0, width=64, height=48)
     ci = f.camera_intrinsics()
     assert isinstance(ci, camera.CameraIntrinsics)

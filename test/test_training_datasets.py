@@ -212,8 +212,7 @@ def test_stream_sampler_is_deterministic_and_partitions_the_global_batch():
     assert resumed == batches[2:5]
 
 
-def test_synthetic_source_when_available():
-    pytest.importorskip("mono_depth_ros.synthetic")
+def test_synthetic_source():
     src = build_source({"type": "synthetic", "kind": "indoor", "n": 3, "seed": 1, "width": 200, "height": 150})
     a, b = src.frame(1, TINY), src.frame(1, TINY)
     assert a.rgb.shape == (150, 200, 3) and a.rgb.dtype == np.uint8

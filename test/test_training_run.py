@@ -133,6 +133,43 @@ def test_missing_dataset_and_empty_split_errors(tmp_path):
         train({"profile": "nyu"}, tmp_path / "run3")
 
 
+def test_misspelt_config_keys_are_rejected_with_the_closest_match(tmp_path, capsys):
+    from training.train import main as train_main
+    from training.utils import apply_overrides
+
+    data = tmp_path / "d"
+    data.mkdir()
+    base = _cfg(data)
+    cases = {"trian.samples.coarse=3": "unknown config key 'trian'; did you mean 'train'",
+             "train.nope=3": "unknown config key 'train.nope'.*known keys under 'train'",
+             "train.samples.coarce=3": "unknown config key 'train.samples.coarce'; did you mean 'train.samples.coarse'",
+             "optim.lr.f2=0.1": "unknown config key 'optim.lr.f2'",
+             "train.samples=3": "'train.samples' must be a mapping",
+             "train.batch_size.x=3": "'train.batch_size' takes a value like 32, not a mapping"}
+    for override, msg in cases.items():
+        with pytest.raises(TrainError, match=msg):
+            train(apply_overrides(base, [override]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()       # rejected before anything is written
+    # free-form entries (dataset specs, inline profile) accept any key; the defaults' own keys pass
+    ok = apply_overrides(base, ["data.train.anything=1", "profile.base=nyu", "train.samples.coarse=3",
+                                "optim.lr.f4=0.1", "export.half=true"])
+    from training.train import resolve_config
+
+    assert resolve_config(ok)["train"]["samples"] == {"coarse": 3, "fine": 8}
+    # the CLI: a clear one-line error and exit 2
+    import yaml
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(base))
+    rc = train_main(["--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "run"),
+                     "--set", "trian.samples.coarse=3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown config key 'trian'; did you mean 'train'?" in err
+    # and a misspelt key in the YAML file itself
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**base, "optm": {"momentum": 0.5}}))
+    assert train_main(["--config", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "run")]) == 2
+    assert "did you mean 'optim'?" in capsys.readouterr().err
+
+
 def test_ddp_two_processes_equal_one_process(tmp_path):
     data = _sync_data(tmp_path / "data")
     cfg = _cfg(data, samples={"coarse": 8, "fine": 4})
@@ -160,7 +197,6 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
 
 
 def test_synthetic_config_trains_and_evaluate_cli_prints_and_saves(tmp_path, capsys):
-    pytest.importorskip("mono_depth_ros.synthetic")
     from training.evaluate import main as evaluate_main
     from training.utils import apply_overrides, load_yaml_config
 

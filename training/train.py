@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .utils import apply_overrides, deep_merge, load_yaml_config, profile_from_config
+from .utils import apply_overrides, check_config_keys, deep_merge, load_yaml_config, profile_from_config
 
 STAGE_INDEX = {"coarse": 0, "fine": 1}
 
@@ -62,7 +62,17 @@ class TrainError(RuntimeError):
 
 
 # ---- config -----------------------------------------------------------------------------------------
+# entries that hold free-form mappings: an inline profile, dataset specs, augmentation options
+# (the latter checked by training.augment.AugmentConfig.from_dict)
+FREE_FORM_KEYS = ("profile", "data.train", "data.val", "augment")
+
+
 def resolve_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """DEFAULTS overridden by ``cfg``; unknown (misspelt) keys are a TrainError naming the closest key."""
+    try:
+        check_config_keys(cfg or {}, DEFAULTS, free=FREE_FORM_KEYS)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
     cfg = deep_merge(DEFAULTS, cfg)
     if not cfg["data"].get("train"):
         raise TrainError("config has no data.train (a dataset: {type: nyu_mat|nyu_sync|kitti_raw|kitti_object|"

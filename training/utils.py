@@ -57,6 +57,41 @@ def apply_overrides(cfg: Dict[str, Any], sets: Iterable[str]) -> Dict[str, Any]:
     return cfg
 
 
+def check_config_keys(cfg: Dict[str, Any], defaults: Dict[str, Any],
+                      free: Iterable[str] = (), _prefix: str = "") -> None:
+    """Rejects keys of ``cfg`` that ``defaults`` does not have (a misspelt ``--set`` or YAML key).
+
+    Only keys whose default is a mapping are checked, recursively; an entry whose default is not a
+    mapping (``None``, a name, a number) or whose dotted path is in ``free`` may hold anything (a
+    dataset spec, an inline profile).  Raises ``ValueError`` naming the key, the closest known key
+    (difflib) and the known keys; also when a mapping is replaced by a plain value or the reverse.
+    """
+    import difflib
+
+    free = set(free)
+    for k, v in cfg.items():
+        path = f"{_prefix}{k}"
+        if k not in defaults:
+            known = sorted(str(x) for x in defaults)
+            close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)
+            hint = f"; did you mean {_prefix + close[0]!r}?" if close else ""
+            where = f"under {_prefix[:-1]!r}" if _prefix else "at the top level"
+            raise ValueError(f"unknown config key {path!r}{hint} (known keys {where}: {', '.join(known)})")
+        d = defaults[k]
+        if path in free:
+            continue
+        if isinstance(d, dict):
+            if v is None:
+                continue
+            if not isinstance(v, dict):
+                raise ValueError(f"config key {path!r} must be a mapping (keys: {', '.join(sorted(d))}), "
+                                 f"got {v!r}")
+            check_config_keys(v, d, free, _prefix=path + ".")
+        elif isinstance(v, dict) and d is not None:
+            raise ValueError(f"config key {path!r} takes a value like {d!r}, not a mapping ({v!r}); "
+                             f"is a key misplaced?")
+
+
 def profile_from_config(spec: Any) -> Profile:
     """``nyu`` / ``kitti`` or an inline dict; ``base: nyu`` in the dict starts from a named profile."""
     if isinstance(spec, (str, Profile)):

@@ -21,6 +21,20 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 
+MIN_FRAME_SIZE = 16   # smaller frames are no camera image (and OpenCV's resize rejects 0)
+
+
+def check_args(iters: int, warmup: int, width: int, height: int, stride: int) -> None:
+    """ValueError with a one-line message for numbers the benchmark cannot use."""
+    if iters < 1 or warmup < 0:
+        raise ValueError(f"--iters must be >= 1 and --warmup >= 0, got {iters} and {warmup}")
+    for name, v in (("--width", width), ("--height", height)):
+        if v < MIN_FRAME_SIZE:
+            raise ValueError(f"{name} must be >= {MIN_FRAME_SIZE} pixels, got {v}")
+    if stride < 1:
+        raise ValueError(f"--stride must be >= 1, got {stride}")
+
+
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark the model and the whole pipeline (p50/p90 latency, FPS)",
                        description="Warm up, then time the model alone and the full pipeline (640x480 rgb8 decode "
@@ -28,15 +42,17 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                                    "figures. Without --model: the profile's network with random weights.")
     p.add_argument("--model", help="model file (.pt, .onnx, .int8.onnx, .engine); default: random weights")
     p.add_argument("--profile", default="nyu", help="profile of the random-weight network (without --model)")
-    p.add_argument("--backend", default="auto", help="auto | torch | onnxruntime | tensorrt")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"],
+                   help="inference backend (default: auto, the best that runs here)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: the backend's best)")
-    p.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | int8")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
+                   help="default: auto (fp16 on GPUs, fp32 on CPU)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     p.add_argument("--iters", type=int, default=50, help="timed iterations per measurement")
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--stride", type=int, default=1, help="point-cloud pixel stride")
+    p.add_argument("--width", type=int, default=640, help=f"pipeline frame width (>= {MIN_FRAME_SIZE})")
+    p.add_argument("--height", type=int, default=480, help=f"pipeline frame height (>= {MIN_FRAME_SIZE})")
+    p.add_argument("--stride", type=int, default=1, help="point-cloud pixel stride (>= 1)")
     p.add_argument("--no-pipeline", action="store_true", help="time the model only")
     p.add_argument("--json", dest="json_out", help="write the results as JSON to this file")
     return p
@@ -130,8 +146,7 @@ def run_bench(model: Optional[str], profile: str = "nyu", backend: str = "auto",
     from ..preprocess import Preprocessor
     from ..quantize import synthetic_frames
 
-    if iters < 1 or warmup < 0:
-        raise ValueError("--iters must be >= 1 and --warmup >= 0")
+    check_args(iters, warmup, width, height, stride)
     tmp: Optional[tempfile.TemporaryDirectory] = None
     random_weights = model is None
     try:
@@ -216,6 +231,10 @@ def run(args: argparse.Namespace) -> int:
     from ..backends.base import BackendError
     from ..cli import CLIError
 
+    try:
+        check_args(args.iters, args.warmup, args.width, args.height, args.stride)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if args.model and not Path(args.model).is_file():
         raise CLIError(f"model {args.model} does not exist")
     try:

@@ -30,14 +30,15 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("--output", default="camera", choices=["camera", "network"],
                    help="depth at the camera's resolution (default) or the network's output resolution")
     p.add_argument("--camera-info", default=None, help="ROS camera_calibration YAML with the camera intrinsics")
-    p.add_argument("--fx", type=float, default=None)
+    p.add_argument("--fx", type=float, default=None, help="focal lengths in pixels (give --fx and --fy together)")
     p.add_argument("--fy", type=float, default=None)
-    p.add_argument("--cx", type=float, default=None, help="principal point (default: image centre)")
+    p.add_argument("--cx", type=float, default=None,
+                   help="principal point in pixels (give --cx and --cy together; default: the image centre)")
     p.add_argument("--cy", type=float, default=None)
     p.add_argument("--min-depth", type=float, default=None, help="valid range (m); default: the model's")
     p.add_argument("--max-depth", type=float, default=None)
     p.add_argument("--scale", type=float, default=1.0, help="factor applied to the model's depth")
-    p.add_argument("--stride", type=int, default=1, help="pixel stride of the PLY point cloud")
+    p.add_argument("--stride", type=int, default=1, help="pixel stride of the PLY point cloud (>= 1)")
     p.add_argument("--every", type=int, default=1, help="videos: use every N-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="videos: at most this many frames each")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -101,15 +102,72 @@ def _video_frames(path: Path, every: int, max_frames: Optional[int]) -> Iterator
         cap.release()
 
 
+def _video_frame_count(path: Path, every: int, max_frames: Optional[int]) -> Optional[int]:
+    """Frames _video_frames will yield, from the container's frame count; None when cv2 does not know it."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    finally:
+        cap.release()
+    if not (count and count > 0 and count < 1e9):   # 0 / -1 / NaN: unknown (streams, some containers)
+        return None
+    n = (int(count) + every - 1) // every
+    return min(n, max_frames) if max_frames is not None else n
+
+
+def _progress_total(items: List["_Frames"], every: int, max_frames: Optional[int]) -> Optional[int]:
+    """Images plus the frames of the videos; None (a counter without a total) when a video's count is unknown."""
+    total = 0
+    for it in items:
+        if it.kind == "image":
+            total += 1
+            continue
+        n = _video_frame_count(it.path, every, max_frames)
+        if n is None:
+            return None
+        total += n
+    return total
+
+
+def _check_intrinsics_args(args: argparse.Namespace) -> None:
+    """--fx/--fy/--cx/--cy: fx and fy together, cx and cy together (and only with fx/fy), finite, focal lengths > 0."""
+    import math
+
+    from ..cli import CLIError
+
+    given = [n for n in ("fx", "fy", "cx", "cy") if getattr(args, n) is not None]
+    if args.camera_info and given:
+        raise CLIError("give either --camera-info or --fx/--fy/--cx/--cy, not both")
+    if not given:
+        return
+    if (args.fx is None) != (args.fy is None):
+        raise CLIError("--fx and --fy go together: give both focal lengths (in pixels) or neither")
+    if (args.cx is None) != (args.cy is None):
+        raise CLIError("--cx and --cy go together: give both (the principal point, in pixels) or neither "
+                       "(the image centre)")
+    if args.fx is None:
+        raise CLIError("--cx/--cy need --fx and --fy")
+    for n in given:
+        v = getattr(args, n)
+        if not math.isfinite(v):
+            raise CLIError(f"--{n} must be a finite number, got {v}")
+    for n in ("fx", "fy"):
+        if getattr(args, n) <= 0:
+            raise CLIError(f"--{n} must be a positive focal length in pixels, got {getattr(args, n)}")
+
+
 def _intrinsics(args: argparse.Namespace, width: int, height: int):
     from ..camera import CameraIntrinsics
 
     if args.camera_info:
         return args._camera  # loaded once; the pipeline rescales it to other image sizes
-    if args.fx is None and args.fy is None:
+    if args.fx is None or args.fy is None:
         return None
-    fx = args.fx if args.fx is not None else args.fy
-    fy = args.fy if args.fy is not None else args.fx
+    fx, fy = args.fx, args.fy
     cx = args.cx if args.cx is not None else (width - 1) / 2.0
     cy = args.cy if args.cy is not None else (height - 1) / 2.0
     cam = CameraIntrinsics(width, height, fx, fy, cx, cy)
@@ -152,7 +210,7 @@ def _write_frame(pipe, builder, rgb, cam, out: Path, name: str, args: argparse.N
     ok, png = cv2.imencode(".png", cv2.cvtColor(col, cv2.COLOR_RGB2BGR))
     atomic_write_bytes(paths[2], png.tobytes(), overwrite=True)
     if cam is not None:
-        cloud = builder.build(depth, res.intrinsics, rgb=res.rgb, organized=False, stride=max(1, args.stride))
+        cloud = builder.build(depth, res.intrinsics, rgb=res.rgb, organized=False, stride=args.stride)
         write_ply(paths[3], cloud)
 
 
@@ -166,12 +224,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    if args.camera_info and (args.fx or args.fy):
-        raise CLIError("give either --camera-info or --fx/--fy/--cx/--cy, not both")
-    if (args.cx is not None or args.cy is not None) and args.fx is None and args.fy is None:
-        raise CLIError("--cx/--cy need --fx and/or --fy")
+    _check_intrinsics_args(args)
     if args.every < 1:
-        raise CLIError("--every must be >= 1")
+        raise CLIError(f"--every must be >= 1, got {args.every}")
+    if args.stride < 1:
+        raise CLIError(f"--stride must be >= 1 (the PLY's pixel step), got {args.stride}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
     args._camera = CameraIntrinsics.from_yaml(args.camera_info) if args.camera_info else None
     items, errors = _expand(args.inputs)
     for e in errors:
@@ -188,8 +247,9 @@ def run(args: argparse.Namespace) -> int:
     builder = CloudBuilder()
     from tqdm import tqdm
 
-    n_images = sum(1 for it in items if it.kind == "image")
-    bar = tqdm(total=n_images, unit="img", disable=args.quiet or len(items) < 2 or None, file=sys.stderr)
+    total = None if args.quiet else _progress_total(items, args.every, args.max_frames)
+    single = total == 1 or (total is None and len(items) == 1 and items[0].kind == "image")
+    bar = tqdm(total=total, unit="frame", disable=args.quiet or single or None, file=sys.stderr)
     failures = len(errors)
     written = 0
     try:
@@ -210,7 +270,8 @@ def run(args: argparse.Namespace) -> int:
                         _write_frame(pipe, builder, rgb, _intrinsics(args, rgb.shape[1], rgb.shape[0]), out,
                                      f"{it.name}_{k:06d}", args)
                         written += 1
-                        bar.set_postfix_str(f"{it.path.name} frame {k}")
+                        bar.set_postfix_str(f"{it.path.name} frame {k}", refresh=False)
+                        bar.update(1)
             except (ValueError, FileExistsError, OSError) as exc:
                 failures += 1
                 bar.write(f"mono-depth predict: error: {exc}", file=sys.stderr)
