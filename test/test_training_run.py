@@ -223,6 +223,41 @@ def test_synthetic_config_trains_and_evaluate_cli_prints_and_saves(tmp_path, cap
     assert "coarse + fine" not in json.loads((tmp_path / "eval.json").read_text())["protocols"]["paper"]["rows"]
 
 
+def test_evaluate_images_folder_is_not_overwritten_without_overwrite(tmp_path, capsys):
+    from mono_depth_ros.checkpoint import save_model
+    from mono_depth_ros.model import EigenDepthNet
+    from training.evaluate import main as evaluate_main
+    from training.utils import profile_from_config
+
+    torch.manual_seed(0)
+    ckpt = save_model(EigenDepthNet(profile_from_config(dict(TINY))).eval(), tmp_path / "m.pt")
+    vis = tmp_path / "vis"
+    args = ["--checkpoint", str(ckpt), "--dataset", "synthetic", "--workers", "0", "--stage", "coarse",
+            "--synthetic", '{"kind": "indoor", "n": 2, "seed": 3, "width": 200, "height": 150}',
+            "--images", str(vis), "--num-images", "2"]
+    assert evaluate_main(args + ["--out", str(tmp_path / "a.json")]) == 0
+    pngs = sorted(vis.glob("*.png"))
+    assert len(pngs) == 2
+    for p in pngs:                       # marks: a rewrite would replace these bytes
+        p.write_bytes(b"user's file")
+    (vis / "notes.png").write_bytes(b"unrelated")  # not a side-by-side name: ignored
+    capsys.readouterr()
+    assert evaluate_main(args + ["--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{pngs[0]} exists (2 side-by-side PNG(s)" in err and "--overwrite" in err
+    assert all(p.read_bytes() == b"user's file" for p in pngs) and not (tmp_path / "b.json").exists()
+    # fewer images than the clash: only the frames this run would write count
+    (pngs[1]).unlink()
+    assert evaluate_main(args[:-1] + ["1", "--out", str(tmp_path / "c.json")]) == 2
+    # the library call refuses too, before evaluating
+    src = build_source({"type": "synthetic", "kind": "indoor", "n": 2, "seed": 3, "width": 200, "height": 150})
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        evaluate_model(load_model(ckpt)[0], src, "nyu", "coarse", image_dir=vis, num_images=2)
+    assert evaluate_main(args + ["--out", str(tmp_path / "d.json"), "--overwrite"]) == 0
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in sorted(vis.glob("0*.png")))
+    assert (vis / "notes.png").read_bytes() == b"unrelated"
+
+
 def test_demo_profile_model_file_is_under_20_mb_in_half_precision(tmp_path):
     from mono_depth_ros.checkpoint import save_model
     from mono_depth_ros.model import EigenDepthNet

@@ -122,8 +122,12 @@ def _models_rows(model, stage: str) -> List[Tuple[str, str]]:
 def evaluate_model(model, source: FrameSource, family: str = "nyu", stage: Optional[str] = None,
                    device: str = "cpu", batch_size: int = 8, workers: int = 0, max_images: Optional[int] = None,
                    image_dir: Optional[Path] = None, num_images: int = 0, fill_outside: bool = False,
-                   mode: str = "image", progress: bool = False) -> Dict[str, Any]:
-    """Evaluate ``model`` (EigenDepthNet) on ``source``; returns the result dict (see module doc)."""
+                   mode: str = "image", progress: bool = False, overwrite_images: bool = False) -> Dict[str, Any]:
+    """Evaluate ``model`` (EigenDepthNet) on ``source``; returns the result dict (see module doc).
+
+    ``image_dir``: side-by-side PNGs of the first ``num_images`` frames (``NNNN_<name>.png``); PNGs of
+    those indices already in the folder are a FileExistsError (before any work) unless ``overwrite_images``.
+    """
     import torch
     from torch.utils.data import DataLoader
 
@@ -143,9 +147,13 @@ def evaluate_model(model, source: FrameSource, family: str = "nyu", stage: Optio
     gt_cnt = {p.name: 0 for p in protos}
     kept: Dict[str, List[np.ndarray]] = {p.name: [] for p in protos}
     kept_bytes, keep = 0, True
-    model = model.to(device).eval()
     if image_dir:
+        clash = existing_side_by_side(Path(image_dir), min(num_images, len(ds)))
+        if clash and not overwrite_images:
+            raise FileExistsError(f"{clash[0]} exists ({len(clash)} side-by-side PNG(s) of this run's frames in "
+                                  f"{image_dir}); refusing to overwrite them (pass --overwrite or another --images)")
         Path(image_dir).mkdir(parents=True, exist_ok=True)
+    model = model.to(device).eval()
     t0 = time.perf_counter()
     it = loader
     if progress:
@@ -180,7 +188,7 @@ def evaluate_model(model, source: FrameSource, family: str = "nyu", stage: Optio
                             keep = False
                             kept = {k: [] for k in kept}
                 if image_dir and item["index"] < num_images:
-                    save_side_by_side(Path(image_dir), item, preds[rows[-1][1]], profile)
+                    save_side_by_side(Path(image_dir), item, preds[rows[-1][1]], profile, overwrite=overwrite_images)
     elapsed = time.perf_counter() - t0
     # mean-depth baseline over the evaluated set, per protocol
     results: Dict[str, Any] = {"images": len(ds), "family": family, "stage": stage, "mode": mode,
@@ -223,9 +231,26 @@ def format_results(results: Dict[str, Any], title: str = "") -> str:
     return "\n".join(out)
 
 
-def save_side_by_side(out_dir: Path, item: Dict[str, Any], pred: np.ndarray, profile: Profile) -> Path:
-    """RGB | GT | prediction | |log error| at camera resolution (max width 640 per panel)."""
+def existing_side_by_side(out_dir: Path, n: int) -> List[Path]:
+    """PNGs in ``out_dir`` that save_side_by_side would write (or mix with) for frame indices < ``n``."""
+    if n <= 0 or not out_dir.is_dir():
+        return []
+    found = []
+    for q in sorted(out_dir.iterdir()):
+        head, sep, _ = q.name.partition("_")
+        if sep and q.suffix == ".png" and len(head) == 4 and head.isdigit() and int(head) < n:
+            found.append(q)
+    return found
+
+
+def save_side_by_side(out_dir: Path, item: Dict[str, Any], pred: np.ndarray, profile: Profile,
+                      overwrite: bool = False) -> Path:
+    """RGB | GT | prediction | |log error| at camera resolution (max width 640 per panel).
+
+    Refuses (FileExistsError) to replace an existing file unless ``overwrite``."""
     import cv2
+
+    from mono_depth_ros.checkpoint import atomic_write_bytes
 
     gt = item["gt"]
     rgb = item["rgb"]
@@ -247,8 +272,10 @@ def save_side_by_side(out_dir: Path, item: Dict[str, Any], pred: np.ndarray, pro
     grid = hstack_panels(panels, height=h)
     name = str(item["name"]).replace("/", "_")
     path = out_dir / f"{item['index']:04d}_{name}.png"
-    cv2.imwrite(str(path), grid[:, :, ::-1])
-    return path
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(grid[:, :, ::-1]))
+    if not ok:
+        raise RuntimeError(f"PNG encoding failed for {path}")
+    return atomic_write_bytes(path, png.tobytes(), overwrite=overwrite)
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------
@@ -296,10 +323,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--mode", default="image", choices=["image", "pixel"], help="per-image mean or pooled pixels")
     ap.add_argument("--fill-outside", action="store_true",
                     help="extend the prediction beyond the region the network sees (border repeat)")
-    ap.add_argument("--images", default=None, help="folder for side-by-side PNGs (RGB | GT | pred | error)")
+    ap.add_argument("--images", default=None, help="folder for side-by-side PNGs (RGB | GT | pred | error); "
+                    "PNGs of the same frames already there are not replaced without --overwrite")
     ap.add_argument("--num-images", type=int, default=8)
     ap.add_argument("--out", default=None, help="JSON results file (default: <checkpoint>.eval-<dataset>.json)")
-    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--overwrite", action="store_true", help="replace the JSON file and the side-by-side PNGs")
     args = ap.parse_args(argv)
 
     import torch
@@ -322,11 +350,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if out.exists() and not args.overwrite:
         print(f"evaluate: error: {out} exists; pass --overwrite or another --out", file=sys.stderr)
         return 2
+    if args.images and not args.overwrite:
+        n = len(source) if args.max_images is None else min(args.max_images, len(source))
+        clash = existing_side_by_side(Path(args.images), min(args.num_images, n))
+        if clash:
+            print(f"evaluate: error: {clash[0]} exists ({len(clash)} side-by-side PNG(s) in {args.images}); "
+                  f"pass --overwrite or another --images", file=sys.stderr)
+            return 2
     print(f"evaluating {args.checkpoint} (profile {model.profile.name}, stage {stage}) on {len(source)} "
           f"{args.dataset} frames ({type(source).__name__}) on {device}", file=sys.stderr)
     res = evaluate_model(model, source, family, stage, device, args.batch_size, args.workers, args.max_images,
                          Path(args.images) if args.images else None, args.num_images, args.fill_outside,
-                         args.mode, progress=True)
+                         args.mode, progress=True, overwrite_images=args.overwrite)
     res.update({"checkpoint": str(args.checkpoint), "dataset": args.dataset, "data": args.data,
                 "split": args.split, "profile": model.profile.to_dict()})
     print(format_results(res, title=args.dataset))
