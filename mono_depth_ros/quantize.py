@@ -215,6 +215,9 @@ def quantize_onnx(model: "str | os.PathLike[str]", out: "str | os.PathLike[str] 
     if not src.is_file():
         raise FileNotFoundError(f"ONNX model {src} does not exist")
     dst = Path(out) if out is not None else src.with_name(src.stem + ".int8.onnx")
+    if dst.resolve() == src.resolve() or (dst.exists() and os.path.samefile(dst, src)):
+        raise ValueError(f"the output {dst} is the input model {src}: quantising would replace the fp32 "
+                         f"source (even with --overwrite); choose another --out (default <model>.int8.onnx)")
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} exists; refusing to overwrite it (pass --overwrite)")
     if mode not in ("static", "dynamic"):

@@ -197,3 +197,26 @@ def test_cli_quantize(tiny_onnx, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["quantize", "--model", str(out), "--out", str(tmp_path / "again.onnx")]) == 2
     assert "already quantised" in capsys.readouterr().err
+
+
+def test_quantize_refuses_to_replace_its_own_input(tiny_onnx, tmp_path, capsys):
+    import os
+    import shutil
+
+    from mono_depth_ros.cli import main
+
+    src = tmp_path / "m.onnx"
+    shutil.copyfile(tiny_onnx, src)
+    before = src.read_bytes()
+    same = [str(src), str(tmp_path / "." / "m.onnx"), os.path.relpath(src)]
+    link = tmp_path / "link.onnx"
+    os.link(src, link)                   # another name for the same file
+    for out in same + [str(link)]:
+        for extra in ([], ["--overwrite"]):
+            assert main(["quantize", "--model", str(src), "--out", out, "--mode", "dynamic"] + extra) == 2
+            err = capsys.readouterr().err
+            assert "is the input model" in err and "would replace the fp32 source" in err
+    with pytest.raises(ValueError, match="is the input model"):
+        quantize_onnx(src, src, mode="dynamic", overwrite=True)
+    assert src.read_bytes() == before and "mono_depth_ros.quantization" not in read_metadata(src)
+
