@@ -135,3 +135,76 @@ def test_topic_detection():
         bio.detect_image_topic(topics)
     with pytest.raises(bio.BagError, match="/c/image.*camera_info"):
         bio.detect_camera_info_topic(topics, "/c/image")
+
+
+def _small_bag(path, n=1):
+    with bio.BagWriter(path) as w:
+        w.add_topic("/t", bio.TF_MESSAGE)
+        for i in range(n):
+            w.write("/t", 5 + i, w.factory.tf_message([]))
+    return path
+
+
+def test_is_bag_path_only_for_bags(tmp_path):
+    bag = _small_bag(tmp_path / "bag")
+    assert bio.is_bag_path(bag)
+    mcap = next(bag.glob("*.mcap"))
+    assert bio.is_bag_path(mcap)                               # a single .mcap file (magic checked)
+    (tmp_path / "fake.mcap").write_text("not an mcap")
+    assert not bio.is_bag_path(tmp_path / "fake.mcap")
+    (tmp_path / "notes.txt").write_text("x")
+    assert not bio.is_bag_path(tmp_path / "notes.txt")
+    assert not bio.is_bag_path(tmp_path)                       # a folder holding a bag is not a bag
+    assert not bio.is_bag_path(tmp_path / "missing")
+    (bag / "extra.txt").write_text("x")                        # anything else inside: not a bag
+    assert not bio.is_bag_path(bag)
+    (bag / "extra.txt").unlink()
+    (bag / "sub").mkdir()
+    assert not bio.is_bag_path(bag)
+    (bag / "sub").rmdir()
+    assert bio.is_bag_path(bag)
+    meta = (bag / "metadata.yaml").read_text()
+    (bag / "metadata.yaml").write_text("just: yaml\n")        # not rosbag2 metadata
+    assert not bio.is_bag_path(bag)
+    (bag / "metadata.yaml").write_text(meta)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metadata.yaml").write_text(meta)                 # metadata but no storage file
+    assert not bio.is_bag_path(other)
+
+
+def test_writer_overwrite_replaces_only_bags_and_never_the_input(tmp_path):
+    bag = _small_bag(tmp_path / "bag", n=2)
+    with bio.BagWriter(bag, overwrite=True) as w:             # a bag is replaced
+        w.add_topic("/u", bio.TF_MESSAGE)
+        w.write("/u", 1, w.factory.tf_message([]))
+    with bio.BagReader(bag) as r:
+        assert list(r.topics) == ["/u"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "data.txt").write_text("precious")
+    with pytest.raises(bio.BagError, match="is not a rosbag2"):
+        bio.BagWriter(plain, overwrite=True).open()
+    assert (plain / "data.txt").read_text() == "precious"
+    src = _small_bag(tmp_path / "d" / "src")
+    for out, msg in ((src, "is the input bag"), (tmp_path / "d", "contains the input bag"),
+                     (tmp_path, "contains the input bag"), (src / "x", "is inside the input bag")):
+        with pytest.raises(bio.BagError, match=msg):
+            bio.BagWriter(out, overwrite=True, protect=[("input bag", src)]).open()
+    with bio.BagReader(src) as r:
+        assert r.topics["/t"].count == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "d", "plain"]
+
+
+def test_writer_close_rechecks_the_target(tmp_path):
+    """A bag that was replaced by something else while writing is not deleted at close."""
+    bag = _small_bag(tmp_path / "bag")
+    w = bio.BagWriter(bag, overwrite=True)
+    w.open()
+    w.add_topic("/u", bio.TF_MESSAGE)
+    w.write("/u", 1, w.factory.tf_message([]))
+    (bag / "added_meanwhile.txt").write_text("x")
+    with pytest.raises(bio.BagError, match="no longer a rosbag2"):
+        w.close()
+    assert (bag / "added_meanwhile.txt").exists() and (bag / "metadata.yaml").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]

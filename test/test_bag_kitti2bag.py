@@ -152,16 +152,66 @@ def test_missing_files_give_clear_errors(tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
+def _tree(root):
+    """{relative path: bytes} of every file below ``root``."""
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
 def test_existing_output_not_overwritten_without_flag(tmp_path, capsys):
     drive = shared_path(*DRIVE)
     out = tmp_path / "bag"
-    out.mkdir()
-    (out / "keep.txt").write_text("x")
+    assert main(["kitti2bag", str(drive), "--out", str(out), "--no-progress", "--no-velodyne", "--max-frames", "2"]) == 0
     rc = main(["kitti2bag", str(drive), "--out", str(out), "--no-progress", "--no-velodyne"])
-    assert rc != 0 and "exists" in capsys.readouterr().err
-    assert (out / "keep.txt").exists()
+    assert rc == 2 and "exists" in capsys.readouterr().err
+    with bio.BagReader(out) as r:
+        assert r.topics[IMG].count == 2
+    # a bag is replaced with --overwrite
     assert main(["kitti2bag", str(drive), "--out", str(out), "--no-progress", "--no-velodyne", "--overwrite",
                  "--max-frames", "1"]) == 0
     with bio.BagReader(out) as r:
         assert {t: i.count for t, i in r.topics.items()} == {"/tf_static": 1, IMG: 1, INFO: 1}
-    assert not (out / "keep.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bag"]
+
+
+def test_overwrite_never_replaces_a_non_bag_directory(tmp_path, capsys):
+    drive = shared_path(*DRIVE)
+    for name, setup in (("dir", lambda p: (p.mkdir(), (p / "keep.txt").write_text("x"))),
+                        ("bag_plus", None), ("file", lambda p: p.write_text("a file"))):
+        out = tmp_path / name
+        if setup is None:  # a real bag with one foreign file in it is not a bag any more
+            assert main(["kitti2bag", str(drive), "--out", str(out), "--no-progress", "--no-velodyne",
+                         "--max-frames", "1"]) == 0
+            (out / "notes.txt").write_text("mine")
+        else:
+            setup(out)
+        before = _tree(out) if out.is_dir() else out.read_bytes()
+        rc = main(["kitti2bag", str(drive), "--out", str(out), "--no-progress", "--no-velodyne", "--overwrite"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "is not a rosbag2" in err and str(out) in err, err
+        assert (_tree(out) if out.is_dir() else out.read_bytes()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_overwrite_never_touches_the_drive_or_calibration(tmp_path, capsys):
+    """`kitti2bag DRIVE --out <date folder> --overwrite` used to delete the calibration and the drives."""
+    drive = _copy_drive(tmp_path)
+    date = drive.parent
+    before = _tree(tmp_path)
+    calib = tmp_path / "calib"          # a separate --calib-dir is protected the same way
+    shutil.copytree(date, calib, ignore=shutil.ignore_patterns("*_sync"))
+    before_calib = _tree(calib)
+    cases = [(date, [], "contains the drive folder"), (tmp_path, [], "contains the drive folder"),
+             (drive, [], "is the drive folder"), (drive / "image_02", [], "is inside the drive folder"),
+             (drive / "new_bag", [], "is inside the drive folder"),
+             (date / "kitti_bag", [], "is inside the calibration folder"),
+             (calib, ["--calib-dir", str(calib)], "is the calibration folder"),
+             (calib / "sub", ["--calib-dir", str(calib)], "is inside the calibration folder")]
+    for out, extra, msg in cases:
+        for flags in ([], ["--overwrite"]):
+            rc = main(["kitti2bag", str(drive), "--out", str(out), "--no-progress", *extra, *flags])
+            err = capsys.readouterr().err
+            assert rc == 2 and msg in err, (out, flags, err)
+    assert _tree(calib) == before_calib
+    del_calib = {k: v for k, v in _tree(tmp_path).items() if not k.startswith("calib/")}
+    assert del_calib == before
+    assert not (drive / "new_bag").exists() and not (date / "kitti_bag").exists()

@@ -274,3 +274,178 @@ def test_compressed_images_are_decoded(tmp_path):
     assert res.topics["/depth/image"] == 2 and len(seen) == 2
     ref = bio.image_to_array(_read(src, [IMG])[IMG][0][1])
     assert np.array_equal(seen[0], ref)   # lossless PNG: the same pixels as the raw image
+
+
+def _tree(root):
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def test_out_is_never_the_input_bag(tmp_path, capsys):
+    """`bag X --out X --overwrite` used to replace the input recording."""
+    src = shared_path(*SAMPLE)
+    inp = _make_bag(tmp_path / "d" / "in", src, [IMG, INFO, "/tf_static"])
+    before = _tree(tmp_path)
+    replay = _Replay([np.full((375, 1242), 5.0, np.float32)] * 2)
+    for out, msg in ((inp, "is the input bag"), (tmp_path / "d", "contains the input bag"),
+                     (inp / "depth", "is inside the input bag")):
+        with pytest.raises(bio.BagError, match=msg):
+            run_bag(BagRunOptions(inp, out, overwrite=True, progress=False), infer=replay, log=lambda s: None)
+        rc = main(["bag", str(inp), "--out", str(out), "--overwrite", "--no-progress", "--model", "unused.pt"])
+        assert rc == 2 and msg in capsys.readouterr().err
+    # a single-file input: --out its folder (a copy: a regression must not delete ../shared/data)
+    single = tmp_path / "f" / "single.mcap"
+    single.parent.mkdir()
+    single.write_bytes(src.read_bytes())
+    before = _tree(tmp_path)
+    with pytest.raises(bio.BagError, match="contains the input bag"):
+        run_bag(BagRunOptions(single, single.parent, overwrite=True, progress=False), infer=replay, log=lambda s: None)
+    assert replay.calls == 0 and _tree(tmp_path) == before
+    # a non-bag directory is not replaced, even with --overwrite
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "results.txt").write_text("precious")
+    rc = main(["bag", str(inp), "--out", str(plain), "--overwrite", "--no-progress", "--model", "unused.pt"])
+    assert rc == 2 and "is not a rosbag2" in capsys.readouterr().err
+    assert (plain / "results.txt").read_text() == "precious"
+
+
+def test_existing_eval_outputs_refused_before_inference(tmp_path, sample_gt, capsys):
+    preds = [np.where(g > 0, g, np.nan) for g in sample_gt]
+    src = shared_path(*SAMPLE)
+    ev = tmp_path / "ev"
+    run_bag(BagRunOptions(src, tmp_path / "o1", evaluate=True, progress=False, eval_dir=ev), infer=_Replay(preds),
+            log=lambda s: None)
+    names = sorted(p.name for p in ev.iterdir())
+    assert names == ["eval.json", "eval.md", "eval_frames.csv", "eval_per_frame.png", "eval_worst_frame.png"]
+    before = _tree(ev)
+    for name in names:  # each single existing output is enough to refuse (plots too, even with plots off)
+        keep = {n: (ev / n).read_bytes() for n in names}
+        for n in names:
+            if n != name:
+                (ev / n).unlink()
+        for plots in (True, False):
+            replay = _Replay(preds)
+            with pytest.raises(FileExistsError, match=name.replace(".", r"\.")):
+                run_bag(BagRunOptions(src, tmp_path / "o2", evaluate=True, progress=False, eval_dir=ev, plots=plots),
+                        infer=replay, log=lambda s: None)
+            assert replay.calls == 0 and not (tmp_path / "o2").exists()
+        for n, b in keep.items():
+            (ev / n).write_bytes(b)
+    assert _tree(ev) == before
+    # the default <OUT>_eval/ likewise; the CLI says so and exits 2
+    (tmp_path / "o4_eval").mkdir()
+    (tmp_path / "o4_eval" / "eval.md").write_text("an earlier run")
+    rc = main(["bag", str(src), "--out", str(tmp_path / "o4"), "--eval", "--no-progress", "--model", "unused.pt"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "eval.md exists" in err and "--overwrite" in err
+    replay = _Replay(preds)
+    with pytest.raises(FileExistsError, match="eval.md"):
+        run_bag(BagRunOptions(src, tmp_path / "o4", evaluate=True, progress=False), infer=replay, log=lambda s: None)
+    assert replay.calls == 0 and not (tmp_path / "o4").exists()
+    assert (tmp_path / "o4_eval" / "eval.md").read_text() == "an earlier run"
+    # --eval-dir inside a bag is refused
+    with pytest.raises(ValueError, match="inside the output bag"):
+        run_bag(BagRunOptions(src, tmp_path / "o3", evaluate=True, progress=False, eval_dir=tmp_path / "o3" / "ev"),
+                infer=_Replay(preds), log=lambda s: None)
+    # with --overwrite: replaced; files of this name the new run does not make (plots) are removed
+    res = run_bag(BagRunOptions(src, tmp_path / "o2", evaluate=True, progress=False, eval_dir=ev, plots=False,
+                                overwrite=True), infer=_Replay(preds), log=lambda s: None)
+    assert sorted(p.name for p in ev.iterdir()) == ["eval.json", "eval.md", "eval_frames.csv"]
+    assert json.loads((ev / "eval.json").read_text())["output_bag"] == str(tmp_path / "o2")
+    assert set(res.eval_paths) == {"csv", "json", "md"}
+
+
+def test_out_of_range_predictions_are_scored_clamped_with_coverage(tmp_path, sample_gt):
+    """A pixel the node publishes as NaN because its depth is outside [min_depth, max_depth] still
+    counts (clamped to the protocol range), instead of leaving the metrics."""
+    preds, evals = [], []
+    for g in sample_gt:
+        thr = float(np.median(g[g > 0]))
+        full = np.where(g > thr, 2.0 * g, g).astype(np.float32)    # near: exact; far: twice too far
+        full[g <= 0] = 10.0
+        evals.append(full)
+        preds.append(np.where(full > 2.0 * thr, np.nan, full).astype(np.float32))  # the node's max_depth 2 thr
+    masked = [np.isnan(p) & (g > 0) for p, g in zip(preds, sample_gt)]
+    assert 0.4 < sum(m.sum() for m in masked) / sum((g > 0).sum() for g in sample_gt) < 0.6   # half the GT pixels
+
+    class WithEval(_Replay):
+        def __call__(self, rgb, intrinsics):
+            r = super().__call__(rgb, intrinsics)
+            r.eval_depth = evals[self.calls - 1]
+            return r
+
+    res = run_bag(BagRunOptions(shared_path(*SAMPLE), tmp_path / "o", evaluate=True, progress=False, plots=False,
+                                eval_dir=tmp_path / "ev"), infer=WithEval(preds), log=lambda s: None)
+    old = run_bag(BagRunOptions(shared_path(*SAMPLE), tmp_path / "o_excl", evaluate=True, progress=False,
+                                plots=False), infer=_Replay(preds), log=lambda s: None)   # NaN pixels excluded
+    # the bag holds what the node publishes (NaN out of range), the metrics use every GT pixel
+    d0 = bio.image_to_array(_read(tmp_path / "o", ["/depth/image"])["/depth/image"][0][1])
+    assert np.array_equal(np.isnan(d0), np.isnan(preds[0]))
+    h, w = sample_gt[0].shape
+    crop = np.zeros((h, w), bool)
+    crop[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+    for proto, region, cap in (("paper", np.ones((h, w), bool), np.inf), ("garg80", crop, 80.0)):
+        sel = [region & (g > 1e-3) & (g <= cap) for g in sample_gt]
+        expected = {}
+        for k in M.METRIC_NAMES:  # independent numpy: prediction clamped to [1e-3, cap]
+            vals = []
+            for e, g, s in zip(evals, sample_gt, sel):
+                p, t = np.clip(e[s].astype(np.float64), 1e-3, cap), g[s].astype(np.float64)
+                r, dl = np.maximum(p / t, t / p), np.log(p) - np.log(t)
+                vals.append({"delta1": np.mean(r < 1.25), "delta2": np.mean(r < 1.25 ** 2),
+                             "delta3": np.mean(r < 1.25 ** 3), "abs_rel": np.mean(np.abs(p - t) / t),
+                             "sq_rel": np.mean((p - t) ** 2 / t), "rmse": np.sqrt(np.mean((p - t) ** 2)),
+                             "rmse_log": np.sqrt(np.mean(dl ** 2)),
+                             "si_log": np.sqrt(max(np.mean(dl ** 2) - np.mean(dl) ** 2, 0))}[k])
+            expected[k] = np.mean(vals)
+        got, excl = res.totals["totals"][proto], old.totals["totals"][proto]
+        for k in M.METRIC_NAMES:
+            assert got[k] == pytest.approx(expected[k], rel=1e-6, abs=1e-9), (proto, k)
+        assert got["abs_rel"] > 0.2 and excl["abs_rel"] == pytest.approx(0.0, abs=1e-6)  # excluding hid the errors
+        assert got["delta1"] < 0.8 and excl["delta1"] == 1.0
+        n_gt = int(sum(s.sum() for s in sel))
+        assert got["pixels"] == got["gt_pixels"] == n_gt and got["coverage"] == 1.0
+        assert excl["gt_pixels"] == n_gt and 0.4 < excl["coverage"] < 0.6
+        assert excl["pixels"] == n_gt - int(sum((m & s).sum() for m, s in zip(masked, sel)))
+        # the baseline is on the same pixels as the model: every GT pixel now
+        base = res.totals["mean_depth_baseline"][proto]
+        assert base["pixels"] == n_gt
+    doc = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert doc["totals"]["paper"]["coverage"] == 1.0
+    assert doc["frames"][0]["paper_coverage"] == 1.0 and doc["frames"][0]["paper_gt_n"] == int((sample_gt[0] > 0).sum())
+    header = (tmp_path / "ev" / "eval_frames.csv").read_text().splitlines()[0].split(",")
+    assert "paper_coverage" in header and "garg80_gt_n" in header
+    assert "coverage 100.0 %" in (tmp_path / "ev" / "eval.md").read_text()
+    assert "coverage 100.0 %" not in old.markdown and "coverage" in old.markdown
+
+
+def test_pipeline_eval_counts_out_of_range_pixels_and_bag_matches_node(tiny_model, tmp_path, sample_gt):
+    """The real pipeline path: the bag keeps the node's range mask, the evaluation does not."""
+    from mono_depth_ros.pipeline import DepthPipeline
+    from mono_depth_ros.ros import conversions as conv
+
+    src = shared_path(*SAMPLE)
+    inp = _read(src, [IMG, INFO])
+    rgbs = [conv.image_msg_to_rgb(m) for _, m in inp[IMG]]
+    intrs = [conv.camera_info_to_intrinsics(m) for _, m in inp[INFO]]
+    with DepthPipeline(model=str(tiny_model), backend="torch") as pipe:
+        d = pipe.infer_rgb(rgbs[0], intrs[0]).depth
+        cap = float(np.median(d[np.isfinite(d)]))            # the node's max_depth: about half the pixels out
+        u0, v0, u1, v1 = pipe.camera_region(rgbs[0].shape[1], rgbs[0].shape[0])
+    with DepthPipeline(model=str(tiny_model), backend="torch", max_depth=cap) as pipe:
+        node = [pipe.infer_rgb(r, i).depth.copy() for r, i in zip(rgbs, intrs)]
+    seen = np.zeros(sample_gt[0].shape, bool)
+    seen[v0:v1, u0:u1] = True
+    assert 0.2 < np.isnan(node[0][seen]).mean() < 0.8
+    rc = main(["bag", str(src), "--model", str(tiny_model), "--out", str(tmp_path / "o"), "--no-progress",
+               "--backend", "torch", "--max-depth", f"{cap!r}", "--no-points", "--eval", "--no-plots",
+               "--protocols", "paper"])
+    assert rc == 0
+    got = [bio.image_to_array(m) for _, m in _read(tmp_path / "o", ["/depth/image"])["/depth/image"]]
+    for a, b in zip(got, node):                               # what depth_node publishes, bit for bit
+        assert np.array_equal(a, b, equal_nan=True)
+    t = json.loads((tmp_path / "o_eval" / "eval.json").read_text())["totals"]["paper"]
+    n_seen = int(sum(((g > 1e-3) & seen).sum() for g in sample_gt))
+    n_gt = int(sum((g > 1e-3).sum() for g in sample_gt))
+    assert t["pixels"] == n_seen and t["gt_pixels"] == n_gt   # every GT pixel the network sees
+    assert t["coverage"] == pytest.approx(n_seen / n_gt)

@@ -16,7 +16,11 @@ Protocols (:data:`PROTOCOLS`), each with the paper's eight metrics (mono_depth_r
   prediction clamped to that range.
 
 Valid pixels also need a valid prediction: pixels the network does not see (NaN in a REP 118 depth
-image) are not counted. Dataset figures are the mean of per-frame metrics (``mode="image"``, the
+image) are not counted. The prediction handed in should therefore *not* be range-masked: a depth
+the node publishes as NaN because it lies outside [min_depth, max_depth] is a wrong prediction, and
+is scored clamped to the protocol's range (``mono-depth bag --eval`` does that; the live evaluator
+only sees the published, masked depth). Each protocol also reports its *coverage*: evaluated pixels
+/ ground-truth pixels (the protocol's crop and depth range). Dataset figures are the mean of per-frame metrics (``mode="image"``, the
 monodepth2 / BTS convention) or pooled pixels (``mode="pixel"``). ``median_scaling`` rescales each
 frame by median(gt) / median(pred) (for relative-depth models). A *mean-depth baseline* row (the
 paper's: one constant, the mean ground-truth depth over the evaluated pixels of all frames, predicted
@@ -104,6 +108,43 @@ class FrameRecord:
     name: str
     metrics: Dict[str, Optional[Dict[str, float]]]   # protocol -> metrics (None: no valid pixel)
     extra: Dict[str, Any] = field(default_factory=dict)
+    gt_pixels: Dict[str, int] = field(default_factory=dict)  # protocol -> ground-truth pixels (crop, range)
+
+
+EVAL_FILES = {"csv": "{prefix}_frames.csv", "json": "{prefix}.json", "md": "{prefix}.md"}
+PLOT_FILES = {"plot": "{prefix}_per_frame.png", "worst": "{prefix}_worst_frame.png"}
+
+
+def eval_output_paths(out_dir: "str | Path", prefix: str = "eval", plots: bool = True) -> Dict[str, Path]:
+    """Every file :meth:`DepthEvaluator.write` may create in ``out_dir`` (the plots only with ``plots``)."""
+    names = dict(EVAL_FILES, **(PLOT_FILES if plots else {}))
+    return {k: Path(out_dir) / v.format(prefix=prefix) for k, v in names.items()}
+
+
+def check_eval_outputs(out_dir: "str | Path", prefix: str = "eval", plots: bool = True, overwrite: bool = False,
+                       protect: Sequence[Tuple[str, "str | Path"]] = ()) -> Dict[str, Path]:
+    """Refuse to write evaluation files that exist (unless ``overwrite``), into a path that is not a
+    directory, over something that is not a regular file, or into/onto a protected path (``protect``:
+    (label, path) pairs such as the input and output bags: the files may not land inside them).
+    Call before any work is done. Returns the paths. Raises ``FileExistsError`` / ``ValueError``."""
+    out = Path(out_dir)
+    out_r = out.resolve()
+    for label, p in protect:
+        q = Path(p).resolve()
+        if out_r == q or q in out_r.parents:
+            raise ValueError(f"evaluation directory {out} is inside the {label} {p}: choose another --eval-dir")
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise ValueError(f"evaluation directory {out} exists and is not a directory")
+    paths = eval_output_paths(out, prefix, plots)
+    for p in paths.values():
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            raise ValueError(f"evaluation output {p} exists and is not a regular file: not replacing it")
+    existing = [p for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"evaluation output {existing[0]} exists"
+                              + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+                              + "; refusing to overwrite it (pass --overwrite, or choose another --eval-dir)")
+    return paths
 
 
 class DepthEvaluator:
@@ -143,14 +184,17 @@ class DepthEvaluator:
         idx = len(self.frames)
         name = name if name is not None else f"frame_{idx:06d}"
         per: Dict[str, Optional[Dict[str, float]]] = {}
+        n_gt: Dict[str, int] = {}
+        ones = np.ones_like(gt)
         for p in self.protocols:
             mask = self._mask(p, gt.shape)
             m = self.acc[p.name].add(pred, gt, mask=mask, name=name)
             per[p.name] = m
+            n_gt[p.name] = int(np.count_nonzero(M.valid_mask(ones, gt, mask, p.min_depth, p.max_depth)))
             if m is not None and self.baseline:
                 valid = M.valid_mask(pred, gt, mask, p.min_depth, p.max_depth)
                 self._gt_values[p.name].append(gt[valid].astype(np.float32))
-        rec = FrameRecord(idx, stamp_ns, name, per, dict(extra or {}))
+        rec = FrameRecord(idx, stamp_ns, name, per, dict(extra or {}), n_gt)
         self.frames.append(rec)
         m0 = per[self.primary]
         if m0 is not None and (self._worst is None or m0["abs_rel"] > self._worst["abs_rel"]):
@@ -163,11 +207,16 @@ class DepthEvaluator:
 
     # ---- results ----
     def totals(self) -> Dict[str, Dict[str, float]]:
-        """protocol -> dataset metrics (+ images, skipped, pixels); protocols with no valid frame omitted."""
+        """protocol -> dataset metrics (+ images, skipped, pixels, gt_pixels, coverage = pixels /
+        gt_pixels, over all frames); protocols with no valid frame omitted."""
         out = {}
         for p in self.protocols:
             if len(self.acc[p.name]):
-                out[p.name] = self.acc[p.name].result()
+                r = self.acc[p.name].result()
+                n_gt = int(sum(f.gt_pixels.get(p.name, 0) for f in self.frames))
+                r["gt_pixels"] = n_gt
+                r["coverage"] = r["pixels"] / n_gt if n_gt else 0.0
+                out[p.name] = r
         return out
 
     def baseline_totals(self) -> Dict[str, Dict[str, float]]:
@@ -203,7 +252,8 @@ class DepthEvaluator:
             if p.name in base:
                 rows[f"mean-depth baseline ({base[p.name]['constant']:.2f} m)"] = base[p.name]
             lines.append(f"**{p.name}** -- {p.description}; {t['images']} frames ({t['skipped']} without ground "
-                         f"truth), {t['pixels']} pixels, {self.mode} mean"
+                         f"truth), {t['pixels']} of {t['gt_pixels']} ground-truth pixels evaluated (coverage "
+                         f"{100 * t['coverage']:.1f} %), {self.mode} mean"
                          + (", median scaling" if self.median_scaling else "") + "\n")
             lines.append(M.format_table(rows) + "\n")
         return "\n".join(lines)
@@ -223,6 +273,7 @@ class DepthEvaluator:
             cols += [f"{p.name}_n"] + [f"{p.name}_{k}" for k in M.METRIC_NAMES]
             if self.median_scaling:
                 cols.append(f"{p.name}_scale")
+            cols += [f"{p.name}_gt_n", f"{p.name}_coverage"]
         return cols + extra_keys
 
     def frame_rows(self) -> List[Dict[str, Any]]:
@@ -238,6 +289,9 @@ class DepthEvaluator:
                     r[f"{p.name}_{k}"] = None if m is None else m[k]
                 if self.median_scaling:
                     r[f"{p.name}_scale"] = None if m is None else m["scale"]
+                n_gt = f.gt_pixels.get(p.name, 0)
+                r[f"{p.name}_gt_n"] = n_gt
+                r[f"{p.name}_coverage"] = (r[f"{p.name}_n"] / n_gt) if n_gt else None
             r.update(f.extra)
             rows.append(r)
         return rows
@@ -250,11 +304,25 @@ class DepthEvaluator:
                 "mean_depth_baseline": self.baseline_totals(), "worst_frame": worst, **(extra or {})}
 
     def write(self, out_dir: "str | Path", prefix: str = "eval", extra: Optional[Dict[str, Any]] = None,
-              plots: bool = True, title: str = "model") -> Dict[str, Path]:
+              plots: bool = True, title: str = "model", overwrite: bool = True) -> Dict[str, Path]:
         """Write ``<prefix>_frames.csv``, ``<prefix>.json`` (totals + per-frame), ``<prefix>.md`` and
-        (with matplotlib) ``<prefix>_per_frame.png`` and ``<prefix>_worst_frame.png``."""
+        (with matplotlib) ``<prefix>_per_frame.png`` and ``<prefix>_worst_frame.png``.
+
+        With ``overwrite=False`` nothing is written if any of them exists (``FileExistsError``; see
+        :func:`check_eval_outputs`, which callers should run before the work). Files of these names
+        that this call does not produce (e.g. plots of an earlier run) are removed, so the directory
+        never mixes two runs."""
         out = Path(out_dir)
+        check_eval_outputs(out, prefix, plots=True, overwrite=overwrite)
         out.mkdir(parents=True, exist_ok=True)
+        written = self._write_files(out, prefix, extra, plots, title)
+        for p in eval_output_paths(out, prefix, plots=True).values():
+            if p not in written.values() and p.is_file() and not p.is_symlink():
+                p.unlink()
+        return written
+
+    def _write_files(self, out: Path, prefix: str, extra: Optional[Dict[str, Any]], plots: bool,
+                     title: str) -> Dict[str, Path]:
         paths: Dict[str, Path] = {}
         rows = self.frame_rows()
         cols = self._columns()

@@ -10,6 +10,9 @@ a message that does not deserialise.
 Writing (:class:`BagWriter`): a rosbag2 directory (version 8 metadata, MCAP storage by default) that
 ``ros2 bag play`` takes directly. It is written into a hidden temporary directory beside the target
 and renamed into place only when complete, so an interrupted run leaves a readable bag or none.
+An existing output is replaced only with ``overwrite`` and only if it is a bag (:func:`is_bag_path`:
+a directory of ``metadata.yaml`` + ``.mcap``/``.db3`` files and nothing else, or a single bag file);
+the output may never be, contain or lie inside a protected input (:func:`check_output_bag`).
 
 Messages are built from the typestore's classes (the field layout of the ROS message), so the same
 conversion code can produce rclpy messages when handed rclpy's classes.
@@ -383,19 +386,106 @@ def qos_profile(reliable: bool = True, transient_local: bool = False, depth: int
                liveliness_lease_duration=zero, avoid_ros_namespace_conventions=False)
 
 
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_STORAGE_SUFFIXES = (".mcap", ".db3")
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def is_bag_path(path: "str | Path") -> bool:
+    """True if ``path`` is a rosbag2 and nothing else, i.e. something ``--overwrite`` may replace:
+
+    * a single bag file: a ``.mcap`` (MCAP magic) or ``.db3`` (SQLite header) regular file, or
+    * a rosbag2 directory: a ``metadata.yaml`` that is rosbag2 metadata, at least one ``.mcap`` /
+      ``.db3`` file, and no other entry (no other file, no subdirectory).
+    """
+    path = Path(path)
+    try:
+        if path.is_file():
+            if path.suffix == ".mcap":
+                return _starts_with(path, _MCAP_MAGIC)
+            if path.suffix == ".db3":
+                return _starts_with(path, _SQLITE_MAGIC)
+            return False
+        if not path.is_dir():
+            return False
+        entries = list(path.iterdir())
+        meta = path / "metadata.yaml"
+        if not meta.is_file() or meta.is_symlink():
+            return False
+        with open(meta, "r", encoding="utf-8", errors="replace") as f:
+            if "rosbag2_bagfile_information" not in f.read(65536):
+                return False
+        storage = 0
+        for e in entries:
+            if e.name == "metadata.yaml":
+                continue
+            if e.is_symlink() or not e.is_file() or e.suffix not in _STORAGE_SUFFIXES:
+                return False
+            storage += 1
+        return storage > 0
+    except OSError:
+        return False
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """``a`` is ``b`` or below it (both resolved)."""
+    return a == b or b in a.parents
+
+
+def check_output_bag(path: "str | Path", overwrite: bool = False,
+                     protect: Sequence[Tuple[str, "str | Path"]] = ()) -> None:
+    """Refuse an output bag path that would destroy data; call before any work is done.
+
+    ``protect``: (label, path) of the inputs (e.g. ``("input bag", INPUT_BAG)``): the output may be
+    none of them, contain none of them and lie inside none of them (symlinks resolved). An existing
+    output is replaced only with ``overwrite`` and only if it is a bag (:func:`is_bag_path`).
+    Raises :class:`BagError` (or ``FileExistsError`` for an existing output without ``overwrite``).
+    """
+    path = Path(path)
+    out = path.resolve()
+    for label, p in protect:
+        q = Path(p).resolve()
+        if out == q:
+            raise BagError(f"output {path} is the {label} {p}: choose another output path")
+        if _inside(q, out):
+            raise BagError(f"output {path} contains the {label} {p}: replacing it would delete the {label}; "
+                           "choose another output path")
+        if _inside(out, q):
+            raise BagError(f"output {path} is inside the {label} {p}: write the output elsewhere")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"output bag {path} exists; refusing to overwrite it (pass --overwrite)")
+        if not is_bag_path(path):
+            raise BagError(f"output {path} exists and is not a rosbag2 (a directory of metadata.yaml + .mcap/.db3 "
+                           "files only, or a single .mcap/.db3 file): refusing to replace it even with "
+                           "--overwrite; choose another output path or remove it yourself")
+
+
 class BagWriter:
     """A rosbag2 directory written crash-safely.
 
     Messages go to ``<parent>/.<name>.partial-XXXX/<name>/``; :meth:`close` finalises the bag
     (MCAP summary + metadata.yaml) and renames the directory to ``path``. :meth:`abort` (called by
     the context manager on any exception, KeyboardInterrupt included) removes the partial bag.
-    An existing ``path`` is replaced only with ``overwrite=True``, and only once the new bag is complete.
+    An existing ``path`` is replaced only with ``overwrite=True``, only if it is a bag
+    (:func:`is_bag_path`; checked again just before the replacement), and only once the new bag is
+    complete. ``protect``: (label, path) pairs the output may not be, contain or lie inside
+    (:func:`check_output_bag`), e.g. the input bag.
     """
 
     def __init__(self, path: "str | Path", overwrite: bool = False, storage: str = "mcap", version: int = 8,
-                 typestore: Any = None):
+                 typestore: Any = None, protect: Sequence[Tuple[str, "str | Path"]] = ()):
         self.path = Path(path)
         self.overwrite = overwrite
+        self.protect = list(protect)
         self.storage = storage
         self.version = version
         self.typestore = typestore if typestore is not None else get_typestore()
@@ -420,8 +510,7 @@ class BagWriter:
     def open(self) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        if self.path.exists() and not self.overwrite:
-            raise FileExistsError(f"output bag {self.path} exists; refusing to overwrite it (pass --overwrite)")
+        check_output_bag(self.path, self.overwrite, self.protect)
         if self.path.suffix in (".mcap", ".db3"):
             raise BagError(f"output {self.path}: give a directory name (a rosbag2 is a directory; it will hold "
                            f"{self.path.stem}.mcap and metadata.yaml)")
@@ -471,6 +560,11 @@ class BagWriter:
             if not self.overwrite:  # appeared meanwhile
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
                 raise FileExistsError(f"output bag {self.path} appeared while writing; not replacing it")
+            if not is_bag_path(self.path):  # changed meanwhile: never delete anything but a bag
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None
+                raise BagError(f"output {self.path} is no longer a rosbag2 (it changed while writing); "
+                               "not replacing it")
             trash = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=str(self.path.parent)))
             os.replace(self.path, trash / self.path.name)
             os.replace(done, self.path)

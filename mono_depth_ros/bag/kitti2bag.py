@@ -44,7 +44,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import kitti
-from .io import CAMERA_INFO, IMAGE, POINTCLOUD2, TF_MESSAGE, BagWriter, qos_profile
+from .io import CAMERA_INFO, IMAGE, POINTCLOUD2, TF_MESSAGE, BagWriter, check_output_bag, qos_profile
 from .tf import OPTICAL_IN_BODY, invert, make_transform, nearest_rotation
 
 CAMERA_NAMES = {0: "camera_gray_left", 1: "camera_gray_right", 2: "camera_color_left", 3: "camera_color_right"}
@@ -224,8 +224,13 @@ def convert(drive_dir: "str | Path", out: "str | Path", camera: int = 2, velodyn
             overwrite: bool = False, storage: str = "mcap", start: int = 0, max_frames: Optional[int] = None,
             calib_dir: "str | Path | None" = None, progress: bool = False,
             on_frame: Optional[Callable[[int], None]] = None) -> dict:
-    """Write the drive to the rosbag2 directory ``out``; returns a summary dict (topics, counts)."""
+    """Write the drive to the rosbag2 directory ``out``; returns a summary dict (topics, counts).
+
+    ``out`` may not be, contain or lie inside the drive folder or the calibration folder; an existing
+    ``out`` is replaced only with ``overwrite`` and only if it is a bag (:func:`.io.check_output_bag`)."""
     drive = load_drive(drive_dir, camera=camera, velodyne=velodyne, calib_dir=calib_dir)
+    protect = [("drive folder", drive.drive_dir), ("calibration folder", drive.calib_dir)]
+    check_output_bag(out, overwrite, protect)  # before reading any data
     n = len(drive)
     stop = n if max_frames is None else min(n, start + max_frames)
     if not 0 <= start < n:
@@ -249,7 +254,7 @@ def convert(drive_dir: "str | Path", out: "str | Path", camera: int = 2, velodyn
     K = calib.K
     t0 = min(e[0] for e in events)
 
-    with BagWriter(out, overwrite=overwrite, storage=storage) as bag:
+    with BagWriter(out, overwrite=overwrite, storage=storage, protect=protect) as bag:
         f = bag.factory
         bag.add_topic("/tf_static", TF_MESSAGE, qos=qos_profile(transient_local=True, depth=1))
         bag.add_topic(drive.image_topic, IMAGE)

@@ -20,7 +20,15 @@ scan nearest in stamp, within ``gt_max_dt``) moved into the image's frame with t
 image topic; see :mod:`mono_depth_ros.bag.evaluate`.
 
 The per-frame inference is a function ``infer(rgb, intrinsics) -> DepthResult``: the command builds
-it from a DepthPipeline; tests may hand in their own.
+it from a DepthPipeline; tests may hand in their own. For ``--eval`` the result may also carry
+``eval_depth``: the same depth *before* the node's [min_depth, max_depth] mask (NaN only where the
+network sees nothing). The evaluation scores that, so a prediction outside the node's range counts
+(clamped to the protocol's range, as monodepth2 / BTS do) instead of dropping out of the metrics;
+without it ``depth`` is evaluated. The command's pipeline provides it (:func:`make_pipeline_infer`).
+
+Nothing existing is destroyed: the output bag may not be, contain or lie inside the input bag, an
+existing output is replaced only with ``overwrite`` and only if it is a bag, and the evaluation
+files are checked (exist -> refused without ``overwrite``) before the model is loaded.
 """
 from __future__ import annotations
 
@@ -33,7 +41,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import io as bio
-from .evaluate import DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, camera_info_K, lidar_to_depth
+from .evaluate import (DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, camera_info_K, check_eval_outputs,
+                       lidar_to_depth)
 from .tf import StaticTransforms, TransformError
 
 InferFn = Callable[[np.ndarray, Any], Any]   # (rgb (H,W,3) uint8, CameraIntrinsics) -> DepthResult
@@ -87,15 +96,42 @@ def _node_config(cfg: Any) -> Any:
     return cfg if cfg is not None else NodeConfig()
 
 
-def make_pipeline_infer(model: Optional[str], cfg: Any) -> Tuple[InferFn, Any]:
-    """(infer function, pipeline) from the node parameters -- the node's own pipeline."""
+def range_mask(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
+    """``depth`` with NaN outside [min_depth, max_depth] (and at <= 0 when min_depth <= 0), in place:
+    exactly what DepthPipeline does with its range (same float32 comparisons)."""
+    with np.errstate(invalid="ignore"):
+        bad = (depth < np.float32(min_depth)) | (depth > np.float32(max_depth))
+        if min_depth <= 0:
+            bad |= depth <= 0
+    depth[bad] = np.float32(np.nan)
+    return depth
+
+
+def make_pipeline_infer(model: Optional[str], cfg: Any, keep_unmasked: bool = False) -> Tuple[InferFn, Any]:
+    """(infer function, pipeline) from the node parameters -- the node's own pipeline.
+
+    With ``keep_unmasked`` (for evaluation) the pipeline runs with its range opened up
+    (``set_range(0, float32 max)``) and the node's range is applied afterwards to ``result.depth``
+    (identical to the node's output); ``result.eval_depth`` keeps the depth before that mask (NaN only
+    outside the camera region the network sees, or where the model gives no finite positive depth)."""
     from ..pipeline import DepthPipeline
 
     lo, hi = cfg.depth_range
     pipe = DepthPipeline(model=model or None, backend=cfg.backend, device=cfg.device or None,
                          precision=cfg.precision, output=cfg.output_resolution, min_depth=lo, max_depth=hi,
                          scale=cfg.depth_scale, threads=cfg.threads or None)
-    return pipe.infer_rgb, pipe
+    if not keep_unmasked:
+        return pipe.infer_rgb, pipe
+    node_lo, node_hi = pipe.min_depth, pipe.max_depth
+    pipe.set_range(0.0, float(np.finfo(np.float32).max))
+
+    def infer(rgb: np.ndarray, intrinsics: Any) -> Any:
+        res = pipe.infer_rgb(rgb, intrinsics)
+        res.eval_depth = res.depth.copy()  # type: ignore[attr-defined]
+        range_mask(res.depth, node_lo, node_hi)
+        return res
+
+    return infer, pipe
 
 
 def load_calibration_transform(path: Path) -> np.ndarray:
@@ -191,6 +227,16 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
     ns = "/" + opts.namespace.strip("/") if opts.namespace.strip("/") else ""
     out_topics = {k: f"{ns}/{k}" for k in ("image", "camera_info", "points", "colored")}
 
+    # every output checked before anything is read or the model loaded
+    protect = [("input bag", Path(opts.input))]
+    bio.check_output_bag(opts.output, opts.overwrite, protect)
+    eval_dir = None
+    if opts.evaluate:
+        eval_dir = Path(opts.eval_dir) if opts.eval_dir else Path(str(opts.output) + "_eval")
+        # plots=True even without plots: the write removes old plots of these names (not this run's)
+        check_eval_outputs(eval_dir, plots=True, overwrite=opts.overwrite,
+                           protect=protect + [("output bag", Path(opts.output))])
+
     with bio.BagReader(opts.input) as reader:
         tp = resolve_topics(reader, opts)
         all_topics = reader.topics
@@ -215,7 +261,7 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
 
         pipe = None
         if infer is None:
-            infer, pipe = make_pipeline_infer(opts.model, cfg)
+            infer, pipe = make_pipeline_infer(opts.model, cfg, keep_unmasked=opts.evaluate)
             if opts.evaluate and not getattr(pipe, "metric", True) and not opts.median_scaling:
                 log("warning: the model gives relative depth; metrics without --median-scaling are meaningless")
 
@@ -261,7 +307,7 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
             copy_topics = list(all_topics)
         read_topics = list(dict.fromkeys([tp.image] + copy_topics + [t for t in (tp.lidar, tp.gt) if t]))
 
-        writer = bio.BagWriter(opts.output, overwrite=opts.overwrite, storage=opts.storage)
+        writer = bio.BagWriter(opts.output, overwrite=opts.overwrite, storage=opts.storage, protect=protect)
         writer.open()
         types = conv.MessageTypes.from_typestore(writer.typestore)
         frames = 0
@@ -319,7 +365,9 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
                     writer.write(out_topics["colored"], log_t, conv.rgb_to_image_msg(types, col, header))
                     if evaluator is not None:
                         K = camera_info_K(info_msg.k, info_msg.p)
-                        frame = {"depth": np.array(res.depth, dtype=np.float32, copy=True), "stamp": stamp,
+                        ev = getattr(res, "eval_depth", None)  # before the node's range mask
+                        frame = {"depth": np.array(res.depth if ev is None else ev, dtype=np.float32, copy=True),
+                                 "stamp": stamp,
                                  "name": f"{frames:06d}", "frame_id": msg.header.frame_id, "K": K,
                                  "width": rgb.shape[1], "height": rgb.shape[0], "rgb": rgb}
                         # pixel-aligned with the camera image only at camera resolution
@@ -370,13 +418,13 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
         if len(evaluator) == 0 or not evaluator.totals():
             raise bio.BagError(f"--eval: none of the {frames} images had ground truth within {opts.gt_max_dt} s "
                                f"on {tp.lidar or tp.gt} (or none had a valid pixel)")
-        eval_dir = Path(opts.eval_dir) if opts.eval_dir else Path(str(opts.output) + "_eval")
+        assert eval_dir is not None
         extra = {"input_bag": str(opts.input), "output_bag": str(opts.output), "image_topic": tp.image,
                  "ground_truth_topic": tp.lidar or tp.gt, "frames": frames, "frames_without_ground_truth": no_gt,
                  "camera_info_inexact_matches": infos.inexact,
                  "lidar_to_camera": "calibration file" if T_calib is not None else ("/tf_static" if tp.lidar else None)}
         result.eval_paths = evaluator.write(eval_dir, extra=extra, plots=opts.plots, title=Path(opts.model).name
-                                            if opts.model else "model")
+                                            if opts.model else "model", overwrite=opts.overwrite)
         result.totals = evaluator.summary()
         result.markdown = evaluator.markdown(Path(opts.model).name if opts.model else "model")
     return result

@@ -16,7 +16,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT_BAG", help="rosbag2 directory, or a .mcap / .db3 file")
     p.add_argument("--model", help="model file (.pt / .onnx / .engine); default: the shipped demo model")
     p.add_argument("--out", required=True, metavar="OUTPUT_BAG", help="output rosbag2 directory (created)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT_BAG if it exists (once the new one is complete)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUTPUT_BAG if it exists and is a rosbag2 (once the new one is complete), and the "
+                        "evaluation files; a non-bag path, the input bag or a folder holding it is never replaced")
     p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     p.add_argument("--image-topic", help="sensor_msgs/Image topic (default: detected)")
     p.add_argument("--camera-info-topic", help="sensor_msgs/CameraInfo topic (default: <image ns>/camera_info)")
@@ -61,7 +63,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     e.add_argument("--median-scaling", action="store_true", help="per-frame median scaling (relative models)")
     e.add_argument("--eval-mode", choices=["image", "pixel"], default="image",
                    help="dataset figures: mean of per-frame metrics (default) or pooled pixels")
-    e.add_argument("--eval-dir", help="where metrics go (default: OUTPUT_BAG_eval/)")
+    e.add_argument("--eval-dir", help="where metrics go (default: OUTPUT_BAG_eval/); existing eval files are "
+                                      "refused before any inference unless --overwrite")
     e.add_argument("--no-plots", action="store_true")
     return p
 

@@ -21,7 +21,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("--start", type=int, default=0, help="first frame index")
     p.add_argument("--max-frames", type=int, help="at most this many frames")
     p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
-    p.add_argument("--overwrite", action="store_true", help="replace BAG if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace BAG if it exists and is a rosbag2; never a non-bag path, the drive or its "
+                        "calibration folder (nor a folder holding them)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
