@@ -16,7 +16,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from .checkpoint import ModelFileError, atomic_write_bytes
 from .model_spec import ModelSpec, file_sha256, load_spec
@@ -119,3 +119,72 @@ def cached_onnx(model_path: "str | Path", cache_dir: "str | Path | None" = None,
         raise ModelFileError(f"cannot write the ONNX cache {out}: {exc} (set MONO_DEPTH_CACHE to a writable folder)") \
             from exc
     return out
+
+
+# ---- TensorRT engines ------------------------------------------------------------------------------
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def tensorrt_unavailable() -> Optional[str]:
+    """None when a TensorRT engine can be built here, else the reason (one line)."""
+    try:
+        import tensorrt
+    except ImportError:
+        return "the `tensorrt` Python package (TensorRT 10) is not installed"
+    if not hasattr(tensorrt, "Builder"):  # tensorrt-stubs alone: a namespace package without code
+        return "`tensorrt` imports but has no Builder (only the type stubs are installed, not TensorRT)"
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (it is needed to query the CUDA GPU)"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible (torch.cuda.is_available() is False)"
+    return None
+
+
+class TensorRTUnavailable(RuntimeError):
+    """An engine cannot be built on this machine (no TensorRT or no CUDA GPU)."""
+
+
+def export_engine(onnx_path: "str | Path", engine_path: "str | Path", precision: str = "fp16",
+                  calib: Optional[Sequence[Any]] = None, max_batch: int = 1, workspace_gb: Optional[float] = None,
+                  device: int = 0, overwrite: bool = False) -> Path:
+    """Build the TensorRT engine of ``onnx_path`` (an fp32 export of this project) into ``engine_path``
+    and its sidecar ``<engine>.engine.json`` (cache key + the ONNX metadata, so the engine file alone
+    configures the pipeline; see :mod:`mono_depth_ros.trt_engine`).
+
+    Always builds (into a temporary folder beside the target, then moved into place): an existing
+    engine is replaced only with ``overwrite``, and survives a failed build.  ``precision`` int8 is
+    calibrated on ``calib`` (image files / folders / RGB arrays) through the Preprocessor, synthetic
+    frames when none are given.  Raises :class:`TensorRTUnavailable` where TensorRT or a CUDA GPU is
+    missing, before writing anything.
+    """
+    import tempfile
+
+    from .trt_engine import sidecar_path
+
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(ENGINE_PRECISIONS)}, got {precision!r}")
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"ONNX model {onnx_path} does not exist")
+    if not overwrite:
+        for p in (engine_path, sidecar_path(engine_path)):
+            if p.exists():
+                raise FileExistsError(f"{p} exists; refusing to overwrite it (pass overwrite=True / --overwrite)")
+    reason = tensorrt_unavailable()
+    if reason is not None:
+        raise TensorRTUnavailable(f"cannot build a TensorRT engine here: {reason}")
+    from .backends import tensorrt_backend as trtb
+
+    kw: Dict[str, Any] = {} if workspace_gb is None else {"workspace_gb": workspace_gb}
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mono_depth_engine.", dir=str(engine_path.parent)) as tmp:
+        tmp_engine = Path(tmp) / engine_path.name
+        built = trtb.build_engine(onnx_path, tmp_engine, precision=precision, max_batch=max_batch, calib=calib,
+                                  device=device, **kw)
+        # sidecar first: an engine is never visible without the sidecar that describes it
+        os.replace(sidecar_path(built), sidecar_path(engine_path))
+        os.replace(built, engine_path)
+    return engine_path

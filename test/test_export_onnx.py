@@ -174,3 +174,109 @@ def test_engine_metadata_and_backend_choice(models, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ModelFileError, match="corrupt"):
         load_spec(tmp_path / "junk.pt")
+
+
+# ---- mono-depth export --engine --------------------------------------------------------------------
+def test_export_engine_without_tensorrt_fails_cleanly_and_writes_nothing(models, tmp_path, capsys):
+    from mono_depth_ros.cli import main
+    from mono_depth_ros.export import tensorrt_unavailable
+
+    reason = tensorrt_unavailable()
+    if reason is None:
+        pytest.skip("TensorRT and a CUDA GPU are available here: the missing-TensorRT path is not reachable")
+    d, _, _ = models
+    onnx_path = export_onnx(d / "tiny.pt", tmp_path / "src.onnx")
+    for argv in (["--model", str(d / "tiny.pt"), "--out", str(tmp_path / "m.engine")],
+                 ["--model", str(d / "tiny.pt"), "--out", str(tmp_path / "m.onnx"), "--engine"],
+                 ["--model", str(d / "tiny.pt"), "--out", str(tmp_path / "m.engine"), "--precision", "int8"],
+                 ["--model", str(onnx_path), "--out", str(tmp_path / "m.engine")]):
+        assert main(["export"] + argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert f"mono-depth export: error: cannot build a TensorRT engine here: {reason}." in err
+        assert "build the engine on the machine that runs it" in err
+        # checked before exporting: no ONNX without its engine, no engine files
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["src.onnx"]
+    # the library function says the same, before writing anything
+    from mono_depth_ros.export import TensorRTUnavailable, export_engine
+
+    with pytest.raises(TensorRTUnavailable, match="cannot build a TensorRT engine here"):
+        export_engine(onnx_path, tmp_path / "m.engine")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.onnx"]
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--out", "m.onnx", "--precision", "fp16"], "--precision applies to TensorRT engines"),
+    (["--out", "m.onnx", "--calib", "."], "--calib applies to TensorRT engines"),
+    (["--out", "m.engine", "--calib", "."], "--calib is for --precision int8"),
+    (["--out", "m.engine", "--precision", "int8", "--calib", "no_such_dir"], "calibration path no_such_dir"),
+    (["--out", "m.engine", "--max-batch", "4"], "--max-batch > 1 needs --dynamic-batch"),
+    (["--out", "m.engine", "--max-batch", "0"], "--max-batch must be >= 1"),
+    (["--out", "m.txt", "--engine"], "--out must be X.onnx or X.engine"),
+])
+def test_export_engine_option_errors(models, tmp_path, capsys, monkeypatch, extra, msg):
+    from mono_depth_ros.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    d, _, _ = models
+    assert main(["export", "--model", str(d / "tiny.pt")] + extra) == 2
+    assert msg in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _fake_trt(monkeypatch, fail=False):
+    """TensorRT stand-in for the export plumbing: 'builds' by writing bytes + the real sidecar."""
+    from mono_depth_ros import export as export_mod
+    from mono_depth_ros.backends import tensorrt_backend as trtb
+    from mono_depth_ros.trt_engine import make_key, sha256_file, write_sidecar
+
+    calls = []
+
+    def build_engine(onnx_path, engine_path, precision="fp16", max_batch=1, calib=None, device=0, **kw):
+        calls.append({"onnx": onnx_path, "engine": engine_path, "precision": precision, "calib": calib,
+                      "max_batch": max_batch})
+        if fail:
+            raise trtb.EngineCacheError("TensorRT failed to build an engine (fake)")
+        meta, name, shape = trtb.read_onnx_io(onnx_path)
+        key = make_key(sha256_file(onnx_path), "10.fake", "Fake GPU", (9, 0), precision, {"max_batch": max_batch})
+        engine_path.write_bytes(b"engine bytes " + precision.encode())
+        write_sidecar(engine_path, key, onnx_path, meta, name, shape, build_seconds=0.1)
+        return engine_path
+
+    monkeypatch.setattr(export_mod, "tensorrt_unavailable", lambda: None)
+    monkeypatch.setattr(trtb, "build_engine", build_engine)
+    return calls
+
+
+def test_export_engine_writes_onnx_engine_and_sidecar(models, tmp_path, capsys, monkeypatch):
+    from mono_depth_ros.cli import main
+    from mono_depth_ros.trt_engine import read_sidecar
+
+    calls = _fake_trt(monkeypatch)
+    d, _, _ = models
+    eng = tmp_path / "out" / "m.engine"
+    assert main(["export", "--model", str(d / "tiny.pt"), "--out", str(eng), "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {eng} + m.engine.json" in out and "TensorRT 10.fake, fp16, Fake GPU (sm 9.0)" in out
+    assert sorted(p.name for p in eng.parent.iterdir()) == ["m.engine", "m.engine.json", "m.onnx"]  # no temp left
+    assert calls[0]["onnx"] == eng.with_suffix(".onnx") and calls[0]["precision"] == "fp16"
+    side = read_sidecar(eng)
+    assert side["onnx"] == str(eng.with_suffix(".onnx").resolve()) and side["key_fields"]["precision"] == "fp16"
+    spec = load_spec(eng)                     # the engine + sidecar describe the model on their own
+    assert spec.kind == "engine" and spec.profile == TINY and spec.stage == "fine"
+    # existing outputs are not replaced without --overwrite; with it, a failed build keeps the old engine
+    assert main(["export", "--model", str(d / "tiny.pt"), "--out", str(eng), "--no-verify"]) == 2
+    assert "m.onnx exists; refusing to overwrite it" in capsys.readouterr().err
+    calls = _fake_trt(monkeypatch, fail=True)
+    assert main(["export", "--model", str(eng.with_suffix(".onnx")), "--out", str(eng), "--overwrite",
+                 "--precision", "int8", "--calib", str(tmp_path)]) == 2
+    assert "failed to build an engine (fake)" in capsys.readouterr().err
+    assert eng.read_bytes() == b"engine bytes fp16" and read_sidecar(eng)["key_fields"]["precision"] == "fp16"
+    assert calls[0]["calib"] == [str(tmp_path)] and calls[0]["precision"] == "int8"
+    assert sorted(p.name for p in eng.parent.iterdir()) == ["m.engine", "m.engine.json", "m.onnx"]
+    # --out X.onnx --engine: the engine goes beside the ONNX
+    _fake_trt(monkeypatch)
+    assert main(["export", "--model", str(d / "tiny.pt"), "--out", str(tmp_path / "b.onnx"), "--engine",
+                 "--precision", "fp32"]) == 0
+    assert "ONNX Runtime vs PyTorch max |diff|" in capsys.readouterr().out
+    assert read_sidecar(tmp_path / "b.engine")["key_fields"]["precision"] == "fp32"

@@ -342,3 +342,39 @@ def test_trt_corrupt_engine_is_rebuilt(tiny_onnx, tmp_path):
     eng.write_bytes(eng.read_bytes()[:100])
     be = TensorRTBackend(onnx_path, precision="fp32", cache_dir=tmp_path / "cache")
     assert np.abs(be.run(x) - ref).max() < 1e-3
+
+
+@pytest.mark.skipif(TRT_SKIP is not None, reason=str(TRT_SKIP))
+def test_export_cli_builds_engines_that_run(tiny_onnx, tmp_path, capsys):
+    """`mono-depth export --out X.engine` (fp16) and `--precision int8 --calib DIR` on a real GPU."""
+    import cv2
+
+    from mono_depth_ros.backends.tensorrt_backend import TensorRTBackend
+    from mono_depth_ros.cli import main
+    from mono_depth_ros.model_spec import load_spec
+    from mono_depth_ros.quantize import synthetic_frames
+
+    onnx_path, x, ref = tiny_onnx
+    pt = onnx_path.with_suffix(".pt")
+    eng = tmp_path / "out" / "tiny.engine"
+    assert main(["export", "--model", str(pt), "--out", str(eng)]) == 0
+    assert f"wrote {eng} + tiny.engine.json" in capsys.readouterr().out
+    assert eng.with_suffix(".onnx").is_file() and read_sidecar(eng)["key_fields"]["precision"] == "fp16"
+    assert load_spec(eng).profile == _tiny_profile()
+    be = TensorRTBackend(eng)
+    assert be.precision == "fp16" and np.abs(be.run(x) - ref).max() < 5e-2
+    be.close()
+    assert main(["export", "--model", str(pt), "--out", str(eng)]) == 2      # no silent overwrite
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, f in enumerate(synthetic_frames(4, seed=3)):
+        cv2.imwrite(str(calib / f"{i}.png"), f)
+    eng8 = tmp_path / "tiny8.engine"
+    assert main(["export", "--model", str(onnx_path), "--out", str(eng8), "--precision", "int8",
+                 "--calib", str(calib)]) == 0
+    side = read_sidecar(eng8)
+    assert side["key_fields"]["precision"] == "int8" and "calib" in side["key_fields"]["options"]
+    be = TensorRTBackend(eng8)
+    y = be.run(x)
+    assert y.shape == ref.shape and np.isfinite(y).all()
+    be.close()

@@ -1,18 +1,42 @@
-"""``mono-depth export``: a checkpoint (.pt) -> a self-describing ONNX model."""
+"""``mono-depth export``: a checkpoint (.pt) -> a self-describing ONNX model, and optionally its TensorRT engine.
+
+    mono-depth export --model m.pt --out m.onnx
+    mono-depth export --model m.pt --out m.engine [--precision fp16|fp32|int8 [--calib DIR]]   # m.onnx + m.engine
+    mono-depth export --model m.pt --out m.onnx --engine                                      # the same
+    mono-depth export --model m.onnx --out m.engine                                           # engine only
+
+An engine is written with its sidecar ``m.engine.json`` (cache key + the ONNX metadata); it only runs
+on the TensorRT version and GPU it was built with, so build it on the machine that runs it.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Optional, Tuple
 
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    p = sub.add_parser("export", help="export a model file to ONNX",
+    p = sub.add_parser("export", help="export a model file to ONNX (and a TensorRT engine)",
                        description="Export a mono_depth_ros checkpoint to ONNX (input 'image' (B,3,H,W) float32 "
                                    "normalised, output 'log_depth' (B,1,h,w)), with the profile, output kind, metric "
-                                   "flag and stage in its metadata, checked with onnx.checker and ONNX Runtime.")
-    p.add_argument("--model", required=True, help="a mono_depth_ros model file (.pt)")
-    p.add_argument("--out", required=True, help="the .onnx file to write")
+                                   "flag and stage in its metadata, checked with onnx.checker and ONNX Runtime. "
+                                   "With --engine (or --out X.engine) also build the TensorRT engine X.engine and its "
+                                   "sidecar X.engine.json from X.onnx (needs TensorRT 10 and a CUDA GPU; the engine "
+                                   "only runs on that TensorRT version and GPU model).")
+    p.add_argument("--model", required=True,
+                   help="a mono_depth_ros model file (.pt); or an exported .onnx when building an engine")
+    p.add_argument("--out", required=True,
+                   help="the .onnx file to write, or X.engine (writes X.onnx and the engine X.engine)")
+    p.add_argument("--engine", action="store_true",
+                   help="also build the TensorRT engine (beside the .onnx: X.onnx -> X.engine + X.engine.json)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                   help="engine precision (default fp16; int8 is calibrated on --calib images)")
+    p.add_argument("--calib", nargs="+", default=None, metavar="PATH",
+                   help="int8: calibration images or folders (default: synthetic frames, with a warning)")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="engine: largest batch (needs --dynamic-batch; default 1)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17; default 17)")
     p.add_argument("--dynamic-batch", action="store_true", help="make the batch dimension dynamic")
     p.add_argument("--stage", choices=["coarse", "fine"], default=None, help="stage to export (default: the file's)")
@@ -21,26 +45,99 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     return p
 
 
+def _plan(args: argparse.Namespace) -> Tuple[Optional[Path], Optional[Path]]:
+    """(ONNX file to export or None, engine file to build or None), after checking the options."""
+    from ..cli import CLIError
+    from ..export import ENGINE_SUFFIXES
+
+    out, model = Path(args.out), Path(args.model)
+    out_is_engine = out.suffix.lower() in ENGINE_SUFFIXES
+    engine = args.engine or out_is_engine
+    model_is_onnx = model.suffix.lower() == ".onnx"
+    if not engine:
+        for opt, given in (("--precision", args.precision), ("--calib", args.calib), ("--max-batch", args.max_batch)):
+            if given is not None:
+                raise CLIError(f"{opt} applies to TensorRT engines: add --engine or write --out X.engine")
+        if model_is_onnx:
+            raise CLIError(f"{model} is already ONNX; to build its TensorRT engine give --out X.engine")
+        return out, None
+    if args.calib is not None and args.precision != "int8":
+        raise CLIError("--calib is for --precision int8 (the calibration images)")
+    if args.max_batch is not None:
+        if args.max_batch < 1:
+            raise CLIError(f"--max-batch must be >= 1, got {args.max_batch}")
+        if args.max_batch > 1 and not args.dynamic_batch and not model_is_onnx:
+            raise CLIError("--max-batch > 1 needs --dynamic-batch (an ONNX with a dynamic batch dimension)")
+    for c in args.calib or []:
+        if not Path(c).exists():
+            raise CLIError(f"calibration path {c} does not exist")
+    if out_is_engine:
+        eng, onnx = out, out.with_suffix(".onnx")
+    elif out.suffix.lower() == ".onnx":
+        eng, onnx = out.with_suffix(".engine"), out
+    else:
+        raise CLIError(f"--engine: --out must be X.onnx or X.engine, got {out}")
+    if model_is_onnx:
+        if not out_is_engine:
+            raise CLIError(f"{model} is already ONNX: give --out X.engine to build its engine")
+        if args.stage is not None or args.dynamic_batch:
+            raise CLIError("--stage/--dynamic-batch apply to exporting a .pt checkpoint, not to an .onnx model")
+        return None, eng
+    return onnx, eng
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cli import CLIError
-    from ..export import export_onnx
+    from ..export import TensorRTUnavailable, export_engine, export_onnx, tensorrt_unavailable
+    from ..trt_engine import EngineCacheError, sidecar_path
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise CLIError(f"{out} exists; refusing to overwrite it (pass --overwrite)")
     if args.opset < 17:
         raise CLIError(f"--opset must be >= 17, got {args.opset}")
-    path = export_onnx(args.model, out, opset=args.opset, dynamic_batch=args.dynamic_batch,
-                       overwrite=args.overwrite, stage=args.stage)
-    msg = f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}"
-    msg += ", dynamic batch)" if args.dynamic_batch else ", batch 1)"
-    if not args.no_verify:
-        diff = verify(args.model, path, stage=args.stage)
-        msg += f"; ONNX Runtime vs PyTorch max |diff| of log depth {diff:.2e}"
-        if diff >= 1e-3:
-            print(msg, file=sys.stderr)
-            raise CLIError(f"ONNX Runtime disagrees with PyTorch (max |diff| {diff:.2e} >= 1e-3)", code=1)
-    print(msg)
+    onnx_out, engine_out = _plan(args)
+    if not Path(args.model).is_file():
+        raise CLIError(f"model {args.model} does not exist")
+    targets = ([onnx_out] if onnx_out is not None else []) + (
+        [engine_out, sidecar_path(engine_out)] if engine_out is not None else [])
+    if not args.overwrite:
+        for t in targets:
+            if t.exists():
+                raise CLIError(f"{t} exists; refusing to overwrite it (pass --overwrite)")
+    if engine_out is not None:
+        # before exporting anything: no half-done ONNX-without-engine when the engine cannot be built
+        reason = tensorrt_unavailable()
+        if reason is not None:
+            raise CLIError(f"cannot build a TensorRT engine here: {reason}. Engines are specific to the GPU and "
+                           f"TensorRT version: export ONNX here (mono-depth export --model {args.model} --out "
+                           f"{onnx_out or args.model}) and build the engine on the machine that runs it "
+                           f"(mono-depth export --model X.onnx --out X.engine)")
+    if onnx_out is not None:
+        path = export_onnx(args.model, onnx_out, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                           overwrite=args.overwrite, stage=args.stage)
+        msg = f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}"
+        msg += ", dynamic batch)" if args.dynamic_batch else ", batch 1)"
+        if not args.no_verify:
+            diff = verify(args.model, path, stage=args.stage)
+            msg += f"; ONNX Runtime vs PyTorch max |diff| of log depth {diff:.2e}"
+            if diff >= 1e-3:
+                print(msg, file=sys.stderr)
+                raise CLIError(f"ONNX Runtime disagrees with PyTorch (max |diff| {diff:.2e} >= 1e-3)", code=1)
+        print(msg)
+    if engine_out is not None:
+        src = onnx_out if onnx_out is not None else Path(args.model)
+        precision = args.precision or "fp16"
+        t0 = time.perf_counter()
+        try:
+            eng = export_engine(src, engine_out, precision=precision, calib=args.calib,
+                                max_batch=args.max_batch or 1, overwrite=args.overwrite)
+        except (TensorRTUnavailable, EngineCacheError) as exc:
+            raise CLIError(str(exc)) from None
+        from ..trt_engine import read_sidecar
+
+        fields = (read_sidecar(eng) or {}).get("key_fields") or {}
+        print(f"wrote {eng} + {sidecar_path(eng).name} ({eng.stat().st_size / 1e6:.1f} MB, TensorRT "
+              f"{fields.get('trt_version', '?')}, {precision}, {fields.get('gpu_name', '?')} "
+              f"(sm {fields.get('compute_capability', '?')}), built in {time.perf_counter() - t0:.0f} s from {src}; "
+              f"it runs only on this TensorRT version and GPU model)")
     return 0
 
 
