@@ -4,7 +4,7 @@ The exported graph has one input ``image`` (B, 3, H, W) float32, normalised as t
 and one output ``log_depth`` (B, 1, h, w) float32; the input size is the profile's (fixed; the FC
 layers need it), the batch is 1 or dynamic (``dynamic_batch``).  ``metadata_props`` carries
 ``mono_depth_ros.profile`` (JSON of Profile.to_dict()), ``mono_depth_ros.output`` = ``log_depth``,
-``mono_depth_ros.metric`` and ``mono_depth_ros.stage`` (see docs/API_CONTRACT.md).
+``mono_depth_ros.metric`` and ``mono_depth_ros.stage`` (see docs/internals.md).
 
 ``cached_onnx(checkpoint)`` exports once into the cache directory (``$MONO_DEPTH_CACHE`` or
 ``~/.cache/mono_depth_ros``), keyed by the checkpoint's SHA-256, and reuses the file afterwards.
