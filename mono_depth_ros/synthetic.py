@@ -40,6 +40,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .camera import CameraIntrinsics
+
 Vec3 = Tuple[float, float, float]
 
 KINDS: Tuple[str, ...] = ("indoor", "outdoor")
@@ -70,27 +72,9 @@ def _rot_zyx(yaw: Any, pitch: Any, roll: Any) -> np.ndarray:
     return r.reshape(np.shape(yaw) + (3, 3))
 
 
-@dataclass(frozen=True)
-class PinholeIntrinsics:
-    """Pinhole camera intrinsics (same field names as ``mono_depth_ros.camera.CameraIntrinsics``;
-    every function here accepts either, or any object with these six attributes)."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    def K(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    def validate(self) -> None:
-        vals = (self.fx, self.fy, self.cx, self.cy)
-        if not all(math.isfinite(v) for v in vals) or self.fx <= 0 or self.fy <= 0:
-            raise ValueError(f"invalid intrinsics fx={self.fx} fy={self.fy} cx={self.cx} cy={self.cy}")
-        if int(self.width) < 1 or int(self.height) < 1:
-            raise ValueError(f"invalid image size {self.width}x{self.height}")
+class PinholeIntrinsics(CameraIntrinsics):
+    """The pipeline's :class:`~mono_depth_ros.camera.CameraIntrinsics` plus the horizontal field of view;
+    every function here accepts either, or any object with the six attributes."""
 
     @property
     def hfov_deg(self) -> float:
