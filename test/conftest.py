@@ -36,3 +36,15 @@ def _torch_threads():
     torch.set_num_threads(min(n, 2))
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_model_cache(tmp_path_factory):
+    """Exported ONNX / engine caches go to a per-run temporary folder, never the user's ~/.cache."""
+    old = os.environ.get("MONO_DEPTH_CACHE")
+    os.environ["MONO_DEPTH_CACHE"] = str(tmp_path_factory.mktemp("mono_depth_cache"))
+    yield
+    if old is None:
+        os.environ.pop("MONO_DEPTH_CACHE", None)
+    else:
+        os.environ["MONO_DEPTH_CACHE"] = old
