@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 OUTPUTS = ("camera", "network")
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 RELIABILITIES = ("reliable", "best_effort")
@@ -40,7 +40,8 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "Inference backend: auto|tensorrt|torch|onnxruntime.", read_only=True,
               choices=BACKENDS),
     ParamSpec("device", "", "Device, e.g. 'cuda:0' or 'cpu'. Empty: the backend's default.", read_only=True),
-    ParamSpec("precision", "fp32", "Inference precision: fp32|fp16|int8 (backend permitting).", read_only=True,
+    ParamSpec("precision", "auto", "Inference precision: auto (fp16 on a GPU, fp32 on CPU)|fp32|fp16|int8.",
+              read_only=True,
               choices=PRECISIONS),
     ParamSpec("threads", 0, "CPU threads for inference (0 = library default).", read_only=True,
               range=(0, 64, 1)),
@@ -96,7 +97,7 @@ class NodeConfig:
     model: str = ""
     backend: str = "auto"
     device: str = ""
-    precision: str = "fp32"
+    precision: str = "auto"
     threads: int = 0
     use_compressed: bool = False
     output_resolution: str = "camera"
