@@ -34,7 +34,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     g = p.add_argument_group("node parameters (as depth_node's; defaults from mono_depth_ros.ros.params)")
     g.add_argument("--backend", choices=["auto", "tensorrt", "torch", "onnxruntime"])
     g.add_argument("--device")
-    g.add_argument("--precision", choices=["fp32", "fp16", "int8"])
+    g.add_argument("--precision", choices=["auto", "fp32", "fp16", "int8"])
     g.add_argument("--threads", type=int)
     g.add_argument("--output-resolution", choices=["camera", "network"])
     g.add_argument("--min-depth", type=float)
