@@ -292,6 +292,36 @@ def test_frame_id_override_and_16uc1(make_node, bag_frames):
     assert np.nanmax(np.abs(m16[ok] - m32[ok])) <= 0.0005 + 1e-6
 
 
+def test_buffers_are_reused_and_published_messages_stay_intact(make_node, bag_frames, pipeline):
+    """The decode and colour buffers are reused from frame to frame; every message owns its data, so
+    a later frame does not change what an earlier one published."""
+    from mono_depth_ros.colorize import colorize_depth
+
+    node = make_node(points_color=True)
+    subscribe(node)
+    image, info, small, intr = small_frame(bag_frames)
+    dark, _, _, _ = small_frame(bag_frames)
+    dark.data = array.array("B", (small // 3).tobytes())
+    node.subscription("camera_info").deliver(info)
+    bufs = []
+    for msg in (image, dark, image):
+        node.subscription("image").deliver(msg)
+        assert node.process_once()
+        bufs.append((node._rgb, node._colored))
+    assert all(b[0] is bufs[0][0] and b[1] is bufs[0][1] for b in bufs)
+    lo, hi = pipeline.profile.min_depth, pipeline.profile.max_depth
+    for i, rgb in enumerate((small, small // 3, small)):
+        ref = pipeline.infer_rgb(np.ascontiguousarray(rgb), intr)
+        depth = conv.image_msg_to_depth(published(node, "depth/image")[i])
+        np.testing.assert_array_equal(depth, ref.depth)
+        colored = np.frombuffer(published(node, "depth/colored")[i].data, np.uint8).reshape(rgb.shape)
+        np.testing.assert_array_equal(colored, colorize_depth(ref.depth, lo, hi))
+        cloud = conv.pointcloud2_to_array(published(node, "depth/points")[i])
+        np.testing.assert_array_equal(cloud["z"], ref.depth)
+    assert not np.array_equal(conv.image_msg_to_depth(published(node, "depth/image")[0]),
+                              conv.image_msg_to_depth(published(node, "depth/image")[1]))
+
+
 def test_outputs_without_subscribers_are_not_computed(make_node, bag_frames, pipeline, monkeypatch):
     calls = []
     real = pipeline.infer_rgb

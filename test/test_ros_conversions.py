@@ -181,6 +181,24 @@ def test_depth_16uc1_is_millimetres_with_zero_invalid(store):
     assert np.isnan(back[~valid]).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depth_16uc1_edge_values_match_the_definition(dtype):
+    """NaN, +-inf, <= 0, sub-millimetre, around 65.535 m: the same as rint(d * 1000) where it is in
+    (0, 65535], else 0 (the reference written out with boolean indexing)."""
+    depth = real_depth().astype(dtype)
+    depth[1, :12] = [np.nan, np.inf, -np.inf, -0.0, 0.0004, 0.0005, 0.0015, 65.5344, 65.5354, 65.5355, 66.0, 1e30]
+    with np.errstate(invalid="ignore", over="ignore"):
+        mm = np.rint(depth.astype(np.float64) * 1000.0)
+        valid = np.isfinite(mm) & (mm > 0) & (mm <= 65535)
+    ref = np.zeros(depth.shape, dtype="<u2")
+    ref[valid] = mm[valid].astype(np.uint16)
+    arr = conv.depth_array(depth, "16UC1")
+    assert arr.dtype == np.dtype("<u2") and arr.shape == depth.shape
+    np.testing.assert_array_equal(arr, ref)
+    assert arr[1, :5].tolist() == [0, 0, 0, 0, 0] and arr[1, 7:9].tolist() == [65534, 65535]
+    assert arr[1, 10:12].tolist() == [0, 0]
+
+
 # ---- camera info --------------------------------------------------------------------------
 def test_camera_info_roundtrip_and_baseline_scaling(store, bag_messages):
     ts, T = store

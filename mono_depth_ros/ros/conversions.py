@@ -196,11 +196,13 @@ def depth_array(depth: np.ndarray, encoding: str = "32FC1") -> np.ndarray:
     if encoding == "32FC1":
         return np.ascontiguousarray(depth, dtype="<f4")
     if encoding == "16UC1":
+        mm = np.multiply(depth, 1000.0, dtype=np.float64)
+        np.rint(mm, out=mm)
         with np.errstate(invalid="ignore"):
-            mm = np.rint(depth.astype(np.float64) * 1000.0)
-            valid = np.isfinite(mm) & (mm > 0) & (mm <= 65535)
-        arr = np.zeros(depth.shape, dtype="<u2")
-        arr[valid] = mm[valid].astype(np.uint16)
+            valid = mm > 0          # False for NaN
+            valid &= mm <= 65535    # False for NaN and inf
+            arr = mm.astype("<u2")  # invalid pixels cast to an undefined value ...
+        arr *= valid                # ... and zeroed here (no boolean-index gather / scatter)
         return arr
     raise ValueError(f"depth encoding must be 32FC1 or 16UC1, got {encoding!r}")
 

@@ -112,6 +112,9 @@ class DepthNode(Node):
         from ..pointcloud import CloudBuilder
 
         self._clouds = CloudBuilder()
+        # per-frame buffers, reused while the size stays (worker thread only; messages copy out of them)
+        self._rgb: Optional[np.ndarray] = None      # decoded camera image
+        self._colored: Optional[np.ndarray] = None  # colourised depth
 
         # topics
         reliability = ReliabilityPolicy.RELIABLE if cfg.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
@@ -317,7 +320,8 @@ class DepthNode(Node):
                 return self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
             except Exception:  # noqa: BLE001 - CvBridgeError and friends: try the field-level decoder,
                 pass           # which also knows the uyvy / yuyv aliases; it raises ImageDecodeError
-        return conv.image_msg_to_rgb(msg)
+        self._rgb = conv.image_msg_to_rgb(msg, out=self._rgb)
+        return self._rgb
 
     def _intrinsics_for(self, rgb: np.ndarray, camera: Tuple[Any, Any, Optional[str]]) -> Any:
         msg, intrinsics, error = camera
@@ -358,8 +362,8 @@ class DepthNode(Node):
             from ..colorize import colorize_depth
 
             lo, hi = self._color_range(cfg, result.depth)
-            self._pub_colored.publish(self._image_msg(colorize_depth(result.depth, lo, hi, cfg.colormap),
-                                                      "rgb8", header))
+            self._colored = colorize_depth(result.depth, lo, hi, cfg.colormap, out=self._colored)
+            self._pub_colored.publish(self._image_msg(self._colored, "rgb8", header))
 
     def _image_msg(self, array: np.ndarray, encoding: str, header: Any) -> Any:
         if self._bridge is not None:
