@@ -48,3 +48,21 @@ def _isolated_model_cache(tmp_path_factory):
         os.environ.pop("MONO_DEPTH_CACHE", None)
     else:
         os.environ["MONO_DEPTH_CACHE"] = old
+
+
+SAMPLE_BAG = ("ros2_bags", "kitti_2frames_repackaged.mcap")
+
+
+def sample_bag_messages():
+    """The sample KITTI bag's messages by topic, and its /tf_static tree (skips without ../shared)."""
+    from mono_depth_ros.bag import io as bio
+    from mono_depth_ros.bag.tf import StaticTransforms
+
+    msgs = {}
+    with bio.BagReader(shared_path(*SAMPLE_BAG)) as r:
+        for topic, _, m in r.messages(list(r.topics)):
+            msgs.setdefault(topic, []).append(m)
+    tf = StaticTransforms()
+    for m in msgs["/tf_static"]:
+        tf.add_message(m)
+    return msgs, tf

@@ -1,7 +1,6 @@
 """depth_evaluator node glue, on the project's fake rclpy (test/fake_rclpy) and a fake tf2_ros built
 from the sample bag's /tf_static. The real rclpy / tf2 behaviour is only checked with ROS 2
 (test_bag_live.py::test_eval_launch_end_to_end)."""
-import array
 import json
 import sys
 import types
@@ -10,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import sample_bag_messages
 from mono_depth_ros.bag import io as bio
 from mono_depth_ros.bag.evaluate import camera_info_K, lidar_to_depth
-from mono_depth_ros.bag.tf import StaticTransforms
 
 sys.path.insert(0, str(Path(__file__).parent / "fake_rclpy"))
 from fake_ros import installed  # noqa: E402
@@ -27,29 +25,12 @@ MODULE = "mono_depth_ros.ros.evaluator_node"
 def _to_fake(m):
     import _fake_msgs
 
-    cls = _fake_msgs.message_class(m.__msgtype__)
-    kw = {}
-    for name, _ in cls._fielddefs:
-        v = getattr(m, name)
-        if hasattr(v, "__msgtype__"):
-            v = _to_fake(v)
-        elif isinstance(v, np.ndarray):
-            v = array.array("B", v.tobytes()) if v.dtype == np.uint8 else [float(x) for x in v]
-        elif isinstance(v, list):
-            v = [_to_fake(x) for x in v]
-        kw[name] = v
-    return cls(**kw)
+    return _fake_msgs.from_rosbags(m)
 
 
 @pytest.fixture
 def evaluator_node(monkeypatch):
-    msgs = {}
-    with bio.BagReader(shared_path(*SAMPLE)) as r:
-        for topic, _, m in r.messages(list(r.topics)):
-            msgs.setdefault(topic, []).append(m)
-    static = StaticTransforms()
-    for m in msgs["/tf_static"]:
-        static.add_message(m)
+    msgs, static = sample_bag_messages()
     factory = bio.MessageFactory()
     lookups = []
 

@@ -12,23 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, sample_bag_messages, shared_path
 from mono_depth_ros.bag import io as bio
 from mono_depth_ros.bag.evaluate import DepthEvaluator, LiveEvaluation, camera_info_K, lidar_to_depth
-from mono_depth_ros.bag.tf import StaticTransforms
 
 SAMPLE = ("ros2_bags", "kitti_2frames_repackaged.mcap")
 
 
 def _sample():
-    msgs = {}
-    with bio.BagReader(shared_path(*SAMPLE)) as r:
-        for topic, t, m in r.messages(list(r.topics)):
-            msgs.setdefault(topic, []).append(m)
-    tf = StaticTransforms()
-    for m in msgs["/tf_static"]:
-        tf.add_message(m)
-    return msgs, tf
+    return sample_bag_messages()
 
 
 def test_live_evaluation_latency_drops_and_metrics():

@@ -107,18 +107,7 @@ def to_fake(m):
     """A rosbags message -> the fake rclpy message of the same type (independent of conversions.py)."""
     import _fake_msgs
 
-    cls = _fake_msgs.message_class(m.__msgtype__)
-    kw = {}
-    for name, _ in cls._fielddefs:
-        v = getattr(m, name)
-        if hasattr(v, "__msgtype__"):
-            v = to_fake(v)
-        elif isinstance(v, np.ndarray):
-            v = array.array("B", v.tobytes()) if v.dtype == np.uint8 else [float(x) for x in v]
-        elif isinstance(v, list):
-            v = [to_fake(x) for x in v]
-        kw[name] = v
-    return cls(**kw)
+    return _fake_msgs.from_rosbags(m)
 
 
 def small_frame(bag_frames, scale=0.5, sec=100, nanosec=5, frame_id="camera_color_left"):

@@ -174,3 +174,19 @@ def message_class(msgtype: str) -> type:
 
 def export(package: str, names: list) -> Dict[str, type]:
     return {n: message_class(f"{package}/msg/{n}") for n in names}
+
+
+def from_rosbags(m: Any) -> Any:
+    """A rosbags message -> the fake rclpy message of the same type (independent of conversions.py)."""
+    cls = message_class(m.__msgtype__)
+    kw = {}
+    for name, _ in cls._fielddefs:
+        v = getattr(m, name)
+        if hasattr(v, "__msgtype__"):
+            v = from_rosbags(v)
+        elif isinstance(v, np.ndarray):
+            v = array.array("B", v.tobytes()) if v.dtype == np.uint8 else [float(x) for x in v]
+        elif isinstance(v, list):
+            v = [from_rosbags(x) for x in v]
+        kw[name] = v
+    return cls(**kw)
