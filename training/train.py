@@ -129,12 +129,21 @@ class Dist:
         dist.all_gather_object(out, obj)
         return out
 
-    def close(self) -> None:
+    def close(self, orderly: bool = True) -> None:
+        """Tears the process group down while the interpreter is fully alive: left to interpreter exit,
+        Gloo's threads abort the process now and then ("terminate called without an active exception").
+        ``orderly``: all ranks finished normally and meet at a barrier first."""
         if self.enabled:
+            import gc
+
             import torch.distributed as dist
 
             if dist.is_initialized():
+                gc.collect()                 # DDP reducers sit in reference cycles that hold the group
+                if orderly:
+                    dist.barrier()
                 dist.destroy_process_group()
+                gc.collect()
 
 
 # ---- run folder ---------------------------------------------------------------------------------------
@@ -590,9 +599,12 @@ def train(cfg: Dict[str, Any], out: "str | Path", **kw: Any) -> Dict[str, Any]:
     """Programmatic entry point (tests, notebooks): ``train(config_dict, out_dir, resume=, overwrite=, max_steps=)``."""
     t = Trainer(cfg, out, **kw)
     try:
-        return t.run()
-    finally:
-        t.dist.close()
+        res = t.run()
+    except BaseException:
+        t.dist.close(orderly=False)        # the other ranks may never reach a barrier
+        raise
+    t.dist.close()
+    return res
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
