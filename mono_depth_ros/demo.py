@@ -49,6 +49,8 @@ DEMO_SIZE = (320, 240)    # the demo model's camera size (its profile resizes 32
 DEMO_FPS = 10.0
 # The paper's mean-depth baseline predicts one constant everywhere: the mean valid ground-truth depth of the
 # *training* set. For the demo model's training set (synthetic indoor, seed 0, frames 0-1999 at 168x126):
+HELDOUT_SEEDS0 = 100      # the held-out sequences of models/README.md: seeds 100, 101, ...
+HELDOUT_SEQUENCES = 10    # how many of them `make demo` evaluates after the demo sequence
 TRAIN_MEAN_DEPTH = 3.651  # metres; reproduced by train_mean_depth() (see models/README.md)
 # When the user's images have no camera_info: the intrinsics of a 62 deg horizontal field of view (the
 # synthetic indoor camera's, Kinect-like), principal point at the centre.
@@ -416,7 +418,7 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
 def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input: Optional[str] = None,
              frames: Optional[int] = None, width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1],
              overwrite: bool = False, backend: str = "auto", threads: int = 0, progress: bool = True,
-             log: Log = print) -> DemoResult:
+             heldout: int = HELDOUT_SEQUENCES, log: Log = print) -> DemoResult:
     t0 = time.perf_counter()
     if model is not None and not Path(model).is_file():
         raise DemoError(f"--model {model}: no such file")
@@ -428,6 +430,8 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         raise DemoError(f"--input {in_path}: no such file or directory")
     if frames is not None and frames < 1:
         raise DemoError(f"--frames must be >= 1, got {frames}")
+    if heldout < 0:
+        raise DemoError(f"--heldout must be >= 0, got {heldout}")
     imgs: List[np.ndarray] = []
     if in_path is not None and not is_bag(in_path):
         imgs = _input_images(in_path, frames)   # before touching --out: a bad --input changes nothing
@@ -435,32 +439,52 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     image_topic = info_topic = None
     with_gt = False
     copy = "tf"
+    n = frames or DEMO_FRAMES
+    heldout = heldout if in_path is None else 0    # the held-out check is about the synthetic sequences
+    steps = 4 if heldout else 3
     if in_path is None:
-        n = frames or DEMO_FRAMES
-        log(f"1/3 rendering {n} frames of a synthetic {DEMO_KIND} sequence ({width}x{height}, seed {DEMO_SEED}, "
+        log(f"1/{steps} rendering {n} frames of a synthetic {DEMO_KIND} sequence ({width}x{height}, seed {DEMO_SEED}, "
             f"exact ground truth) into a ROS 2 bag")
         input_bag = out / "input_bag"
         write_synthetic_bag(input_bag, n, width, height, progress=progress)
         image_topic, info_topic, with_gt, copy = IMAGE_TOPIC, INFO_TOPIC, True, "all"
     elif is_bag(in_path):
-        log(f"1/3 input: the bag {in_path} (no ground truth: metrics are skipped)")
+        log(f"1/{steps} input: the bag {in_path} (no ground truth: metrics are skipped)")
         input_bag = in_path
     else:
         h, w = imgs[0].shape[:2]
-        log(f"1/3 input: {len(imgs)} image(s) {w}x{h} from {in_path}, written into a ROS 2 bag with assumed "
+        log(f"1/{steps} input: {len(imgs)} image(s) {w}x{h} from {in_path}, written into a ROS 2 bag with assumed "
             f"intrinsics ({DEFAULT_HFOV_DEG:g} deg horizontal field of view; no ground truth: metrics are skipped)")
         input_bag = out / "input_bag"
         write_images_bag(input_bag, imgs)
         image_topic, info_topic = IMAGE_TOPIC, INFO_TOPIC
-    log(f"2/3 running the bag through depth_node's pipeline (mono-depth bag) with {model_path}")
+    log(f"2/{steps} running the bag through depth_node's pipeline (mono-depth bag) with {model_path}")
     depth_bag = out / "depth_bag"
     res = run_depth_bag(input_bag, depth_bag, model, with_gt, image_topic, info_topic,
                         max_frames=frames if (in_path is not None and is_bag(in_path)) else None, copy=copy,
                         backend=backend, threads=threads, progress=progress, log=log)
-    log("3/3 writing depth PNG/NPY, colourised depth, side-by-side images, PLY clouds" +
+    log(f"3/{steps} writing depth PNG/NPY, colourised depth, side-by-side images, PLY clouds" +
         (" and metrics" if with_gt else ""))
     name = Path(model_path).name
     files, rows, md = export_outputs(out, input_bag, depth_bag, with_gt, name, image_topic, progress=progress)
+    if heldout and rows is not None:
+        seeds = list(range(HELDOUT_SEEDS0, HELDOUT_SEEDS0 + heldout))
+        log(f"4/{steps} held-out check: the same model on {heldout} more synthetic {DEMO_KIND} sequences "
+            f"(seeds {seeds[0]}-{seeds[-1]}, {n} frames each; the model was trained on seed 0's scenes)")
+        h_rows = evaluate_heldout(model, seeds, n, width, height, backend=backend, threads=threads,
+                                  progress=progress)
+        h_md = metrics_markdown(h_rows, name, TRAIN_MEAN_DEPTH)
+        md = (f"## The demo sequence (seed {DEMO_SEED}, {n} frames)\n\n{md}\n## Held-out check: {heldout} more sequences (seeds {seeds[0]}-{seeds[-1]})\n\n"
+              f"One {n}-frame sequence is a noisy estimate (the gain over the baseline varies widely between sequences); "
+              f"these {heldout} are the held-out set of mono_depth_ros/models/README.md.\n\n{h_md}")
+        (out / "metrics.md").write_text(f"# Demo metrics\n\n{md}")
+        doc = json.loads((out / "metrics.json").read_text())
+        doc["heldout"] = {"seeds": seeds, "frames_per_sequence": n,
+                          "rows": {"model": h_rows["model"], "mean_depth_baseline": h_rows["mean"],
+                                   "per_image_mean_baseline": h_rows["image_mean"]},
+                          "abs_rel_improvement_over_mean_baseline":
+                              1.0 - h_rows["model"]["abs_rel"] / h_rows["mean"]["abs_rel"]}
+        (out / "metrics.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     result = DemoResult(out=out, frames=res.frames, input_bag=Path(input_bag), depth_bag=depth_bag, files=files,
                         metrics=rows, markdown=md, model=model_path, seconds=time.perf_counter() - t0)
     (out / "README.md").write_text(describe(result, with_gt))
@@ -518,13 +542,13 @@ def train_mean_depth(n: int = 2000, seed: int = 0, width: int = 168, height: int
 
 def evaluate_heldout(model: Optional[str] = None, seeds: Sequence[int] = tuple(range(100, 110)), n_frames: int = 24,
                      width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1], kind: str = DEMO_KIND,
-                     train_mean: float = TRAIN_MEAN_DEPTH, backend: str = "auto",
+                     train_mean: float = TRAIN_MEAN_DEPTH, backend: str = "auto", threads: int = 0,
                      progress: bool = True) -> Dict[str, Dict[str, float]]:
     """The model (through DepthPipeline, camera output) on held-out synthetic sequences vs the baselines."""
     from .pipeline import DepthPipeline
     from .synthetic import render_sequence
 
-    pipe = DepthPipeline(model, backend=backend)
+    pipe = DepthPipeline(model, backend=backend, threads=threads or None)
     preds, gts = [], []
     for seed in _progress(list(seeds), len(seeds), "held-out sequences", progress):
         for f in render_sequence(kind, seed=seed, n_frames=n_frames, width=width, height=height):

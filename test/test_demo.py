@@ -28,7 +28,8 @@ def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MONO_DEPTH_CACHE", str(root / "cache"))   # the ONNX export cache: not the user's ~/.cache
-        res = demo.run_demo(out=root / "out", frames=N, width=W, height=H, progress=False, log=lambda s: None)
+        res = demo.run_demo(out=root / "out", frames=N, width=W, height=H, progress=False, heldout=2,
+                            log=lambda s: None)
     return res
 
 
@@ -107,6 +108,29 @@ def test_metrics_beat_baseline(demo_run):
     assert rows["model"]["pixels"] == rows["mean_depth_baseline"]["pixels"]  # the same pixels
     md = (demo_run.out / "metrics.md").read_text()
     assert "mean-depth baseline" in md and "AbsRel" in md
+
+
+def test_heldout_check(demo_run, tmp_path, monkeypatch):
+    h = json.loads((demo_run.out / "metrics.json").read_text())["heldout"]
+    assert h["seeds"] == [demo.HELDOUT_SEEDS0, demo.HELDOUT_SEEDS0 + 1] and h["frames_per_sequence"] == N
+    rows = h["rows"]
+    assert rows["model"]["images"] == 2 * N
+    assert rows["model"]["abs_rel"] < rows["mean_depth_baseline"]["abs_rel"]
+    assert h["abs_rel_improvement_over_mean_baseline"] == pytest.approx(
+        1 - rows["model"]["abs_rel"] / rows["mean_depth_baseline"]["abs_rel"])
+    # the same figures as the documented held-out evaluation on those sequences
+    monkeypatch.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))
+    direct = demo.evaluate_heldout(None, h["seeds"], N, W, H, progress=False)
+    assert direct["model"]["abs_rel"] == pytest.approx(rows["model"]["abs_rel"], rel=1e-6)
+    assert direct["mean"]["abs_rel"] == pytest.approx(rows["mean_depth_baseline"]["abs_rel"], rel=1e-6)
+    md = (demo_run.out / "metrics.md").read_text()
+    assert md.index(f"## The demo sequence (seed {demo.DEMO_SEED}") < md.index("## Held-out check: 2 more sequences")
+
+
+def test_heldout_rejects_negative(tmp_path):
+    with pytest.raises(demo.DemoError, match="--heldout"):
+        demo.run_demo(out=tmp_path / "o", heldout=-1, progress=False, log=lambda s: None)
+    assert not (tmp_path / "o").exists()
 
 
 def test_out_dir_ownership(tmp_path, demo_run):

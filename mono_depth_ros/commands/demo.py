@@ -27,6 +27,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out directory the demo did not make (only the demo's own entries "
                         "are replaced)")
+    p.add_argument("--heldout", type=int, default=None, metavar="N",
+                   help="after the demo sequence, evaluate the model on N more held-out synthetic sequences "
+                        "(default 10, a few seconds; 0: off; only for the rendered input)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = run_demo(out=args.out, model=args.model, input=args.input, frames=args.frames, width=width,
                        height=height, overwrite=args.overwrite, backend=args.backend, threads=args.threads,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress,
+                       **({} if args.heldout is None else {"heldout": args.heldout}))
     except DemoError as exc:
         raise CLIError(str(exc)) from None
     print()
