@@ -7,7 +7,7 @@ without default after defaulted ones), so mypy cannot use them as installed.  Th
 to ``.mypy_cache/tensorrt-stubs-fixed/`` (mypy.ini's ``mypy_path``), repairs exactly those lines
 (``in`` -> ``in_``; missing default -> ``= ...``), checks that every stub file now parses, and runs mypy.
 
-    .venv/bin/python benchmarks/typecheck_tensorrt.py            # mypy mono_depth_ros/backends/tensorrt_backend.py
+    .venv/bin/python benchmarks/typecheck_tensorrt.py            # mypy TARGETS (the TensorRT backend + export)
     .venv/bin/python benchmarks/typecheck_tensorrt.py --stubs-only
 """
 from __future__ import annotations
@@ -21,7 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".mypy_cache" / "tensorrt-stubs-fixed"
-TARGETS = ["mono_depth_ros/backends/tensorrt_backend.py"]
+# the backend (which imports trt_engine, checked too via mypy.ini) and the engine-export call sites
+TARGETS = ["mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/export.py",
+           "mono_depth_ros/commands/export.py"]
 
 
 def _site_dir() -> Path:

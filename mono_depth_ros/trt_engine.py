@@ -20,9 +20,11 @@ configures the pipeline from an ``.engine`` file alone.
 Decision (:func:`resolve_engine`): a cached engine whose sidecar key equals the current key is
 used; a missing, mismatched (other TensorRT / GPU / ONNX / precision) or corrupt engine is rebuilt
 from the ONNX file when it is available, and otherwise refused with an :class:`EngineCacheError`
-that names the file and the fix.  The TensorRT calls themselves (build, deserialize) are passed in
-as callables by :mod:`mono_depth_ros.backends.tensorrt_backend`, so this module is importable and
-testable without TensorRT or a GPU.
+that names the file and the fix.  An engine file the *user* gave (``rebuild_to``) is never
+replaced: when it is stale, the rebuilt engine goes to the engine cache instead.  The TensorRT calls
+themselves (build, deserialize) are passed in as callables by
+:mod:`mono_depth_ros.backends.tensorrt_backend`, so this module is importable and testable without
+TensorRT or a GPU.
 """
 from __future__ import annotations
 
@@ -190,12 +192,17 @@ class ResolvedEngine:
 def resolve_engine(engine_path: Path, onnx_path: Optional[Path], key_for: Callable[[str], EngineKey],
                    build: Callable[[Path], bytes], deserialize: Callable[[bytes], Optional[E]],
                    metadata: Optional[Mapping[str, str]] = None,
-                   input_info: Optional[Tuple[str, Tuple[int, ...]]] = None) -> ResolvedEngine:
+                   input_info: Optional[Tuple[str, Tuple[int, ...]]] = None,
+                   rebuild_to: Optional[Path] = None) -> ResolvedEngine:
     """Use ``engine_path`` if it is current, else (re)build it from ``onnx_path``, else refuse.
 
     ``key_for(onnx_sha256)`` gives the current key (TensorRT version, GPU, precision, options) for an
     ONNX digest; ``build(onnx_path)`` returns serialized engine bytes; ``deserialize(bytes)`` returns
     an engine or None (TensorRT's answer for corrupt or incompatible data).
+
+    ``rebuild_to``: ``engine_path`` is the user's own file, which is never overwritten: a sidecar-less
+    engine that deserializes is used as is, and a stale or corrupt one is resolved (cache hit or
+    rebuild) at ``rebuild_to`` (the engine cache) instead.
     """
     engine_path = Path(engine_path)
     onnx_ok = onnx_path is not None and Path(onnx_path).is_file()
@@ -221,20 +228,27 @@ def resolve_engine(engine_path: Path, onnx_path: Optional[Path], key_for: Callab
                 return ResolvedEngine(engine_path, engine, False, "cache hit", side)
             reason = f"engine {engine_path} is corrupt (TensorRT could not deserialize it)"
 
-    if not onnx_ok or onnx_path is None or onnx_sha is None:
+    user_file = rebuild_to is not None and Path(rebuild_to) != engine_path
+    if (user_file or not onnx_ok) and engine_path.is_file() and side is None:
         # A foreign engine without a sidecar may still deserialize: the runtime checks its own version.
-        if engine_path.is_file() and side is None:
-            engine = deserialize(engine_path.read_bytes())
-            if engine is not None:
-                log.warning("%s; using it as is (no ONNX to rebuild from)", reason)
-                return ResolvedEngine(engine_path, engine, False, "unverified (no sidecar)", {})
-            reason = f"engine {engine_path} is corrupt or was built by another TensorRT version / GPU"
+        engine = deserialize(engine_path.read_bytes())
+        if engine is not None:
+            log.warning("%s; using it as is (%s)", reason,
+                        "not rebuilt: it is your file" if user_file else "no ONNX to rebuild from")
+            return ResolvedEngine(engine_path, engine, False, "unverified (no sidecar)", {})
+        reason = f"engine {engine_path} is corrupt or was built by another TensorRT version / GPU"
+
+    if not onnx_ok or onnx_path is None or onnx_sha is None:
         src = f" (its ONNX source {onnx_path} does not exist)" if onnx_path is not None else ""
         raise EngineCacheError(
             f"cannot use TensorRT engine {engine_path}: {reason}{src}. Fix: pass the ONNX model instead "
             f"(--model model.onnx --backend tensorrt) so the engine is rebuilt for this machine, or rebuild it "
             f"with `mono-depth export ... --engine` on this machine")
 
+    if user_file and rebuild_to is not None:
+        log.warning("%s; leaving it untouched and using the engine cache %s (built from %s) instead",
+                    reason, rebuild_to, onnx_path)
+        return resolve_engine(Path(rebuild_to), onnx_path, key_for, build, deserialize, metadata, input_info)
     log.warning("building TensorRT engine %s from %s: %s (this takes a while; the result is cached)",
                 engine_path, onnx_path, reason)
     t0 = time.perf_counter()

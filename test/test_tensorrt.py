@@ -209,6 +209,55 @@ def test_engine_without_sidecar(tmp_path):
         FakeTRT().resolve(eng, None)
 
 
+@pytest.mark.parametrize("change", ["trt_version", "corrupt"])
+def test_stale_user_engine_is_rebuilt_into_the_cache_not_overwritten(tmp_path, change):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"onnx v1")
+    user = tmp_path / "mine" / "m.engine"
+    FakeTRT().resolve(user, onnx)
+    if change == "corrupt":
+        user.write_bytes(b"garbage")
+    before, side_before = user.read_bytes(), sidecar_path(user).read_bytes()
+    cache = tmp_path / "cache" / "m.fp16.engine"
+    fake = FakeTRT(version="10.14.0") if change == "trt_version" else FakeTRT()
+    r = resolve_engine(user, onnx, fake.key_for, fake.build, fake.deserialize, rebuild_to=cache)
+    assert r.built and r.path == cache and cache.read_bytes() == b"ENGINE:onnx v1" and len(fake.builds) == 1
+    assert user.read_bytes() == before and sidecar_path(user).read_bytes() == side_before  # untouched
+    r2 = resolve_engine(user, onnx, fake.key_for, fake.build, fake.deserialize, rebuild_to=cache)
+    assert not r2.built and r2.path == cache and len(fake.builds) == 1  # the cache copy is reused
+
+
+def test_user_engine_without_sidecar_is_used_not_rebuilt_even_with_onnx(tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"onnx v1")
+    user = tmp_path / "m.engine"  # e.g. from trtexec, next to its ONNX
+    user.write_bytes(b"ENGINE:from trtexec")
+    fake = FakeTRT()
+    cache = tmp_path / "cache" / "m.fp16.engine"
+    r = resolve_engine(user, onnx, fake.key_for, fake.build, fake.deserialize, rebuild_to=cache)
+    assert not r.built and r.path == user and "unverified" in r.reason and not fake.builds
+    user.write_bytes(b"garbage")
+    r = resolve_engine(user, onnx, fake.key_for, fake.build, fake.deserialize, rebuild_to=cache)
+    assert r.built and r.path == cache and user.read_bytes() == b"garbage"
+
+
+def test_calibration_cache_is_specific_to_model_images_and_version(tmp_path):
+    from mono_depth_ros.backends.tensorrt_backend import _drop_stale_calibration_caches, calibration_cache_path
+
+    eng = tmp_path / "m.int8.engine"
+    base = calibration_cache_path(eng, "a" * 64, "c1", "10.13.0")
+    assert base.parent == tmp_path and base.name.startswith("m.int8.engine.") and base.name.endswith(".calib")
+    assert base == calibration_cache_path(eng, "a" * 64, "c1", "10.13.0")
+    others = {calibration_cache_path(eng, "b" * 64, "c1", "10.13.0"),
+              calibration_cache_path(eng, "a" * 64, "c2", "10.13.0"),
+              calibration_cache_path(eng, "a" * 64, "c1", "10.14.0")}
+    assert base not in others and len(others) == 3
+    for p in [*others, base, eng.with_name(eng.name + ".calib"), tmp_path / "other.engine.x.calib"]:
+        p.write_bytes(b"scales")
+    _drop_stale_calibration_caches(eng, base)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([base.name, "other.engine.x.calib"])
+
+
 def test_missing_engine_and_onnx(tmp_path):
     with pytest.raises(EngineCacheError, match="no cached engine"):
         FakeTRT().resolve(tmp_path / "x.engine", tmp_path / "x.onnx")
@@ -250,6 +299,132 @@ def test_ort_quantised_model_is_refused_for_tensorrt(tmp_path):
         check_onnx_for_tensorrt({"mono_depth_ros.quantization": "{}"}, tmp_path / "m.int8.onnx")
 
 
+# ---- builder call sequence against a recording stand-in for the TensorRT 10 API ---------------------------
+class _Rec:
+    """Records TensorRT builder calls (only the API build_serialized_engine uses)."""
+
+    def __init__(self, input_shape, parse_ok=True, build_ok=True):
+        import types
+
+        rec = self
+        self.calls: List[tuple] = []
+        self.input_shape, self.parse_ok, self.build_ok = tuple(input_shape), parse_ok, build_ok
+
+        class Dims(tuple):
+            def __new__(cls, shape):
+                return tuple.__new__(cls, shape)
+
+        class Tensor:
+            name, shape = "image", Dims(self.input_shape)
+
+        class Network:
+            num_inputs = 1
+
+            def get_input(self, i):
+                return Tensor()
+
+        class Parser:
+            num_errors = 1
+
+            def __init__(self, network, logger):
+                pass
+
+            def parse_from_file(self, path):
+                rec.calls.append(("parse_from_file", path))
+                return rec.parse_ok
+
+            def get_error(self, i):
+                return "In node 3 (Conv): unsupported"
+
+        class Profile:
+            def set_shape(self, name, lo, opt, hi):
+                rec.calls.append(("set_shape", name, tuple(lo), tuple(opt), tuple(hi)))
+
+        class Config:
+            def set_memory_pool_limit(self, pool, size):
+                rec.calls.append(("pool", pool, size))
+
+            def set_flag(self, flag):
+                rec.calls.append(("flag", flag))
+
+            def add_optimization_profile(self, profile):
+                rec.calls.append(("add_profile",))
+
+            def set_calibration_profile(self, profile):
+                rec.calls.append(("calibration_profile",))
+
+            def __setattr__(self, k, v):
+                rec.calls.append(("set", k))
+
+        class Builder:
+            platform_has_fast_fp16 = True
+
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                rec.calls.append(("create_network", flags))
+                return Network()
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                rec.calls.append(("build",))
+                return memoryview(b"PLAN") if rec.build_ok else None
+
+        self.module = types.SimpleNamespace(
+            Builder=Builder, OnnxParser=Parser, Dims=Dims, Logger=lambda sev: object(),
+            MemoryPoolType=types.SimpleNamespace(WORKSPACE="WORKSPACE"),
+            BuilderFlag=types.SimpleNamespace(FP16="FP16", INT8="INT8"))
+        self.module.Logger.WARNING = 2
+
+
+@pytest.fixture
+def fake_trt_module(monkeypatch):
+    from mono_depth_ros.backends import tensorrt_backend as tb
+
+    def install(rec):
+        monkeypatch.setitem(sys.modules, "tensorrt", rec.module)
+        monkeypatch.setattr(tb._Logger, "instance", None)
+        return rec
+    yield install
+    tb._Logger.instance = None
+
+
+def test_build_serialized_engine_call_sequence(fake_trt_module, tmp_path):
+    from mono_depth_ros.backends.tensorrt_backend import build_serialized_engine
+
+    rec = fake_trt_module(_Rec((-1, 3, 120, 160)))
+    assert build_serialized_engine(tmp_path / "m.onnx", "int8", max_batch=4, workspace_gb=1.0,
+                                   calibrator=object()) == b"PLAN"
+    assert rec.calls[0] == ("create_network", 0)  # explicit batch: the only (and default) mode in TensorRT 10
+    assert ("parse_from_file", str(tmp_path / "m.onnx")) in rec.calls
+    assert ("pool", "WORKSPACE", 1 << 30) in rec.calls
+    assert ("flag", "FP16") in rec.calls and ("flag", "INT8") in rec.calls and ("set", "int8_calibrator") in rec.calls
+    # dynamic batch: 1..max_batch, calibrated at the OPT shape (batch 1, the calibrator's frames)
+    assert ("set_shape", "image", (1, 3, 120, 160), (1, 3, 120, 160), (4, 3, 120, 160)) in rec.calls
+    assert rec.calls.index(("add_profile",)) < rec.calls.index(("calibration_profile",)) < rec.calls.index(("build",))
+
+    rec = fake_trt_module(_Rec((1, 3, 120, 160)))
+    build_serialized_engine(tmp_path / "m.onnx", "fp32")
+    assert ("set_shape", "image", (1, 3, 120, 160), (1, 3, 120, 160), (1, 3, 120, 160)) in rec.calls
+    assert not [c for c in rec.calls if c[0] == "flag"]  # fp32: no reduced-precision flags
+
+    fake_trt_module(_Rec((1, 3, 120, 160), parse_ok=False))
+    with pytest.raises(EngineCacheError, match=r"cannot parse .*m\.onnx: In node 3 \(Conv\): unsupported"):
+        build_serialized_engine(tmp_path / "m.onnx", "fp16")
+    fake_trt_module(_Rec((1, 3, 120, 160), build_ok=False))
+    with pytest.raises(EngineCacheError, match="failed to build"):
+        build_serialized_engine(tmp_path / "m.onnx", "fp16")
+    fake_trt_module(_Rec((1, 3, -1, -1)))
+    with pytest.raises(EngineCacheError, match="dynamic spatial dims"):
+        build_serialized_engine(tmp_path / "m.onnx", "fp16")
+
+
 # ---- static type check --------------------------------------------------------------------------------
 def test_tensorrt_backend_typechecks_against_stubs():
     if importlib.util.find_spec("mypy") is None:
@@ -257,7 +432,8 @@ def test_tensorrt_backend_typechecks_against_stubs():
     if importlib.util.find_spec("tensorrt_stubs") is None:
         pytest.skip("tensorrt-stubs is not installed")
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "typecheck_tensorrt.py"),
-                        "mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/trt_engine.py"],
+                        "mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/trt_engine.py",
+                        "mono_depth_ros/export.py", "mono_depth_ros/commands/export.py"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Success" in r.stdout

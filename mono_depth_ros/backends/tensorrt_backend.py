@@ -25,7 +25,7 @@ import numpy as np
 
 from ..model_spec import ModelSpec, load_spec
 from ..trt_engine import (PRECISIONS, EngineCacheError, EngineKey, cached_engine_path, make_key, read_sidecar,
-                          resolve_engine)
+                          resolve_engine, sha256_file)
 from .base import Backend, BackendError
 
 if TYPE_CHECKING:
@@ -109,8 +109,29 @@ def check_onnx_for_tensorrt(meta: Dict[str, str], onnx_path: Path) -> None:
 
 
 # ---- INT8 calibration ----------------------------------------------------------------------------
+def calibration_cache_path(engine_path: Path, onnx_sha256: str, calib_digest: str, trt_version: str) -> Path:
+    """``<engine>.<tag>.calib``: the tag covers everything the scales depend on (ONNX, calibration set,
+    TensorRT version), so a rebuild after the model or the images changed never reuses stale scales
+    (TensorRT leaves that check to the application: see ``IInt8Calibrator.read_calibration_cache``)."""
+    import hashlib
+
+    tag = hashlib.sha256(f"{onnx_sha256}|{calib_digest}|{trt_version}".encode()).hexdigest()[:12]
+    return engine_path.with_name(f"{engine_path.name}.{tag}.calib")
+
+
+def _drop_stale_calibration_caches(engine_path: Path, keep: Path) -> None:
+    for old in [engine_path.with_name(engine_path.name + ".calib"),
+                *engine_path.parent.glob(engine_path.name + ".*.calib")]:
+        if old != keep and old.is_file():
+            try:
+                old.unlink()
+            except OSError as exc:  # pragma: no cover - permissions
+                log.warning("cannot remove stale calibration cache %s: %s", old, exc)
+
+
 def make_calibrator(frames: Sequence[np.ndarray], cache_file: Path, device: int = 0) -> "trt.IInt8Calibrator":
     """An IInt8EntropyCalibrator2 over preprocessed frames (1, 3, H, W) float32, one per batch.
+    ``cache_file`` must be specific to the ONNX model and calibration set (:func:`calibration_cache_path`).
 
     (Deprecated by TensorRT 10.1 in favour of explicit quantisation, but still the simplest route from a
     folder of images to an INT8 engine; ``mono-depth quantize`` writes uint8-activation QDQ for ONNX
@@ -229,8 +250,9 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
     eng_path, onnx_path = _engine_and_onnx_paths(path, precision, cache_dir)
     if engine_path is not None:
         eng_path = Path(engine_path)
+    import torch
+
     name, cc = gpu_identity(device)
-    runtime = trt.Runtime(_Logger.get())
 
     meta: Dict[str, str] = {}
     in_name: str = "image"
@@ -247,6 +269,10 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
         max_batch = int(options.get("max_batch", max_batch))
         opt_batch = int(options.get("opt_batch", opt_batch))
         workspace_gb = float(options.get("workspace_gb", workspace_gb))
+    # A stale or corrupt engine file of the user's is never overwritten: it is rebuilt into the cache.
+    rebuild_to: Optional[Path] = None
+    if engine_path is None and path.suffix.lower() in ENGINE_SUFFIXES and onnx_path is not None:
+        rebuild_to = cached_engine_path(onnx_path, precision, cache_dir)
     prof = None
     if onnx_path is not None and onnx_path.is_file():
         meta, in_name, in_shape = read_onnx_io(onnx_path)
@@ -271,7 +297,10 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
         if precision == "int8":
             if not frames and prof is not None:
                 frames.extend(_calibration(prof, calib, options))  # updates options["calib"] for the new key
-            calibrator = make_calibrator(frames, eng_path.with_name(eng_path.name + ".calib"), device)
+            out = rebuild_to if rebuild_to is not None else eng_path
+            cache = calibration_cache_path(out, sha256_file(onnx), str(options.get("calib", "")), trt.__version__)
+            _drop_stale_calibration_caches(out, cache)
+            calibrator = make_calibrator(frames, cache, device)
         return build_serialized_engine(onnx, precision, max_batch, opt_batch, workspace_gb, calibrator)
 
     def deserialize(data: bytes) -> Optional["trt.ICudaEngine"]:
@@ -281,8 +310,13 @@ def load_or_build_engine(model_path: "str | os.PathLike[str]", precision: str = 
             log.warning("TensorRT could not deserialize engine data: %s", exc)
             return None
 
-    resolved = resolve_engine(eng_path, onnx_path, key_for, build, deserialize, metadata=meta,
-                              input_info=(in_name, in_shape))
+    # TensorRT builds for, and deserializes onto, the *current* CUDA device: make it ``device`` (the
+    # key's GPU name, and the calibrator's buffers, are that device's).  The runtime stays referenced
+    # by the engines it deserializes (pybind keep_alive), so a local is enough.
+    with torch.cuda.device(device):
+        runtime = trt.Runtime(_Logger.get())
+        resolved = resolve_engine(eng_path, onnx_path, key_for, build, deserialize, metadata=meta,
+                                  input_info=(in_name, in_shape), rebuild_to=rebuild_to)
     return resolved.engine, resolved.path, resolved.sidecar
 
 
@@ -310,7 +344,8 @@ class TensorRTBackend(Backend):
     """Runs a TensorRT engine: ``run(x (B,3,H,W) float32) -> (B,1,h,w) float32``.
 
     ``spec``: a :class:`ModelSpec` (or a path) of an ``.onnx`` (engine built/cached from it), an
-    ``.engine`` (used as is; rebuilt from its recorded ONNX source when stale), or a ``.pt`` checkpoint
+    ``.engine`` (used as is; when stale, rebuilt from its recorded ONNX source into the engine cache,
+    the file itself is left untouched), or a ``.pt`` checkpoint
     (exported to ONNX once via :func:`mono_depth_ros.export.cached_onnx`, then as ``.onnx``).
     ``cache_dir``: the project cache root (engines go to ``<cache_dir>/trt``), default
     :func:`mono_depth_ros.trt_engine.default_cache_dir`.  ``precision``: fp32 | fp16 | int8 (INT8 is
