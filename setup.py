@@ -1,9 +1,23 @@
 """mono_depth_ros: an ament_python package that also installs with pip."""
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "mono_depth_ros"
+# The real directory of this file: `colcon build --symlink-install` runs a symlink to it from the
+# build directory, where only setup.py, setup.cfg, the packages and the data_files are linked (not
+# README.md). The data_files globs stay relative to the working directory, as install_data wants.
+HERE = os.path.dirname(os.path.realpath(__file__))
+
+
+def _long_description():
+    try:
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""
+
 
 # Core runtime dependencies. Kept compatible with the ROS distros' own Python stacks:
 # numpy 1.x (Humble) or 2.x, and OpenCV 4 (cv_bridge breaks with OpenCV 5).
@@ -34,7 +48,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="Monocular depth estimation for ROS 2 (Eigen et al. 2014) with TensorRT/PyTorch/ONNX Runtime",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=_long_description(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.8",
