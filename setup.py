@@ -35,8 +35,9 @@ EXTRAS = {
     # your machine first (the Makefile pins torch==2.13.0, CPU, for CI and the demo).
     "torch": ["torch>=2.1"],
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
-    # TensorRT 10 Python bindings come with JetPack / the TensorRT tarball / NVIDIA's index.
-    "tensorrt": ["tensorrt>=10.0"],
+    # TensorRT 10 Python bindings come with JetPack / the TensorRT tarball / NVIDIA's index. The
+    # backend also needs a CUDA build of torch (device buffers, streams) and onnx (export).
+    "tensorrt": ["tensorrt>=10.0,<11", "torch>=2.1", "onnx>=1.15"],
     "training": ["h5py>=3.0", "tensorboard>=2.10", "matplotlib>=3.5", "scipy>=1.7"],
     # plots of the bag evaluation (mono-depth bag --eval)
     "eval": ["matplotlib>=3.5"],
