@@ -575,3 +575,69 @@ def test_cv_bridge_used_when_it_works_else_field_conversions(make_node, bag_fram
     d0, d1 = (conv.image_msg_to_depth(m) for m in published(node, "depth/image"))
     np.testing.assert_array_equal(d0, d1)  # same pixels, whichever decoder
     assert all((m.header.stamp.sec, m.header.stamp.nanosec) == (7, 9) for m in published(node, "depth/colored"))
+
+
+def _fake_sensor_msgs_py(with_point_step: bool):
+    """sensor_msgs_py with point_cloud2.create_cloud's two real signatures: Jazzy's
+    create_cloud(header, fields, points, point_step=None) (a structured array must match the fields'
+    dtype exactly: AssertionError otherwise; is_dense always False) and Humble's
+    create_cloud(header, fields, points) (no point_step: a TypeError for the node's call)."""
+    import types as _types
+
+    from sensor_msgs.msg import PointCloud2
+
+    def _dtype(fields, point_step):
+        spec = {"names": [f.name for f in fields], "formats": [np.dtype(np.float32).str for _ in fields],
+                "offsets": [f.offset for f in fields]}
+        assert all(f.datatype == 7 and f.count == 1 for f in fields)
+        if point_step is not None:
+            spec["itemsize"] = point_step
+        return np.dtype(spec)
+
+    def _create(header, fields, points, point_step=None):
+        assert isinstance(points, np.ndarray) and points.dtype.names is not None
+        assert points.dtype == _dtype(fields, point_step), "PointFields and structured NumPy array dtype differ"
+        assert points.ndim == 1 and points.flags.c_contiguous
+        data = array.array("B")
+        data.frombytes(memoryview(points).cast("B"))
+        cloud = PointCloud2(header=header, height=1, width=int(points.shape[0]), is_dense=False,
+                            is_bigendian=sys.byteorder != "little", fields=fields,
+                            point_step=points.dtype.itemsize, row_step=points.dtype.itemsize * int(points.shape[0]))
+        cloud.data = data
+        return cloud
+
+    if with_point_step:
+        def create_cloud(header, fields, points, point_step=None):
+            return _create(header, fields, points, point_step)
+    else:
+        def create_cloud(header, fields, points):
+            return _create(header, fields, points)
+
+    pkg = _types.ModuleType("sensor_msgs_py")
+    mod = _types.ModuleType("sensor_msgs_py.point_cloud2")
+    mod.create_cloud = create_cloud
+    pkg.point_cloud2 = mod
+    return pkg, mod
+
+
+@pytest.mark.parametrize("with_point_step", [True, False], ids=["jazzy", "humble"])
+@pytest.mark.parametrize("color", [False, True])
+def test_unorganised_cloud_through_sensor_msgs_py(make_node, bag_frames, pipeline, with_point_step, color):
+    pkg, mod = _fake_sensor_msgs_py(with_point_step)
+    sys.modules["sensor_msgs_py"], sys.modules["sensor_msgs_py.point_cloud2"] = pkg, mod  # removed by installed()
+    node = make_node(points_organized=False, points_color=color)
+    subscribe(node, "depth/points")
+    image, info, small, intr = small_frame(bag_frames)
+    node.subscription("camera_info").deliver(info)
+    node.subscription("image").deliver(image)
+    assert node.process_once() and node._stats.errors == 0
+    (msg,) = published(node, "depth/points")
+    assert msg.height == 1 and msg.is_dense is True
+    assert msg.point_step == (32 if color else 16) and msg.row_step == msg.point_step * msg.width
+    got = conv.pointcloud2_to_array(msg).reshape(-1)
+    from mono_depth_ros.pointcloud import CloudBuilder
+
+    ref = CloudBuilder().build(pipeline.infer_rgb(small, intr).depth, intr, rgb=small if color else None,
+                               organized=False)
+    assert msg.width == ref.width > 0 and bytes(msg.data) == ref.data.tobytes()
+    assert np.isfinite(got["z"]).all()
