@@ -54,7 +54,10 @@ PARAMS: Dict[str, Any] = {
     "output_dir": "",                  # write CSV / JSON / markdown / plots here at shutdown
     "idle_shutdown": 0.0,              # s without depth after the first one -> finish and exit (0 = never)
     "qos_reliability": "reliable",     # of the subscriptions (depth_node publishes reliable by default)
-    "tf_timeout": 0.5,
+    # s a tf lookup may wait. 0: none. The lookup runs in a callback on the thread that also delivers
+    # /tf, so a transform missing at that moment cannot arrive during the wait: the frame is skipped
+    # (counted) and later ones find it.
+    "tf_timeout": 0.0,
     "worst_frame_rgb": True,           # decode input images for the worst-frame figure
 }
 
