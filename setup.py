@@ -41,7 +41,8 @@ EXTRAS = {
     "training": ["h5py>=3.0", "tensorboard>=2.10", "matplotlib>=3.5", "scipy>=1.7"],
     # plots of the bag evaluation (mono-depth bag --eval)
     "eval": ["matplotlib>=3.5"],
-    "dev": ["pytest>=7", "pytest-timeout>=2.1", "mypy>=1.5"],
+    # colcon: test/test_packaging.py runs a real `colcon build` (plain and --symlink-install) of the package
+    "dev": ["pytest>=7", "pytest-timeout>=2.1", "mypy>=1.5", "colcon-core>=0.15", "colcon-ros>=0.4"],
 }
 EXTRAS["all"] = sorted({d for k in ("torch", "onnx", "training") for d in EXTRAS[k]})
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -107,7 +108,11 @@ def test_setup_py_runs_from_a_colcon_symlink_build_directory(tmp_path):
     assert again.stdout.strip() == str(sorted(f for _, fs in kw["data_files"] for f in fs))
 
 
-@pytest.mark.skipif(shutil.which("colcon") is None, reason="colcon is not installed (pip install colcon-core colcon-ros)")
+# colcon from the dev extra sits next to this interpreter (make test does not activate the venv)
+COLCON = shutil.which("colcon", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+
+@pytest.mark.skipif(COLCON is None, reason="colcon is not installed (pip install colcon-core colcon-ros)")
 @pytest.mark.parametrize("symlink", [False, True], ids=["install", "symlink-install"])
 def test_colcon_build_installs_the_ros_layout(tmp_path, symlink):  # pragma: no cover - needs colcon
     src = tmp_path / "src" / "mono_depth_ros"
@@ -117,7 +122,7 @@ def test_colcon_build_installs_the_ros_layout(tmp_path, symlink):  # pragma: no 
         if (ROOT / f).is_file() and not f.startswith(".venv"):
             (src / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, src / f)
-    cmd = ["colcon", "build", "--event-handlers", "console_direct+"] + (["--symlink-install"] if symlink else [])
+    cmd = [COLCON, "build", "--event-handlers", "console_direct+"] + (["--symlink-install"] if symlink else [])
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     prefix = tmp_path / "install" / "mono_depth_ros"
