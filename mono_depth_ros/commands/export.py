@@ -106,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
         # before exporting anything: no half-done ONNX-without-engine when the engine cannot be built
         reason = tensorrt_unavailable()
         if reason is not None:
+            first = f"copy {args.model}" if onnx_out is None else (
+                f"export ONNX here (mono-depth export --model {args.model} --out {onnx_out})")
             raise CLIError(f"cannot build a TensorRT engine here: {reason}. Engines are specific to the GPU and "
-                           f"TensorRT version: export ONNX here (mono-depth export --model {args.model} --out "
-                           f"{onnx_out or args.model}) and build the engine on the machine that runs it "
+                           f"TensorRT version: {first} and build the engine on the machine that runs it "
                            f"(mono-depth export --model X.onnx --out X.engine)")
     if onnx_out is not None:
         path = export_onnx(args.model, onnx_out, opset=args.opset, dynamic_batch=args.dynamic_batch,
