@@ -9,9 +9,11 @@ Starts
   * ``depth_evaluator`` (mono_depth_ros/ros/evaluator_node.py): /depth/image + /depth/camera_info vs.
     the LiDAR topic via /tf_static; logs metrics, latency and dropped frames; writes them to
     ``output_dir`` at the end,
-  * after ``play_delay`` seconds (time for the node to load its model), ``ros2 bag play`` of the bag,
-    with a QoS override that makes /tf_static transient-local (latched) even for bags that did not
-    record QoS (a bare .mcap from kitti2mcap), so that tf2 receives it.
+  * after ``play_delay`` seconds (time for the node to load its model), ``ros2 bag play`` of the bag
+    (``--clock 100`` when ``use_sim_time``, the default: depth_node then runs on the bag's clock; the
+    evaluator stays on wall time, so its idle shutdown works after the bag's clock stops), with a QoS
+    override that makes /tf_static transient-local (latched) even for bags that did not record QoS
+    (a bare .mcap from kitti2mcap), so that tf2 receives it.
 When the evaluator has seen no depth image for ``idle_shutdown`` seconds (the bag has ended) it
 writes its results and exits, and the whole launch shuts down.
 """
@@ -46,7 +48,12 @@ ARGS = [
     ("output_dir", "", "where the evaluator writes CSV / JSON / markdown / plots (empty: log only)"),
     ("idle_shutdown", "5.0", "seconds without depth (after the first) before the evaluator finishes and exits"),
     ("storage", "", "storage plugin for ros2 bag play -s (empty: mcap for a .mcap file, else automatic)"),
+    ("use_sim_time", "true", "depth_node runs on the bag's clock (ros2 bag play --clock 100), so its "
+     "/diagnostics latency (publish time - image stamp) is in bag time; the evaluator's latency is "
+     "wall-clock either way"),
 ]
+
+CLOCK_HZ = "100"
 
 TF_STATIC_QOS = """/tf_static:
   history: keep_all
@@ -67,6 +74,8 @@ def _play(context, *args, **kwargs):
            "--qos-profile-overrides-path", qos_path]
     if storage:
         cmd += ["-s", storage]
+    if LaunchConfiguration("use_sim_time").perform(context).strip().lower() in ("1", "true", "yes", "on"):
+        cmd += ["--clock", CLOCK_HZ]
     return [ExecuteProcess(cmd=cmd, name="bag_play", output="screen")]
 
 
@@ -97,6 +106,7 @@ def generate_launch_description():
                               "model": LaunchConfiguration("model"),
                               "params_file": LaunchConfiguration("params_file"),
                               "rviz": LaunchConfiguration("rviz"),
+                              "use_sim_time": LaunchConfiguration("use_sim_time"),
                               "fixed_frame": LaunchConfiguration("fixed_frame")}.items()),
         evaluator,
         TimerAction(period=LaunchConfiguration("play_delay"), actions=[OpaqueFunction(function=_play)]),

@@ -173,3 +173,70 @@ def test_generate_launch_description_with_real_launch():
     ld = module.generate_launch_description()
     declared = {a.name for a in ld.entities if isinstance(a, DeclareLaunchArgument)}
     assert REQUIRED <= declared
+
+
+# ---- eval.launch.py against stand-ins ----------------------------------------------------------
+def _load_eval_with_stand_ins(monkeypatch):
+    """eval.launch.py with the launch / launch_ros names it imports replaced by recorders."""
+    def rec(kind):
+        return lambda *a, **kw: (kind, a, kw)
+
+    launch = types.ModuleType("launch")
+    launch.LaunchDescription = lambda entities: list(entities)
+    actions = types.ModuleType("launch.actions")
+    for n in ("EmitEvent", "IncludeLaunchDescription", "OpaqueFunction", "RegisterEventHandler", "TimerAction"):
+        setattr(actions, n, rec(n))
+    actions.DeclareLaunchArgument = lambda name, default_value=None, description="": ("arg", name, default_value)
+    actions.ExecuteProcess = lambda *, cmd, name=None, output="log", **kw: ("ExecuteProcess", cmd, name)
+    handlers = types.ModuleType("launch.event_handlers")
+    handlers.OnProcessExit = rec("OnProcessExit")
+    events = types.ModuleType("launch.events")
+    events.Shutdown = rec("Shutdown")
+    sources = types.ModuleType("launch.launch_description_sources")
+    sources.PythonLaunchDescriptionSource = rec("PythonLaunchDescriptionSource")
+    subs = types.ModuleType("launch.substitutions")
+    subs.LaunchConfiguration = _LaunchConfiguration
+    subs.PathJoinSubstitution = rec("PathJoinSubstitution")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    ros_actions.Node = _Node
+    ros_params = types.ModuleType("launch_ros.parameter_descriptions")
+    ros_params.ParameterValue = _ParameterValue
+    ros_subs = types.ModuleType("launch_ros.substitutions")
+    ros_subs.FindPackageShare = rec("FindPackageShare")
+    for name, mod in {"launch": launch, "launch.actions": actions, "launch.event_handlers": handlers,
+                      "launch.events": events, "launch.launch_description_sources": sources,
+                      "launch.substitutions": subs, "launch_ros": types.ModuleType("launch_ros"),
+                      "launch_ros.actions": ros_actions, "launch_ros.parameter_descriptions": ros_params,
+                      "launch_ros.substitutions": ros_subs}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    spec = importlib.util.spec_from_file_location("eval_launch_under_test", ROOT / "launch" / "eval.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("sim", ["true", "false"])
+def test_eval_launch_plays_with_clock_when_depth_node_uses_sim_time(monkeypatch, tmp_path, sim):
+    module = _load_eval_with_stand_ins(monkeypatch)
+    ld = module.generate_launch_description()
+    entries = [e for e in ld if isinstance(e, tuple)]
+    defaults = {e[1]: e[2] for e in entries if e[0] == "arg"}
+    assert defaults["use_sim_time"] == "true"
+    (include,) = [e for e in entries if e[0] == "IncludeLaunchDescription"]
+    passed = {k: v.name for k, v in include[2]["launch_arguments"]}
+    assert passed["use_sim_time"] == "use_sim_time"   # depth.launch.py's argument, passed on
+    (evaluator,) = [e for e in ld if isinstance(e, _Node)]
+    assert "use_sim_time" not in evaluator.parameters[0]   # wall time: idle shutdown after the clock stops
+    bag = tmp_path / "b.mcap"
+    bag.write_bytes(b"")
+    ctx = {**{k: v for k, v in defaults.items() if v is not None}, "bag": str(bag), "use_sim_time": sim}
+    ((kind, cmd, name),) = module._play(ctx)
+    qos = Path(cmd[cmd.index("--qos-profile-overrides-path") + 1])
+    assert "/tf_static:" in qos.read_text()
+    qos.unlink()
+    assert (kind, name) == ("ExecuteProcess", "bag_play")
+    assert cmd[:4] == ["ros2", "bag", "play", str(bag)] and cmd[cmd.index("-s") + 1] == "mcap"
+    if sim == "true":
+        assert cmd[cmd.index("--clock") + 1] == module.CLOCK_HZ and float(module.CLOCK_HZ) > 0
+    else:
+        assert "--clock" not in cmd
