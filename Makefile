@@ -12,12 +12,13 @@ INPUT  ?=
 
 venv: $(STAMP)
 
-$(STAMP): setup.py requirements/cpu.txt requirements/dev.txt
+$(STAMP): setup.py requirements/cpu.txt requirements/dev.txt requirements/rclpy.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=23"
 	$(PIP) install --quiet -r requirements/cpu.txt
 	$(PIP) install --quiet -e ".[all,dev]"
 	$(PIP) install --quiet --no-deps -r requirements/dev.txt
+	$(PIP) install --quiet -r requirements/rclpy.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
