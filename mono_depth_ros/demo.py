@@ -581,19 +581,10 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     frames_in: Optional[InputFrames] = None
     if input_is_bag:
         assert in_path is not None
-        _, cam_size = _check_bag(in_path)
+        _check_bag(in_path)
     elif in_path is not None:
         frames_in = InputFrames(in_path, frames)   # the first frame decoded, the folder checked
-        cam_size = (frames_in.first.shape[1], frames_in.first.shape[0])
-    else:
-        cam_size = (width, height)
-    model_desc = _check_model(model_path, backend, threads)
-    log(f"model: {model_desc}")
-    from .model_spec import load_spec, geometry_note
-
-    note = geometry_note(load_spec(model_path).profile, *cam_size)
-    if note:
-        log(f"warning: {note}")
+    _check_model(model_path, backend, threads)   # (step 2 says which model runs, and warns on the geometry)
 
     made: List[Path] = []   # parent folders this run creates (removed again if it fails)
     parent = out.parent
