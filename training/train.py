@@ -128,9 +128,16 @@ def _check_dataset_keys(spec: Any, where: str) -> None:
         params = inspect.signature(SOURCES[typ]).parameters
     except (TypeError, ValueError):
         return
+    known = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return
-    known = [n for n, p in params.items() if n != "self" and p.kind != p.VAR_POSITIONAL]
+        if typ != "synthetic":
+            return
+        from mono_depth_ros.synthetic import SyntheticDataset   # SyntheticScenes passes **kwargs on to it
+
+        sub = inspect.signature(SyntheticDataset).parameters
+        if any(p.kind == p.VAR_KEYWORD for p in sub.values()):
+            return
+        known += [n for n in sub if n not in known]
     known += ["type", "cache", "limit", "repeat", "gt_resample", "mask_min_max_eval"]
     for k in spec:
         if k not in known:

@@ -51,6 +51,9 @@ def _plan(args: argparse.Namespace) -> Tuple[Optional[Path], Optional[Path]]:
     from ..export import ENGINE_SUFFIXES
 
     out, model = Path(args.out), Path(args.model)
+    if _same_file(out, model):
+        raise CLIError(f"--out {out} is the input model {model}: exporting would replace it (even with "
+                       "--overwrite); choose another --out")
     out_is_engine = out.suffix.lower() in ENGINE_SUFFIXES
     engine = args.engine or out_is_engine
     model_is_onnx = model.suffix.lower() == ".onnx"
