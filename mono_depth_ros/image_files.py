@@ -131,6 +131,25 @@ def read_header(path: "str | Path") -> Optional[ImageHeader]:
     return None
 
 
+def looks_truncated(path: "str | Path") -> bool:
+    """True when a PNG lacks its IEND chunk or a JPEG its end-of-image marker (a cut-off copy or download):
+    refused with one line instead of letting the decoder print its own complaints to stderr."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 256))
+            tail = f.read()
+    except OSError:
+        return False
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in tail
+    if head[:2] == b"\xff\xd8":
+        return b"\xff\xd9" not in tail
+    return False
+
+
 def too_large_message(path: "str | Path", width: int, height: int, max_pixels: int, flag: str = "--max-pixels") -> str:
     mp = width * height / 1e6
     return (f"{path} is {width}x{height} ({mp:.0f} MP), above the limit of {max_pixels / 1e6:g} MP ({flag}): "
@@ -170,6 +189,8 @@ def read_camera_image(path: "str | Path", max_pixels: int = DEFAULT_MAX_PIXELS, 
             raise NotACameraImage(f"{p} is a single-channel {hdr.bits}-bit image (a depth map?), not a camera image")
         if max_pixels and hdr.pixels > max_pixels:
             raise ValueError(too_large_message(p, hdr.width, hdr.height, max_pixels, flag))
+    if looks_truncated(p):
+        raise ValueError(f"{p}: the file is truncated (no end-of-image marker); cannot read image")
     img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"{p}: cannot read image (corrupt, truncated or unsupported format)")

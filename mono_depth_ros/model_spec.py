@@ -291,6 +291,8 @@ def _load_onnx_spec(path: Path) -> ModelSpec:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf errors: a corrupt file
         raise ModelFileError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {exc}") from exc
+    if not m.graph.node and not m.graph.input:
+        raise ModelFileError(f"{path} is not an ONNX model (empty, or no graph in it)")
     md = {p.key: p.value for p in m.metadata_props}
     inputs = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
     outputs = [o.name for o in m.graph.output]
