@@ -19,8 +19,10 @@ from typing import Optional
 import numpy as np
 
 # The largest image `mono-depth predict` (and the demo) take by default: 50 megapixels (e.g. 8192 x 6144).
-# Memory of predict is about 40 bytes per camera pixel (RGB, depth, the resampling buffers, PNG/NPY encoding),
-# i.e. ~2 GB at the limit; `--max-pixels 0` lifts it.
+# Peak memory of predict grows by about 25 bytes per camera pixel (RGB, depth, resampling buffers, PNG/NPY
+# encoding) and about 150 with a point cloud (--fx/--camera-info: the PLY's buffers): measured 2026-12-02 on the
+# project's 2-core machine (shared), 640x480 vs 4000x3000 PNG, max RSS 0.39 / 0.67 GB (no cloud) and 2.15 GB
+# (cloud). So ~1.3 GB (7.5 GB with a cloud) above the baseline at the limit; `--max-pixels 0` lifts it.
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
@@ -153,8 +155,8 @@ def looks_truncated(path: "str | Path") -> bool:
 def too_large_message(path: "str | Path", width: int, height: int, max_pixels: int, flag: str = "--max-pixels") -> str:
     mp = width * height / 1e6
     return (f"{path} is {width}x{height} ({mp:.0f} MP), above the limit of {max_pixels / 1e6:g} MP ({flag}): "
-            f"processing it needs about {40 * width * height / 1e9:.1f} GB of memory; pass {flag} 0 to allow any "
-            "size, or downscale it")
+            f"processing it needs about {25 * width * height / 1e9:.1f} GB of memory ({150 * width * height / 1e9:.0f} "
+            f"GB with a point cloud); pass {flag} 0 to allow any size, or downscale it")
 
 
 def to_rgb(img: np.ndarray, path: "str | Path") -> np.ndarray:

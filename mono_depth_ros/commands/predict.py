@@ -47,7 +47,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                    help="depth (m) at the cool end of NAME_color.png (default: each frame's 98 %% depth percentile)")
     p.add_argument("--max-pixels", type=float, default=None,
                    help="refuse images larger than this many pixels (default 50e6, read from the file header "
-                        "before decoding; ~40 bytes of memory per pixel); 0: no limit")
+                        "before decoding; memory grows ~25 bytes per pixel, ~150 with a point cloud); 0: no limit")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
     g.add_argument("--skip-existing", action="store_true",
