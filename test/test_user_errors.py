@@ -125,6 +125,18 @@ def test_demo_failure_keeps_previous_output(demo_dir, model, tmp_path, capfd, mo
     assert rc == 2 and "disk trouble" in one_error_line(capfd.readouterr().err)
     assert tree(demo_dir) == before
     assert sorted(p.name for p in demo_dir.parent.iterdir() if p.name.startswith(".")) == []
+    monkeypatch.undo()
+    # a good run replaces the previous output; --overwrite into a user's folder keeps the user's files
+    rc = main(["demo", "--out", str(demo_dir), "--no-progress", "--frames", "3", "--size", "128x96", "--heldout", "0"])
+    assert rc == 0 and len(list((demo_dir / "depth").glob("*.npy"))) == 3
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    rc = main(["demo", "--out", str(user), "--overwrite", "--no-progress", "--frames", "2", "--size", "128x96",
+               "--heldout", "0"])
+    assert rc == 0 and (user / "notes.txt").read_text() == "keep me" and (user / demo.MARKER).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    capfd.readouterr()
 
 
 def _foreign(src: Path, dst: Path) -> Path:
@@ -341,7 +353,7 @@ def _huge_png(path: Path, w: int, h: int) -> Path:
         c = kind + data
         return len(data).to_bytes(4, "big") + c + zlib.crc32(c).to_bytes(4, "big")
 
-    comp = zlib.compressobj(9)
+    comp = zlib.compressobj(1)
     row = b"\0" * (w + 1)
     parts = [comp.compress(row * 500) for _ in range(h // 500)] + [comp.compress(row * (h % 500)), comp.flush()]
     ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
