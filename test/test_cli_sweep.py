@@ -213,11 +213,15 @@ def test_every_verb_with_bad_inputs(w, capfd, monkeypatch):
     capfd.readouterr()
     for verb, case, argv in cases:
         before = _tree(w["root"])
+        crash = ""
         try:
             rc = _run(argv)
         except SystemExit as exc:   # argparse
             rc = exc.code
+        except Exception as exc:  # noqa: BLE001 - what a user would see as a traceback
+            rc, crash = "traceback", f"Traceback: {type(exc).__name__}: {exc}"
         out, err = capfd.readouterr()
+        err += crash
         lines = [ln for ln in err.splitlines() if ln.strip()]
         msg = lines[0] if lines else ""
         ROWS.append((verb, case, rc, " / ".join(lines)))
