@@ -219,8 +219,8 @@ def test_predict_frame_sets_are_atomic_and_resumable(model, tmp_path, capfd, mon
 def test_predict_sigint_real_signal_exit_130_complete_sets(model, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    for i in range(40):
-        _image(src / f"f{i:02d}.png", w=320, h=240, seed=i)
+    for i in range(150):   # far more than are processed before the signal: the run cannot finish first
+        _image(src / f"f{i:03d}.png", w=320, h=240, seed=i)
     out = tmp_path / "out"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "mono_depth_ros", "predict", str(src), "--out", str(out),
