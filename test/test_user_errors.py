@@ -174,6 +174,12 @@ def test_predict_refuses_out_equal_input_folder_and_skips_depth_maps(model, tmp_
     assert rc == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["a_color.png", "a_depth.npy", "a_depth.png"]
     assert "skipped 1" in o
+    # the outputs of that run, given as input, are not camera images either (colour PNG of a depth, depth PNG)
+    rc = main(["predict", str(out), str(nyu / "a.png"), "--out", str(tmp_path / "p3"), "--model", str(model),
+               "--quiet", "--backend", "torch"])
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "p3").iterdir()) == ["a_color.png", "a_depth.npy",
+                                                                               "a_depth.png"]
+    capfd.readouterr()
     rc = main(["predict", str(nyu / "a_depth.png"), "--out", str(tmp_path / "p2"), "--model", str(model), "--quiet"])
     assert rc == 2 and "depth map" in one_error_line(capfd.readouterr().err)
     assert tree(nyu) == before and not (tmp_path / "p2").exists()

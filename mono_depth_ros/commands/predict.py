@@ -71,6 +71,10 @@ def _expand(inputs: List[str]) -> Tuple[List[_Frames], List[str]]:
         p = Path(raw)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            # a folder of earlier predict outputs: its colourised depth (NAME_color.png beside NAME_depth.npy) is
+            # no camera image (NAME_depth.png, 16-bit, is skipped as a depth map later)
+            found = [q for q in found if not (q.name.endswith("_color.png")
+                                              and (q.parent / (q.name[:-len("_color.png")] + "_depth.npy")).is_file())]
             if not found:
                 errors.append(f"{p}: folder has no images or videos")
             for q in found:
