@@ -344,12 +344,15 @@ def test_sidecar_size_conflict_is_one_line(model, onnx_model, tmp_path, capfd):
     ks = tmp_path / "ks.onnx"
     ks.write_bytes(onnx_model.read_bytes())
     (tmp_path / "ks.yaml").write_text("input_width: 320\ninput_height: 240\n")
+    bag = tmp_path / "bag"
+    demo.write_synthetic_bag(bag, n_frames=1, width=64, height=48, progress=False)
     for verb in (["predict", str(img), "--out", str(tmp_path / "p"), "--quiet"],
+                 ["bag", str(bag), "--out", str(tmp_path / "b"), "--no-progress"],
                  ["bench", "--iters", "1", "--warmup", "0", "--no-pipeline"]):
         rc = main(verb + ["--model", str(ks)])
         line = one_error_line(capfd.readouterr().err)
         assert rc == 2 and "ks.yaml" in line and "overrides the embedded metadata" in line and "160x120" in line
-    assert not (tmp_path / "p").exists()
+    assert not (tmp_path / "p").exists() and not (tmp_path / "b").exists()
 
 
 # ---- 9. an oversized image is refused from its header ---------------------------------------------
