@@ -47,25 +47,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (YAML / protobuf / argparse messages span several)."""
+    text = str(exc) or type(exc).__name__
+    return " | ".join(ln.strip() for ln in text.splitlines() if ln.strip())
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    prog = f"mono-depth {args.command}"
     try:
         return int(args._run(args) or 0)
     except CLIError as exc:
-        print(f"mono-depth {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
-        print(f"mono-depth {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError) as exc:
-        print(f"mono-depth {args.command}: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:   # missing / existing / unreadable files, bad values, bag errors
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - model/file errors are user errors with a clear message
-        from .checkpoint import ModelFileError
+    except Exception as exc:  # noqa: BLE001 - model/file/backend errors are user errors with a clear message
+        from .backends.base import BackendError
+        from .model_spec import ModelFileError
 
-        if isinstance(exc, (ModelFileError, ValueError)):
-            print(f"mono-depth {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, (ModelFileError, BackendError)):
+            print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
             return 2
         raise
 

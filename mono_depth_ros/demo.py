@@ -81,6 +81,57 @@ Log = Callable[[str], None]
 
 
 # ---- the output directory ---------------------------------------------------------------------
+def check_out_dir(out: "str | Path", overwrite: bool = False) -> Path:
+    """The checks of :func:`prepare_out_dir`, writing nothing: ``out`` is missing, empty, the demo's own
+    (it holds :data:`MARKER`), or (with ``overwrite``) any directory; never a file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(True for _ in out.iterdir()) and not (out / MARKER).is_file() and not overwrite:
+        raise DemoError(f"--out {out} exists and was not made by the demo (no {MARKER} file in it); "
+                        "refusing to write into it. Choose another --out, or pass --overwrite (it then "
+                        f"replaces only the demo's own entries: {', '.join(ENTRIES[:-1])})")
+    return out
+
+
+def _swap_in(staging: Path, out: Path, log: Log) -> None:
+    """Move the finished demo output from ``staging`` into ``out``: only the demo's own entries of ``out``
+    are replaced (other files stay); on any failure the previous entries are put back."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    if any(True for _ in out.iterdir()):
+        log(f"replacing the previous demo output in {out}" if (out / MARKER).is_file() else
+            f"--overwrite: writing the demo's entries into {out} (other files are left alone)")
+    import tempfile
+
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.demo-old-", dir=str(out.parent)))
+    old: List[str] = []
+    new: List[str] = []
+    try:
+        for name in ENTRIES:
+            p = out / name
+            if p.exists() or p.is_symlink():
+                os.replace(p, trash / name)
+                old.append(name)
+        for child in sorted(staging.iterdir()):
+            os.replace(child, out / child.name)
+            new.append(child.name)
+    except BaseException:
+        for name in new:   # roll back: the new entries go, the previous ones come back
+            p = out / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+        for name in old:
+            os.replace(trash / name, out / name)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def prepare_out_dir(out: "str | Path", overwrite: bool = False, log: Log = print) -> Path:
     """Make ``out`` the demo's directory. A directory the demo made (it holds :data:`MARKER`) is reused: its
     demo entries are removed. An empty or missing one is created. Anything else is refused unless
@@ -157,56 +208,97 @@ def write_synthetic_bag(path: "str | Path", n_frames: int = DEMO_FRAMES, width: 
 
 
 def _read_image(path: Path) -> np.ndarray:
-    import cv2
+    from .image_files import read_camera_image
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DemoError(f"--input {path}: cannot read it as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        return read_camera_image(path, flag="the demo's limit")
+    except ValueError as exc:
+        msg = str(exc)
+        if "cannot read image" in msg or "no such file" in msg:
+            msg = f"{path}: cannot read it as an image"
+        raise DemoError(f"--input {msg}") from None
 
 
-def _input_images(path: Path, max_frames: Optional[int]) -> List[np.ndarray]:
-    import cv2
+class InputFrames:
+    """The frames of an image folder, an image or a video, read one at a time (memory does not grow with the
+    input); the constructor checks the input (the first frame decoded, the folder's image headers) without
+    writing anything."""
 
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-        if not files:
-            raise DemoError(f"--input {path}: the folder has no images ({', '.join(IMAGE_EXTS)}) and is not a bag "
-                            "(no metadata.yaml / .mcap / .db3)")
-        files = files[:max_frames] if max_frames else files
-        imgs = [_read_image(p) for p in files]
-    elif path.suffix.lower() in VIDEO_EXTS:
-        cap = cv2.VideoCapture(str(path))
-        imgs = []
+    def __init__(self, path: Path, max_frames: Optional[int]):
+        from .image_files import read_header
+
+        self.path, self.max_frames = path, max_frames
+        self.files: List[Path] = []
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+            if not files:
+                raise DemoError(f"--input {path}: the folder has no images ({', '.join(IMAGE_EXTS)}) and is not a "
+                                "bag (no metadata.yaml / .mcap / .db3)")
+            self.files = files[:max_frames] if max_frames else files
+            sizes = {}
+            for f in self.files:
+                h = read_header(f)
+                if h is not None:
+                    sizes.setdefault((h.width, h.height), f)
+            if len(sizes) > 1:
+                raise DemoError(f"--input {path}: the images differ in size "
+                                f"({', '.join(f'{w}x{h}' for w, h in sorted(sizes))}); one camera stream has one size")
+            self.kind = "images"
+        elif path.suffix.lower() in VIDEO_EXTS:
+            self.kind = "video"
+        elif path.suffix.lower() in IMAGE_EXTS:
+            self.files = [path]
+            self.kind = "images"
+        else:
+            raise DemoError(f"--input {path}: not a bag (directory with metadata.yaml, .mcap or .db3), an image "
+                            f"folder, an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})")
+        first = next(iter(self), None)
+        if first is None:
+            raise DemoError(f"--input {path}: no frame could be read from the video")
+        self.first = first
+
+    def __iter__(self):
+        import cv2
+
+        from .image_files import DEFAULT_MAX_PIXELS, too_large_message
+
+        shape = None
+        if self.kind == "images":
+            for f in self.files:
+                im = _read_image(f)
+                if shape is not None and im.shape != shape:
+                    raise DemoError(f"--input {self.path}: {f.name} is {im.shape[1]}x{im.shape[0]}, the first image "
+                                    f"{shape[1]}x{shape[0]}; one camera stream has one size")
+                shape = im.shape
+                yield im
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        n = 0
         try:
-            while cap.isOpened() and (not max_frames or len(imgs) < max_frames):
+            while cap.isOpened() and (not self.max_frames or n < self.max_frames):
                 ok, bgr = cap.read()
                 if not ok:
                     break
-                imgs.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                if bgr.shape[0] * bgr.shape[1] > DEFAULT_MAX_PIXELS:
+                    raise DemoError(f"--input {too_large_message(self.path, bgr.shape[1], bgr.shape[0], DEFAULT_MAX_PIXELS, 'the demo limit')}")
+                n += 1
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         finally:
             cap.release()
-        if not imgs:
-            raise DemoError(f"--input {path}: no frame could be read from the video")
-    elif path.suffix.lower() in IMAGE_EXTS:
-        imgs = [_read_image(path)]
-    else:
-        raise DemoError(f"--input {path}: not a bag (directory with metadata.yaml, .mcap or .db3), an image folder, "
-                        f"an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})")
-    shapes = {im.shape for im in imgs}
-    if len(shapes) > 1:
-        raise DemoError(f"--input {path}: the images differ in size ({', '.join(f'{s[1]}x{s[0]}' for s in sorted(shapes))}); "
-                        "one camera stream has one size")
-    return imgs
 
 
-def write_images_bag(path: "str | Path", images: Sequence[np.ndarray], fps: float = DEMO_FPS,
+def _input_images(path: Path, max_frames: Optional[int]) -> List[np.ndarray]:
+    """All frames of an image folder / image / video (kept for library users; the demo streams them)."""
+    return list(InputFrames(path, max_frames))
+
+
+def write_images_bag(path: "str | Path", images: "Sequence[np.ndarray] | InputFrames", fps: float = DEMO_FPS,
                      hfov_deg: float = DEFAULT_HFOV_DEG) -> Dict[str, Any]:
-    """User images / video frames -> a rosbag2 with ``/camera/image_raw`` + ``/camera/camera_info`` (assumed
-    intrinsics: ``hfov_deg`` horizontal field of view)."""
+    """User images / video frames (a sequence, or :class:`InputFrames` read one at a time) -> a rosbag2 with
+    ``/camera/image_raw`` + ``/camera/camera_info`` (assumed intrinsics: ``hfov_deg`` horizontal field of view)."""
     from .bag import io as bio
 
-    h, w = images[0].shape[:2]
+    h, w = (images.first if isinstance(images, InputFrames) else images[0]).shape[:2]
     K = default_intrinsics(w, h, hfov_deg).K()
     stamps = []
     with bio.BagWriter(path, overwrite=False) as wr:
@@ -214,13 +306,16 @@ def write_images_bag(path: "str | Path", images: Sequence[np.ndarray], fps: floa
         wr.add_topic(INFO_TOPIC, bio.CAMERA_INFO)
         dt = int(round(1e9 / fps))
         for i, im in enumerate(images):
+            if im.shape[:2] != (h, w):
+                raise DemoError(f"frame {i} is {im.shape[1]}x{im.shape[0]}, the first {w}x{h}; one camera stream "
+                                "has one size")
             t = STAMP0_NS + i * dt
             stamps.append(t)
             hdr = wr.factory.header(t, FRAME_ID)
             wr.write(IMAGE_TOPIC, t, wr.factory.image(hdr, im, "rgb8"))
             wr.write(INFO_TOPIC, t, wr.factory.camera_info(hdr, w, h, K))
         counts = dict(wr.counts)
-    return {"frames": len(images), "stamps": stamps, "topics": counts}
+    return {"frames": len(stamps), "stamps": stamps, "topics": counts}
 
 
 def is_bag(path: Path) -> bool:
@@ -415,10 +510,57 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
 
 
 # ---- everything ---------------------------------------------------------------------------------
+def _check_model(model_path: str, backend: str, threads: int) -> str:
+    """Load the model as the run will (file, sidecar, backend) and drop it: a broken or foreign model stops
+    the demo before anything is written. Returns its one-line description."""
+    from .backends.base import BackendError
+    from .cli import one_line
+    from .model_spec import ModelFileError
+    from .pipeline import DepthPipeline
+
+    try:
+        pipe = DepthPipeline(model_path, backend=backend, threads=threads or None)
+    except (ModelFileError, BackendError, ValueError, OSError) as exc:
+        raise DemoError(f"--model {model_path}: {one_line(exc)}") from None
+    desc = f"{pipe.spec.describe()} on {pipe.backend.describe()}"
+    pipe.close()
+    return desc
+
+
+def _check_bag(path: Path) -> Tuple[str, Tuple[int, int]]:
+    """The input bag opens and has a camera (image + camera_info topics, as `mono-depth bag` detects them);
+    returns the image topic and the first camera_info's size."""
+    from .bag import io as bio
+    from .bag.run import BagRunOptions, resolve_topics
+
+    try:
+        with bio.BagReader(path) as r:
+            tp = resolve_topics(r, BagRunOptions(input=path, output=path))
+            info = next((m for _, _, m in r.messages([tp.camera_info])), None)
+            size = (int(info.width), int(info.height)) if info is not None else (0, 0)
+    except bio.BagError as exc:
+        raise DemoError(f"--input {exc}") from None
+    return tp.image, size
+
+
+def _rebase(p: Any, staging: Path, out: Path) -> Any:
+    if isinstance(p, Path):
+        try:
+            return out / p.relative_to(staging)
+        except ValueError:
+            return p
+    return p
+
+
 def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input: Optional[str] = None,
              frames: Optional[int] = None, width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1],
              overwrite: bool = False, backend: str = "auto", threads: int = 0, progress: bool = True,
              heldout: int = HELDOUT_SEQUENCES, log: Log = print) -> DemoResult:
+    """The demo into ``out``. Every input (model, --input) is checked before anything is written; the run
+    writes into a temporary folder beside ``out`` and replaces the previous demo output only once it has
+    succeeded (a failed or interrupted run leaves ``out`` exactly as it was)."""
+    import tempfile
+
     t0 = time.perf_counter()
     if model is not None and not Path(model).is_file():
         raise DemoError(f"--model {model}: no such file")
@@ -432,10 +574,45 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         raise DemoError(f"--frames must be >= 1, got {frames}")
     if heldout < 0:
         raise DemoError(f"--heldout must be >= 0, got {heldout}")
-    imgs: List[np.ndarray] = []
-    if in_path is not None and not is_bag(in_path):
-        imgs = _input_images(in_path, frames)   # before touching --out: a bad --input changes nothing
-    out = prepare_out_dir(out, overwrite=overwrite, log=log)
+    if width < 16 or height < 16:
+        raise DemoError(f"--size must be at least 16x16, got {width}x{height}")
+    out = check_out_dir(out, overwrite)
+    input_is_bag = in_path is not None and is_bag(in_path)
+    frames_in: Optional[InputFrames] = None
+    if input_is_bag:
+        assert in_path is not None
+        _check_bag(in_path)
+    elif in_path is not None:
+        frames_in = InputFrames(in_path, frames)   # the first frame decoded, the folder checked
+    _check_model(model_path, backend, threads)   # (step 2 says which model runs, and warns on the geometry)
+
+    made: List[Path] = []   # parent folders this run creates (removed again if it fails)
+    parent = out.parent
+    while not parent.exists():
+        made.append(parent)
+        parent = parent.parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.demo-new-", dir=str(out.parent)))
+    try:
+        (staging / MARKER).write_text(json.dumps({"made_by": "mono-depth demo", "time": time.time()}) + "\n")
+        result = _run_demo_steps(staging, out, model, model_path, in_path, input_is_bag, frames_in, frames, width,
+                                 height, backend, threads, progress, heldout, log)
+        result.seconds = time.perf_counter() - t0
+        _swap_in(staging, out, log)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for d in made:   # innermost first
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+    return result
+
+
+def _run_demo_steps(staging: Path, out: Path, model: Optional[str], model_path: str, in_path: Optional[Path],
+                    input_is_bag: bool, frames_in: "Optional[InputFrames]", frames: Optional[int], width: int,
+                    height: int, backend: str, threads: int, progress: bool, heldout: int, log: Log) -> DemoResult:
     image_topic = info_topic = None
     with_gt = False
     copy = "tf"
@@ -445,28 +622,30 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     if in_path is None:
         log(f"1/{steps} rendering {n} frames of a synthetic {DEMO_KIND} sequence ({width}x{height}, seed {DEMO_SEED}, "
             f"exact ground truth) into a ROS 2 bag")
-        input_bag = out / "input_bag"
+        input_bag = staging / "input_bag"
         write_synthetic_bag(input_bag, n, width, height, progress=progress)
         image_topic, info_topic, with_gt, copy = IMAGE_TOPIC, INFO_TOPIC, True, "all"
-    elif is_bag(in_path):
+    elif input_is_bag:
         log(f"1/{steps} input: the bag {in_path} (no ground truth: metrics are skipped)")
         input_bag = in_path
     else:
-        h, w = imgs[0].shape[:2]
-        log(f"1/{steps} input: {len(imgs)} image(s) {w}x{h} from {in_path}, written into a ROS 2 bag with assumed "
-            f"intrinsics ({DEFAULT_HFOV_DEG:g} deg horizontal field of view; no ground truth: metrics are skipped)")
-        input_bag = out / "input_bag"
-        write_images_bag(input_bag, imgs)
+        assert frames_in is not None
+        h, w = frames_in.first.shape[:2]
+        input_bag = staging / "input_bag"
+        info = write_images_bag(input_bag, frames_in)
+        log(f"1/{steps} input: {info['frames']} image(s) {w}x{h} from {in_path}, written into a ROS 2 bag with "
+            f"assumed intrinsics ({DEFAULT_HFOV_DEG:g} deg horizontal field of view; no ground truth: metrics are "
+            "skipped)")
         image_topic, info_topic = IMAGE_TOPIC, INFO_TOPIC
     log(f"2/{steps} running the bag through depth_node's pipeline (mono-depth bag) with {model_path}")
-    depth_bag = out / "depth_bag"
+    depth_bag = staging / "depth_bag"
     res = run_depth_bag(input_bag, depth_bag, model, with_gt, image_topic, info_topic,
-                        max_frames=frames if (in_path is not None and is_bag(in_path)) else None, copy=copy,
+                        max_frames=frames if input_is_bag else None, copy=copy,
                         backend=backend, threads=threads, progress=progress, log=log)
     log(f"3/{steps} writing depth PNG/NPY, colourised depth, side-by-side images, PLY clouds" +
         (" and metrics" if with_gt else ""))
     name = Path(model_path).name
-    files, rows, md = export_outputs(out, input_bag, depth_bag, with_gt, name, image_topic, progress=progress)
+    files, rows, md = export_outputs(staging, input_bag, depth_bag, with_gt, name, image_topic, progress=progress)
     if heldout and rows is not None:
         seeds = list(range(HELDOUT_SEEDS0, HELDOUT_SEEDS0 + heldout))
         log(f"4/{steps} held-out check: the same model on {heldout} more synthetic {DEMO_KIND} sequences "
@@ -477,17 +656,27 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         md = (f"## The demo sequence (seed {DEMO_SEED}, {n} frames)\n\n{md}\n## Held-out check: {heldout} more sequences (seeds {seeds[0]}-{seeds[-1]})\n\n"
               f"One {n}-frame sequence is a noisy estimate (the gain over the baseline varies widely between sequences); "
               f"these {heldout} are the held-out set of mono_depth_ros/models/README.md.\n\n{h_md}")
-        (out / "metrics.md").write_text(f"# Demo metrics\n\n{md}")
-        doc = json.loads((out / "metrics.json").read_text())
+        (staging / "metrics.md").write_text(f"# Demo metrics\n\n{md}")
+        doc = json.loads((staging / "metrics.json").read_text())
         doc["heldout"] = {"seeds": seeds, "frames_per_sequence": n,
                           "rows": {"model": h_rows["model"], "mean_depth_baseline": h_rows["mean"],
                                    "per_image_mean_baseline": h_rows["image_mean"]},
                           "abs_rel_improvement_over_mean_baseline":
                               1.0 - h_rows["model"]["abs_rel"] / h_rows["mean"]["abs_rel"]}
-        (out / "metrics.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    result = DemoResult(out=out, frames=res.frames, input_bag=Path(input_bag), depth_bag=depth_bag, files=files,
-                        metrics=rows, markdown=md, model=model_path, seconds=time.perf_counter() - t0)
-    (out / "README.md").write_text(describe(result, with_gt))
+        (staging / "metrics.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    # the bag evaluation names its bags: give the paths they will have once moved into place
+    ev = staging / "depth_bag_eval"
+    if ev.is_dir():
+        for f in ev.iterdir():
+            if f.suffix in (".json", ".md", ".csv") and f.is_file():
+                text = f.read_text()
+                if str(staging) in text:
+                    f.write_text(text.replace(str(staging), str(out)))
+    files = {k: [_rebase(p, staging, out) for p in v] for k, v in files.items()}
+    result = DemoResult(out=out, frames=res.frames, input_bag=_rebase(Path(input_bag), staging, out),
+                        depth_bag=_rebase(depth_bag, staging, out), files=files, metrics=rows, markdown=md,
+                        model=model_path)
+    (staging / "README.md").write_text(describe(result, with_gt))
     return result
 
 

@@ -95,6 +95,10 @@ def export_onnx(model_path: "str | Path", out_path: "str | Path", opset: int = D
     """Export ``model_path`` (a .pt checkpoint) to ``out_path`` atomically; never replaces an
     existing file unless ``overwrite``."""
     out_path = Path(out_path)
+    if out_path.resolve() == Path(model_path).resolve() or (
+            out_path.exists() and Path(model_path).exists() and os.path.samefile(out_path, model_path)):
+        raise ValueError(f"the output {out_path} is the input model {model_path}: exporting would replace it "
+                         "(even with overwrite); choose another output")
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} exists; refusing to overwrite it (pass overwrite=True / --overwrite)")
     data = export_onnx_bytes(model_path, opset=opset, dynamic_batch=dynamic_batch, stage=stage, check=check)

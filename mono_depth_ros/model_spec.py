@@ -291,6 +291,8 @@ def _load_onnx_spec(path: Path) -> ModelSpec:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf errors: a corrupt file
         raise ModelFileError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {exc}") from exc
+    if not m.graph.node and not m.graph.input:
+        raise ModelFileError(f"{path} is not an ONNX model (empty, or no graph in it)")
     md = {p.key: p.value for p in m.metadata_props}
     inputs = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
     outputs = [o.name for o in m.graph.output]
@@ -308,7 +310,43 @@ def _load_onnx_spec(path: Path) -> ModelSpec:
                              f"input_height, mean, std, output, metric, scale)")
     spec.input_name = spec.input_name or (inputs[0] if inputs else None)
     spec.output_name = spec.output_name or (outputs[0] if outputs else None)
+    if sidecar is not None and base is not None:
+        keys = sorted(_sidecar_keys(sidecar))
+        log.warning("%s: the sidecar %s overrides the model's embedded metadata for %s (a sidecar always wins; "
+                    "remove it to use the metadata)", path.name, sidecar.name, ", ".join(keys) or "nothing")
+    hw = _graph_input_hw(m, spec.input_name)
+    if hw is not None and hw != (spec.profile.input_h, spec.profile.input_w):
+        said = (f"its sidecar {sidecar.name} (which overrides the embedded metadata)" if sidecar is not None and base
+                else f"its sidecar {sidecar.name}" if sidecar is not None else "its metadata")
+        raise ModelFileError(f"{path}: the graph's input {spec.input_name!r} is {hw[1]}x{hw[0]} (WxH) but {said} "
+                             f"says {spec.profile.input_w}x{spec.profile.input_h}; fix input_width/input_height"
+                             + (" or remove the sidecar" if sidecar is not None else ""))
     return spec
+
+
+def _sidecar_keys(sidecar: Path) -> set:
+    import yaml
+
+    try:
+        d = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return set()
+    return set(d) if isinstance(d, dict) else set()
+
+
+def _graph_input_hw(m: Any, name: Optional[str]) -> Optional[tuple]:
+    """(H, W) of a fixed-size NCHW graph input, None when dynamic or not 4-D."""
+    for i in m.graph.input:
+        if name is not None and i.name != name:
+            continue
+        dims = i.type.tensor_type.shape.dim
+        if len(dims) != 4:
+            return None
+        h, w = dims[2], dims[3]
+        if h.HasField("dim_value") and w.HasField("dim_value") and h.dim_value > 0 and w.dim_value > 0:
+            return int(h.dim_value), int(w.dim_value)
+        return None
+    return None
 
 
 def _load_engine_spec(path: Path) -> ModelSpec:
@@ -328,3 +366,31 @@ def _load_engine_spec(path: Path) -> ModelSpec:
     spec.foreign = bool(d.get("foreign", False))
     spec.extra.pop("foreign", None)
     return spec
+
+
+def geometry_note(profile: Profile, width: int, height: int) -> Optional[str]:
+    """A one-line warning when a ``width`` x ``height`` camera image is far from the geometry the model was
+    trained on (its profile's resize size: the camera images after the uniform resize), else None.
+
+    Far means: the aspect ratio differs by more than 1.5x (the centre crop then keeps much less of the image
+    than in training, and the scene looks unlike the training scenes: an indoor model on street images), or
+    the image is upsampled more than 2x to reach the network input."""
+    from .preprocess import compute_transform
+
+    rw = profile.resize_w or profile.input_w
+    rh = profile.resize_h or profile.input_h
+    if width <= 0 or height <= 0:
+        return None
+    t = compute_transform(int(width), int(height), profile)
+    a_img, a_train = width / height, rw / rh
+    ratio = max(a_img / a_train, a_train / a_img)
+    seen_w, seen_h = profile.input_w / t.resized_w, profile.input_h / t.resized_h
+    if ratio > 1.5:
+        return (f"the input is {width}x{height} (aspect {a_img:.2f}) but model {profile.name!r} was trained on "
+                f"{rw}x{rh} camera images (aspect {a_train:.2f}): the network sees only the centre "
+                f"{100 * seen_w:.0f} % x {100 * seen_h:.0f} % of each frame and its depth is unreliable here; use a "
+                "model trained for this camera (e.g. a KITTI-profile model for street images)")
+    if t.scale > 2.0:
+        return (f"the input is {width}x{height}, {t.scale:.1f}x smaller than the {rw}x{rh} camera images model "
+                f"{profile.name!r} was trained on: it is upsampled and its depth is unreliable")
+    return None

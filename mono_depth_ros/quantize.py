@@ -156,7 +156,8 @@ def _input_name_and_profile(path: Path, profile: "Profile | str | None") -> "tup
     meta = {p.key: p.value for p in m.metadata_props}
     if profile is None:
         if META_PROFILE not in meta:
-            raise ValueError(f"{path} has no {META_PROFILE} metadata: pass the profile explicitly")
+            raise ValueError(f"{path} has no {META_PROFILE} metadata (not exported by `mono-depth export`): "
+                             "quantise models exported by it, or pass profile= to quantize_onnx()")
         profile = get_profile(json.loads(meta[META_PROFILE]))
     return name, get_profile(profile)
 

@@ -62,7 +62,7 @@ def test_predict_images_with_intrinsics_and_no_overwrite(model, images, tmp_path
     # second run: refuses to replace, says so, exits non-zero; --overwrite replaces
     before = (out / "NYU_color_depth.npy").stat().st_mtime_ns
     rc = main(["predict", str(nyu), "--model", str(model), "--out", str(out), "--backend", "torch", "--quiet"])
-    assert rc == 1 and "refusing to overwrite" in capsys.readouterr().err
+    assert rc == 2 and "refusing to overwrite" in capsys.readouterr().err   # refused up front, before the model
     assert (out / "NYU_color_depth.npy").stat().st_mtime_ns == before
     rc = main(["predict", str(nyu), "--model", str(model), "--out", str(out), "--backend", "torch", "--quiet",
                "--overwrite", "--output", "network"])

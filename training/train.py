@@ -81,7 +81,67 @@ def resolve_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
         if s not in STAGE_INDEX:
             raise TrainError(f"unknown stage {s!r} in train.stages; expected coarse and/or fine")
     profile_from_config(cfg["profile"])  # validates
+    _check_augment_keys(cfg.get("augment"))
+    for key in ("train", "val"):
+        if cfg["data"].get(key):
+            _check_dataset_keys(cfg["data"][key], f"data.{key}")
     return cfg
+
+
+def _unknown(key: str, known: Sequence[str], where: str) -> TrainError:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return TrainError(f"unknown key {key!r} under {where}{hint} (known: {', '.join(sorted(known))})")
+
+
+def _check_augment_keys(aug: Any) -> None:
+    if aug is None:
+        return
+    if not isinstance(aug, dict):
+        raise TrainError(f"config key 'augment' must be a mapping, got {aug!r}")
+    from dataclasses import fields
+
+    from .augment import PRESETS, AugmentConfig
+
+    known = [f.name for f in fields(AugmentConfig)] + ["preset"]
+    for k in aug:
+        if k not in known:
+            raise _unknown(k, known, "'augment'")
+    if "preset" in aug and aug["preset"] not in PRESETS:
+        raise TrainError(f"augment.preset {aug['preset']!r} is not one of {', '.join(sorted(map(str, PRESETS)))}")
+
+
+def _check_dataset_keys(spec: Any, where: str) -> None:
+    """The keys of a dataset spec against the arguments its source class takes (typos get the closest key)."""
+    import inspect
+
+    if not isinstance(spec, dict):
+        raise TrainError(f"config key {where!r} must be a mapping {{type: ..., ...}}, got {spec!r}")
+    from .datasets import SOURCES
+
+    typ = spec.get("type")
+    if typ not in SOURCES:
+        raise TrainError(f"{where}.type {typ!r} is not one of {', '.join(SOURCES)}")
+    try:
+        params = inspect.signature(SOURCES[typ]).parameters
+    except (TypeError, ValueError):
+        return
+    known = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        if typ != "synthetic":
+            return
+        from mono_depth_ros.synthetic import SyntheticDataset   # SyntheticScenes passes **kwargs on to it
+
+        sub = inspect.signature(SyntheticDataset).parameters
+        if any(p.kind == p.VAR_KEYWORD for p in sub.values()):
+            return
+        known += [n for n in sub if n not in known]
+    known += ["type", "cache", "limit", "repeat", "gt_resample", "mask_min_max_eval"]
+    for k in spec:
+        if k not in known:
+            raise _unknown(k, known, f"{where!r} (dataset {typ})")
 
 
 # ---- distributed --------------------------------------------------------------------------------------
@@ -218,6 +278,7 @@ class Trainer:
         self.max_steps = max_steps
         self.progress = tcfg["progress"] if progress is None else progress
         self.stop_requested = False
+        self.stop_signal = 0
         self.resume_from = prepare_run_dir(self.out, resume, overwrite, self.dist.main)
         self.dist.barrier()
         self.profile = profile_from_config(self.cfg["profile"])
@@ -335,6 +396,7 @@ class Trainer:
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
+            self.stop_signal = int(signum)
             print(f"\nsignal {signum}: stopping after this step and saving a checkpoint (again to abort)",
                   file=sys.stderr)
 
@@ -357,7 +419,13 @@ class Trainer:
         start_stage, start_step, done = None, 0, []
         ckpt = None
         if self.resume_from is not None:
-            ckpt = read_model_file(self.resume_from)
+            from mono_depth_ros.checkpoint import ModelFileError
+
+            try:
+                ckpt = read_model_file(self.resume_from)
+            except ModelFileError as exc:
+                raise TrainError(f"--resume: {exc}; the run cannot continue from it (start again with --overwrite, "
+                                 "or restore the file)") from None
             if "train_state" not in ckpt:
                 raise TrainError(f"{self.resume_from} is a model file without training state; cannot resume")
             sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
@@ -418,6 +486,7 @@ class Trainer:
                 self.log.close()
             self.dist.barrier()
         summary["model_obj"] = model
+        summary["signal"] = self.stop_signal if summary["interrupted"] else 0
         return summary
 
     def _run_stage(self, model, stage: str, start_step: int, ckpt: Optional[Dict[str, Any]], done: List[str],
@@ -632,8 +701,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             cfg = deep_merge(cfg, {"train": {"stages": [s.strip() for s in args.stages.split(",") if s.strip()]}})
         res = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, max_steps=args.max_steps,
                     device=args.device, progress=False if args.no_progress else None)
-    except (TrainError, FileNotFoundError, ValueError) as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        # a second Ctrl-C while stopping (the first one stops after the step and saves the checkpoint)
+        print("train: interrupted (aborted before the checkpoint of the current step; the last one saved is "
+              f"kept: python -m training.train --out {args.out} --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - user errors: one line; anything else is a bug (traceback)
+        from mono_depth_ros.checkpoint import ModelFileError
+
+        if not isinstance(exc, (TrainError, OSError, ValueError, ModelFileError)):
+            raise
+        msg = " | ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        print(f"train: error: {msg}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         for st, r in res["stages"].items():
@@ -645,7 +724,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"stopped early; continue with: python -m training.train --out {args.out} --resume", file=sys.stderr)
         elif "model" in res:
             print(f"model saved to {res['model']}", file=sys.stderr)
-    return 0
+    # a run stopped by a signal is not a finished run: 128 + the signal (SIGINT 130, SIGTERM 143), as shells do;
+    # --max-steps is a requested stop (0)
+    return 128 + int(res["signal"]) if res.get("signal") else 0
 
 
 if __name__ == "__main__":

@@ -29,9 +29,17 @@ def load_yaml_config(path: "str | Path") -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config {path} does not exist")
-    cfg = yaml.safe_load(path.read_text()) or {}
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:   # one line: where and what (PyYAML's message spans several lines)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"config {path} is not valid YAML{where}: {what}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config {path} is not a text (YAML) file") from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"config {path} must be a mapping")
+        raise ValueError(f"config {path} must be a mapping, got {type(cfg).__name__}")
     base = cfg.pop("base", None)
     if base:
         cfg = deep_merge(load_yaml_config(path.parent / base), cfg)

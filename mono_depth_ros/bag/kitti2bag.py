@@ -129,8 +129,10 @@ class KittiDrive:
 
     def static_transforms(self) -> List[Tuple[str, str, np.ndarray]]:
         """(parent, child, T_parent_child) of the tf tree described in the module docstring."""
-        T_opt_velo = self.velo_to_optical()
         T_body_opt = make_transform(OPTICAL_IN_BODY, (0, 0, 0))
+        if not np.isfinite(self.calib.T_velo_to_cam).all():   # camera-only calibration (no LiDAR extrinsics)
+            return [(self.camera_name, self.optical_frame, T_body_opt)]
+        T_opt_velo = self.velo_to_optical()
         T_body_velo = T_body_opt @ T_opt_velo
         out = []
         if self.T_velo_imu is not None:
@@ -170,16 +172,37 @@ def find_calib_dir(drive_dir: Path) -> Path:
                           "the date folder, as KITTI distributes it)")
 
 
+def _camera_only_calibration(cdir: Path, camera: int) -> kitti.KittiCalibration:
+    """calib_cam_to_cam.txt alone (``--no-velodyne`` without calib_velo_to_cam.txt): T_velo_to_cam is unknown
+    (NaN), and the tf tree is only the camera's body -> optical frame."""
+    path = cdir / "calib_cam_to_cam.txt"
+    c = kitti.read_calib_file(path)
+    for key, n in ((f"P_rect_{camera:02d}", 12), ("R_rect_00", 9)):
+        if key not in c or c[key].size != n:
+            raise kitti.CalibrationError(f"{path}: missing entry {key!r} (or not {n} values)")
+    R = np.eye(4)
+    R[:3, :3] = c["R_rect_00"].reshape(3, 3)
+    key = f"S_rect_{camera:02d}"
+    size = (int(round(c[key][0])), int(round(c[key][1]))) if key in c and c[key].size == 2 else None
+    return kitti.KittiCalibration(c[f"P_rect_{camera:02d}"].reshape(3, 4), R, np.full((4, 4), np.nan), size, camera)
+
+
 def load_drive(drive_dir: "str | Path", camera: int = 2, velodyne: bool = True,
                calib_dir: "str | Path | None" = None) -> KittiDrive:
     drive_dir = Path(drive_dir)
+    if drive_dir.exists() and not drive_dir.is_dir():
+        raise KittiDriveError(f"{drive_dir} is a file, not a KITTI drive folder (e.g. 2011_09_26/"
+                              "2011_09_26_drive_0002_sync)")
     if not drive_dir.is_dir():
         raise KittiDriveError(f"drive folder {drive_dir} does not exist")
     if camera not in CAMERA_NAMES:
         raise KittiDriveError(f"camera must be one of {sorted(CAMERA_NAMES)}, got {camera}")
     cdir = Path(calib_dir) if calib_dir is not None else find_calib_dir(drive_dir)
     try:
-        calib = kitti.load_raw_calibration(cdir, camera=camera)
+        if not velodyne and not (cdir / "calib_velo_to_cam.txt").is_file():
+            calib = _camera_only_calibration(cdir, camera)   # camera only: no LiDAR extrinsics needed
+        else:
+            calib = kitti.load_raw_calibration(cdir, camera=camera)
     except kitti.CalibrationError as exc:
         raise KittiDriveError(str(exc)) from None
     T_velo_imu = None

@@ -262,6 +262,14 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
         pipe = None
         if infer is None:
             infer, pipe = make_pipeline_infer(opts.model, cfg, keep_unmasked=opts.evaluate)
+            log(f"model: {pipe.spec.describe()} on {pipe.backend.describe()}")
+            first_info = infos.msgs[0] if infos.msgs else None
+            if first_info is not None:
+                from ..model_spec import geometry_note
+
+                note = geometry_note(pipe.profile, int(first_info.width), int(first_info.height))
+                if note:
+                    log(f"warning: {note}")
             if opts.evaluate and not getattr(pipe, "metric", True) and not opts.median_scaling:
                 log("warning: the model gives relative depth; metrics without --median-scaling are meaningless")
 
@@ -397,8 +405,10 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
                 log(f"interrupted: kept the {frames} frames written so far in {opts.output}")
                 partial = True
             else:
+                existed = Path(opts.output).exists()
                 writer.abort()
-                log(f"interrupted: no output written ({opts.output} not created)")
+                log(f"interrupted: the new bag was discarded; {opts.output} was left as it was" if existed else
+                    f"interrupted: no output written ({opts.output} not created)")
             raise
         except BaseException:
             writer.abort()

@@ -55,6 +55,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=1, help="point-cloud pixel stride (>= 1)")
     p.add_argument("--no-pipeline", action="store_true", help="time the model only")
     p.add_argument("--json", dest="json_out", help="write the results as JSON to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     return p
 
 
@@ -237,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if args.model and not Path(args.model).is_file():
         raise CLIError(f"model {args.model} does not exist")
+    if args.json_out and Path(args.json_out).exists() and not args.overwrite:
+        raise CLIError(f"--json {args.json_out} exists; refusing to overwrite it (pass --overwrite)")
+    if args.json_out and args.model and Path(args.json_out).resolve() == Path(args.model).resolve():
+        raise CLIError(f"--json {args.json_out} is the model file; choose another name")
     try:
         res = run_bench(args.model, args.profile, args.backend, args.device, args.precision, args.threads,
                         args.iters, args.warmup, args.width, args.height, args.stride, not args.no_pipeline)

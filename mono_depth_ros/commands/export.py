@@ -51,6 +51,9 @@ def _plan(args: argparse.Namespace) -> Tuple[Optional[Path], Optional[Path]]:
     from ..export import ENGINE_SUFFIXES
 
     out, model = Path(args.out), Path(args.model)
+    if _same_file(out, model):
+        raise CLIError(f"--out {out} is the input model {model}: exporting would replace it (even with "
+                       "--overwrite); choose another --out")
     out_is_engine = out.suffix.lower() in ENGINE_SUFFIXES
     engine = args.engine or out_is_engine
     model_is_onnx = model.suffix.lower() == ".onnx"
@@ -60,6 +63,9 @@ def _plan(args: argparse.Namespace) -> Tuple[Optional[Path], Optional[Path]]:
                 raise CLIError(f"{opt} applies to TensorRT engines: add --engine or write --out X.engine")
         if model_is_onnx:
             raise CLIError(f"{model} is already ONNX; to build its TensorRT engine give --out X.engine")
+        if out.suffix.lower() != ".onnx":
+            raise CLIError(f"--out {out}: export writes an ONNX model, name it X.onnx (or X.engine for a TensorRT "
+                           "engine)")
         return out, None
     if args.calib is not None and args.precision != "int8":
         raise CLIError("--calib is for --precision int8 (the calibration images)")
@@ -98,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"model {args.model} does not exist")
     targets = ([onnx_out] if onnx_out is not None else []) + (
         [engine_out, sidecar_path(engine_out)] if engine_out is not None else [])
+    for t in targets:   # never the model itself, not even with --overwrite
+        if _same_file(t, Path(args.model)):
+            raise CLIError(f"--out {t} is the input model {args.model}: exporting would replace it (even with "
+                           "--overwrite); choose another --out")
+        if t.is_dir():
+            raise CLIError(f"--out {t} is a folder; give a file name X.onnx or X.engine")
     if not args.overwrite:
         for t in targets:
             if t.exists():
@@ -140,6 +152,15 @@ def run(args: argparse.Namespace) -> int:
               f"(sm {fields.get('compute_capability', '?')}), built in {time.perf_counter() - t0:.0f} s from {src}; "
               f"it runs only on this TensorRT version and GPU model)")
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    import os
+
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
 
 
 def verify(model_path, onnx_path, stage=None, seed: int = 0) -> float:

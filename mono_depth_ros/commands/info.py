@@ -18,7 +18,6 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
     import numpy as np
     import torch
 
@@ -44,11 +43,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"compute: {gflops(model.profile):.2f} GFLOP per frame")
     if not args.image:
         return 0
+    from ..image_files import read_camera_image
+
     path = Path(args.image)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise CLIError(f"cannot read image {path} (missing or not an image)")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        rgb = read_camera_image(path)
+    except ValueError as exc:
+        raise CLIError(f"cannot read image: {exc}") from None
     x, t = preprocess(rgb, model.profile)
     with torch.no_grad():
         t0 = time.perf_counter()

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import io
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -41,7 +41,18 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=1, help="pixel stride of the PLY point cloud (>= 1)")
     p.add_argument("--every", type=int, default=1, help="videos: use every N-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="videos: at most this many frames each")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--color-min", type=float, default=None,
+                   help="depth (m) at the warm end of NAME_color.png (default: each frame's 2 %% depth percentile)")
+    p.add_argument("--color-max", type=float, default=None,
+                   help="depth (m) at the cool end of NAME_color.png (default: each frame's 98 %% depth percentile)")
+    p.add_argument("--max-pixels", type=float, default=None,
+                   help="refuse images larger than this many pixels (default 50e6, read from the file header "
+                        "before decoding; memory grows ~25 bytes per pixel, ~150 with a point cloud); 0: no limit")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    g.add_argument("--skip-existing", action="store_true",
+                   help="skip frames whose outputs are all there (resume an interrupted run); incomplete sets "
+                        "are redone")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -49,8 +60,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 class _Frames:
     """An input expanded to (name, frame source) items; frames are read lazily."""
 
-    def __init__(self, path: Path, kind: str, name: str):
-        self.path, self.kind, self.name = path, kind, name
+    def __init__(self, path: Path, kind: str, name: str, in_folder: bool = False):
+        self.path, self.kind, self.name, self.in_folder = path, kind, name, in_folder
 
 
 def _expand(inputs: List[str]) -> Tuple[List[_Frames], List[str]]:
@@ -60,10 +71,14 @@ def _expand(inputs: List[str]) -> Tuple[List[_Frames], List[str]]:
         p = Path(raw)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            # a folder of earlier predict outputs: its colourised depth (NAME_color.png beside NAME_depth.npy) is
+            # no camera image (NAME_depth.png, 16-bit, is skipped as a depth map later)
+            found = [q for q in found if not (q.name.endswith("_color.png")
+                                              and (q.parent / (q.name[:-len("_color.png")] + "_depth.npy")).is_file())]
             if not found:
                 errors.append(f"{p}: folder has no images or videos")
             for q in found:
-                items.append(_Frames(q, "video" if q.suffix.lower() in VIDEO_EXTS else "image", q.stem))
+                items.append(_Frames(q, "video" if q.suffix.lower() in VIDEO_EXTS else "image", q.stem, True))
         elif p.is_file():
             items.append(_Frames(p, "video" if p.suffix.lower() in VIDEO_EXTS else "image", p.stem))
         else:
@@ -182,48 +197,149 @@ def _outputs(out: Path, name: str, with_ply: bool) -> List[Path]:
     return paths
 
 
+class _SetWriter:
+    """One frame's files written as a set: each into a hidden temporary file beside its target, then all
+    renamed together with SIGINT held back, so an interrupted run never leaves a frame with part of its
+    files (and never a half-written file)."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.tmps: List[Tuple[Path, Path]] = []
+
+    def path(self, final: Path) -> Path:
+        tmp = final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+        self.tmps.append((tmp, final))
+        return tmp
+
+    def commit(self) -> None:
+        with _sigint_held():
+            for tmp, final in self.tmps:
+                os.replace(tmp, final)
+        self.tmps = []
+
+    def discard(self) -> None:
+        for tmp, _ in self.tmps:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        self.tmps = []
+
+
+class _sigint_held:
+    """Defers SIGINT (Ctrl-C) over a few renames; re-raised as KeyboardInterrupt right after."""
+
+    def __enter__(self):
+        import signal
+
+        self.got = False
+        try:
+            self.old = signal.signal(signal.SIGINT, self._note)
+        except ValueError:   # not the main thread: nothing to hold
+            self.old = None
+        return self
+
+    def _note(self, signum, frame):
+        self.got = True
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            if self.got and exc[0] is None:
+                raise KeyboardInterrupt
+        return False
+
+
+def _color_range(depth, args: argparse.Namespace) -> Tuple[float, float]:
+    """--color-min/--color-max, else the frame's 2-98 % depth percentiles (street and room alike get colours)."""
+    import numpy as np
+
+    lo, hi = args.color_min, args.color_max
+    if lo is None or hi is None:
+        finite = depth[np.isfinite(depth)]
+        p2, p98 = (float(v) for v in np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
+        lo = p2 if lo is None else lo
+        hi = p98 if hi is None else hi
+    return float(lo), float(max(hi, lo + 1e-3))
+
+
 def _write_frame(pipe, builder, rgb, cam, out: Path, name: str, args: argparse.Namespace) -> None:
     import cv2
     import numpy as np
 
-    from ..checkpoint import atomic_write_bytes
     from ..colorize import colorize_depth
     from ..pointcloud import write_ply
 
     paths = _outputs(out, name, cam is not None)
     if not args.overwrite:
-        existing = [str(p) for p in paths if p.exists()]
-        if existing:
-            raise FileExistsError(f"{existing[0]} exists; refusing to overwrite it (pass --overwrite)")
+        present = [p for p in paths if p.exists()]
+        if present and args.skip_existing and len(present) == len(paths):
+            args._skipped += 1
+            return
+        if present and not args.skip_existing:
+            raise FileExistsError(f"{present[0]} exists; refusing to overwrite it (pass --skip-existing or "
+                                  "--overwrite)")
     res = pipe.infer_rgb(rgb, cam)
     depth = res.depth
-    buf = io.BytesIO()
-    np.save(buf, depth.astype(np.float32, copy=True))
-    atomic_write_bytes(paths[0], buf.getvalue(), overwrite=True)
-    mm = np.nan_to_num(depth * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
-    mm = np.clip(np.rint(mm), 0, 65535).astype(np.uint16)
-    ok, png = cv2.imencode(".png", mm)
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    atomic_write_bytes(paths[1], png.tobytes(), overwrite=True)
-    col = colorize_depth(depth, pipe.min_depth, pipe.max_depth)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(col, cv2.COLOR_RGB2BGR))
-    atomic_write_bytes(paths[2], png.tobytes(), overwrite=True)
-    if cam is not None:
-        cloud = builder.build(depth, res.intrinsics, rgb=res.rgb, organized=False, stride=args.stride)
-        write_ply(paths[3], cloud)
+    out.mkdir(parents=True, exist_ok=True)
+    w = _SetWriter(out)
+    try:
+        with open(w.path(paths[0]), "wb") as f:
+            np.save(f, depth)
+        with np.errstate(invalid="ignore", over="ignore"):
+            mm = np.multiply(depth, np.float32(1000.0))
+            np.rint(mm, out=mm)
+            np.nan_to_num(mm, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            np.clip(mm, 0, 65535, out=mm)
+        ok, png = cv2.imencode(".png", mm.astype(np.uint16))
+        del mm
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        w.path(paths[1]).write_bytes(png.tobytes())
+        del png
+        lo, hi = _color_range(depth, args)
+        col = colorize_depth(depth, lo, hi)
+        cv2.cvtColor(col, cv2.COLOR_RGB2BGR, dst=col)
+        ok, png = cv2.imencode(".png", col)
+        del col
+        w.path(paths[2]).write_bytes(png.tobytes())
+        del png
+        if cam is not None:
+            cloud = builder.build(depth, res.intrinsics, rgb=res.rgb, organized=False, stride=args.stride)
+            write_ply(w.path(paths[3]), cloud)
+        w.commit()
+    finally:
+        w.discard()
 
 
-def run(args: argparse.Namespace) -> int:
-    import cv2
 
-    from ..camera import CameraIntrinsics
+def _existing_outputs(out: Path, items: List["_Frames"], with_ply: bool) -> Tuple[int, Optional[Path]]:
+    """(how many inputs already have output files in ``out``, the first such file)."""
+    import re
+
+    if not out.is_dir():
+        return 0, None
+    names = set(os.listdir(out))
+    n, first = 0, None
+    for it in items:
+        if it.kind == "image":
+            hits = [p for p in _outputs(out, it.name, with_ply) if p.name in names]
+        else:
+            rx = re.compile(re.escape(it.name) + r"_\d{6}(_depth\.npy|_depth\.png|_color\.png|\.ply)$")
+            hits = [out / x for x in sorted(names) if rx.match(x)]
+        if hits:
+            n += 1
+            first = first or hits[0]
+    return n, first
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    import math
+
     from ..cli import CLIError
-    from ..pipeline import DepthPipeline
-    from ..pointcloud import CloudBuilder
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     _check_intrinsics_args(args)
     if args.every < 1:
         raise CLIError(f"--every must be >= 1, got {args.every}")
@@ -231,19 +347,124 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--stride must be >= 1 (the PLY's pixel step), got {args.stride}")
     if args.max_frames is not None and args.max_frames < 1:
         raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
-    args._camera = CameraIntrinsics.from_yaml(args.camera_info) if args.camera_info else None
+    for n in ("min_depth", "max_depth", "color_min", "color_max"):
+        v = getattr(args, n)
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise CLIError(f"--{n.replace('_', '-')} must be a finite number >= 0, got {v}")
+    if args.min_depth is not None and args.max_depth is not None and not args.min_depth < args.max_depth:
+        raise CLIError(f"--min-depth {args.min_depth} must be below --max-depth {args.max_depth}")
+    if args.color_min is not None and args.color_max is not None and not args.color_min < args.color_max:
+        raise CLIError(f"--color-min {args.color_min} must be below --color-max {args.color_max}")
+    if not (math.isfinite(args.scale) and args.scale > 0):
+        raise CLIError(f"--scale must be a positive number, got {args.scale}")
+    if args.max_pixels is not None and not (math.isfinite(args.max_pixels) and args.max_pixels >= 0):
+        raise CLIError(f"--max-pixels must be >= 0 (0: no limit), got {args.max_pixels}")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _vet_inputs(items: List["_Frames"], args: argparse.Namespace, max_pixels: int) -> Tuple[List["_Frames"], List[str], int]:
+    """Checks every input from its header before the model is loaded: oversized images and depth maps
+    (16-bit single channel) are errors when named, skipped when found in a folder; videos' frame size."""
+    from ..image_files import read_header, too_large_message
+
+    keep: List[_Frames] = []
+    errors: List[str] = []
+    skipped = 0
+    for it in items:
+        if it.kind == "image":
+            h = read_header(it.path)
+            if h is not None and h.depth_map_like:
+                if it.in_folder:
+                    skipped += 1
+                    continue
+                errors.append(f"{it.path} is a single-channel {h.bits}-bit image (a depth map?), not a camera image")
+                continue
+            if h is not None and max_pixels and h.pixels > max_pixels:
+                errors.append(too_large_message(it.path, h.width, h.height, max_pixels))
+                continue
+        else:
+            import cv2
+
+            cap = cv2.VideoCapture(str(it.path))
+            try:
+                if not cap.isOpened():
+                    errors.append(f"{it.path}: cannot open video (corrupt, truncated or unsupported format)")
+                    continue
+                w, hh = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            finally:
+                cap.release()
+            if max_pixels and w * hh > max_pixels:
+                errors.append(too_large_message(it.path, w, hh, max_pixels))
+                continue
+        keep.append(it)
+    return keep, errors, skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..camera import CameraIntrinsics
+    from ..cli import CLIError
+    from ..image_files import DEFAULT_MAX_PIXELS, NotACameraImage, read_camera_image
+    from ..model_spec import geometry_note
+    from ..pipeline import DepthPipeline
+    from ..pointcloud import CloudBuilder
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # everything is checked before the model is loaded and before anything is written
+    _check_numbers(args)
+    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else int(args.max_pixels)
+    args._skipped = 0
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder (--out takes the output folder)")
+    for raw in args.inputs:
+        if Path(raw).is_dir() and _same(out, Path(raw)):
+            raise CLIError(f"--out {out} is the input folder {raw}: the outputs would mix with (and could replace) "
+                           "the inputs; choose another --out")
+    if args.camera_info:
+        try:
+            args._camera = CameraIntrinsics.from_yaml(args.camera_info)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CLIError(f"--camera-info {args.camera_info}: {exc}") from None
+    else:
+        args._camera = None
     items, errors = _expand(args.inputs)
+    items, more, skipped_depth = _vet_inputs(items, args, max_pixels)
+    errors += more
+    with_ply = args._camera is not None or args.fx is not None
+    inputs = [it.path for it in items]
+    for it in items:
+        for o in _outputs(out, it.name, with_ply):
+            if any(_same(o, q) for q in inputs if q.name == o.name):
+                raise CLIError(f"output {o} would replace the input {o}; choose another --out")
+    if not items:
+        for e in errors[:-1]:
+            print(f"mono-depth predict: error: {e}", file=sys.stderr)
+        if errors:
+            raise CLIError(errors[-1])
+        raise CLIError("no camera images among the inputs" + (f" ({skipped_depth} depth map(s) skipped)"
+                                                               if skipped_depth else ""))
+    if not args.overwrite and not args.skip_existing:
+        n, first = _existing_outputs(out, items, with_ply)
+        if n:
+            raise CLIError(f"{n} of the {len(items)} input(s) already have outputs in {out} (first {first}); "
+                           "refusing to overwrite them: pass --skip-existing to do only the missing frames, or "
+                           "--overwrite to redo them")
     for e in errors:
         print(f"mono-depth predict: error: {e}", file=sys.stderr)
-    if not items:
-        raise CLIError("no readable inputs")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     pipe = DepthPipeline(args.model, backend=args.backend, device=args.device, precision=args.precision,
                          output=args.output, min_depth=args.min_depth, max_depth=args.max_depth, scale=args.scale,
                          threads=args.threads)
     print(f"model {pipe.spec.describe()} on {pipe.backend.describe()}; output {args.output} resolution"
-          + ("" if pipe.metric else "; depth is RELATIVE (not metric)"), file=sys.stderr)
+          + ("" if pipe.metric else "; depth is RELATIVE (not metric)"))
+    if skipped_depth:
+        print(f"skipped {skipped_depth} single-channel 16-bit image(s) (depth maps) found in the input folder(s)")
     builder = CloudBuilder()
     from tqdm import tqdm
 
@@ -252,32 +473,46 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit="frame", disable=args.quiet or single or None, file=sys.stderr)
     failures = len(errors)
     written = 0
+    warned: set = set()
+
+    def one(rgb, name: str) -> None:
+        nonlocal written
+        h, w = rgb.shape[:2]
+        if (w, h) not in warned:
+            warned.add((w, h))
+            note = geometry_note(pipe.profile, w, h)
+            if note:
+                bar.write(f"mono-depth predict: warning: {note}", file=sys.stderr)
+        before = args._skipped
+        _write_frame(pipe, builder, rgb, _intrinsics(args, w, h), out, name, args)
+        written += args._skipped == before
+
     try:
         for it in items:
             try:
                 if it.kind == "image":
-                    bgr = cv2.imread(str(it.path), cv2.IMREAD_COLOR)
-                    if bgr is None:
-                        raise ValueError(f"{it.path}: cannot read image (corrupt or unsupported format)")
-                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    _write_frame(pipe, builder, rgb, _intrinsics(args, rgb.shape[1], rgb.shape[0]), out, it.name,
-                                 args)
-                    written += 1
+                    rgb = read_camera_image(it.path, max_pixels=max_pixels)
+                    one(rgb, it.name)
+                    del rgb
                     bar.update(1)
                 else:
                     for k, bgr in _video_frames(it.path, args.every, args.max_frames):
-                        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                        _write_frame(pipe, builder, rgb, _intrinsics(args, rgb.shape[1], rgb.shape[0]), out,
-                                     f"{it.name}_{k:06d}", args)
-                        written += 1
+                        import cv2
+
+                        one(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), f"{it.name}_{k:06d}")
                         bar.set_postfix_str(f"{it.path.name} frame {k}", refresh=False)
                         bar.update(1)
-            except (ValueError, FileExistsError, OSError) as exc:
+            except (NotACameraImage, ValueError, FileExistsError, OSError) as exc:
                 failures += 1
                 bar.write(f"mono-depth predict: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        bar.close()
+        raise CLIError(f"interrupted after {written} frame(s) written to {out} (each frame's files are complete); "
+                       "finish with the same command plus --skip-existing", code=130) from None
     finally:
         bar.close()
         pipe.close()
     print(f"wrote depth for {written} image(s)/frame(s) to {out}"
-          + (f"; {failures} input(s) failed" if failures else ""), file=sys.stderr)
+          + (f"; skipped {args._skipped} already done" if args._skipped else "")
+          + (f"; {failures} input(s) failed" if failures else ""))
     return 1 if failures else 0

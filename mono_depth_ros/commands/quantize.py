@@ -40,8 +40,16 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"model {src} does not exist")
     if src.suffix.lower() != ".onnx":
         raise CLIError(f"{src} is not an .onnx file: export it first (mono-depth export --model X.pt --out X.onnx)")
+    from ..model_spec import load_spec
+
+    spec = load_spec(src)   # a corrupt / truncated / foreign file: one line (ModelFileError) before any work
+    if spec.foreign or "mono_depth_ros.profile" not in read_metadata(src):
+        raise CLIError(f"{src} has no mono_depth_ros metadata (not exported by `mono-depth export`): quantize only "
+                       "takes such models, whose metadata gives the preprocessing for calibration")
     if "mono_depth_ros.quantization" in read_metadata(src):
         raise CLIError(f"{src} is already quantised")
+    if args.frames < 1:
+        raise CLIError(f"--frames must be >= 1, got {args.frames}")
     t0 = time.perf_counter()
     res = quantize_onnx(src, args.out, calib=args.calib or None, mode=args.mode, n_frames=args.frames,
                         overwrite=args.overwrite, keep_output_layer_fp32=not args.quantize_output_layer,
