@@ -13,10 +13,10 @@ Outputs nobody subscribes to are not computed.  Parameters: mono_depth_ros/ros/p
 from __future__ import annotations
 
 import collections
+import signal
 import threading
 from typing import Any, Dict, Optional, Tuple
 
-import diagnostic_updater
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -27,8 +27,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from . import conversions as conv
+from . import diagnostics
 from .params import PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
 
+try:  # diagnostic_updater when installed (a ROS install); else the built-in one with the same statuses
+    import diagnostic_updater
+except ImportError:  # pip-only installs: the PyPI ROS wheels have no diagnostic_updater
+    from . import diagnostics as diagnostic_updater  # type: ignore[no-redef]
 try:  # the ecosystem's converters, when installed (the field-level ones in conversions are the fallback)
     from cv_bridge import CvBridge
 except ImportError:  # pragma: no cover - only without cv_bridge
@@ -229,6 +234,9 @@ class DepthNode(Node):
             self._camera = camera
 
     def _on_set_parameters(self, params: Any) -> SetParametersResult:
+        if any(p.name == diagnostics.PERIOD_PARAMETER for p in params):
+            return SetParametersResult(successful=False, reason=f"{diagnostics.PERIOD_PARAMETER} is fixed at "
+                                       "start-up (restart the node to change it)")
         new, reason = validate_changes(self._cfg, {p.name: p.value for p in params})
         if new is not None:
             reason = self._range_problem(new)
@@ -425,7 +433,26 @@ class DepthNode(Node):
         return stat
 
 
-def main(args: Any = None) -> int:
+def _ignore_sigint() -> None:
+    """From the first Ctrl-C on, further SIGINTs are ignored: `ros2 launch` forwards SIGINT to a
+    process group the terminal has already signalled, and a second KeyboardInterrupt raised while
+    node.stop() joins the worker would end the process with a traceback (and status -2)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):  # not the main thread (main() called from a test's thread)
+        pass
+
+
+def _shutdown(node: Optional[DepthNode]) -> None:
+    _ignore_sigint()
+    if node is not None:
+        node.stop()
+        node.destroy_node()
+    rclpy.try_shutdown()  # restores the SIGINT handler rclpy found at init ...
+    _ignore_sigint()      # ... so ignore again until the process has exited
+
+
+def _main(args: Any) -> int:
     rclpy.init(args=args)
     node = None
     try:
@@ -437,11 +464,17 @@ def main(args: Any = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / shutdown from outside: exit quietly
     finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        _shutdown(node)
     return 0
+
+
+def main(args: Any = None) -> int:
+    """The depth_node process. It ends with SIGINT ignored: shutting down is the process's last act,
+    and a handler restored on return would let the second SIGINT of a burst raise there."""
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # a second Ctrl-C before _shutdown could ignore it: still a quiet exit
+        return 0
 
 
 if __name__ == "__main__":
