@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover
 try:  # diagnostic_updater when installed (a ROS install); else the built-in one with the same statuses
     import diagnostic_updater
 except ImportError:  # pip-only installs: the PyPI ROS wheels have no diagnostic_updater
-    from . import diagnostics as diagnostic_updater  # type: ignore[no-redef]
+    from . import diagnostics as diagnostic_updater
 try:  # the ecosystem's converters, when installed (the field-level ones in conversions are the fallback)
     from cv_bridge import CvBridge
 except ImportError:  # pragma: no cover - only without cv_bridge
@@ -360,7 +360,7 @@ class DepthNode(Node):
         self._pub_points = self.create_publisher(PointCloud2, "depth/points", publisher_qos(), **overridable())
         self._pub_colored = self.create_publisher(Image, "depth/colored", publisher_qos(), **overridable())
         image_type, image_topic = (CompressedImage, "image/compressed") if cfg.use_compressed else (Image, "image")
-        self._sub_image = None
+        self._sub_image: Any = None
         if SubscriptionEventCallbacks is not None:
             try:  # count what DDS reports lost (Fast DDS and Cyclone DDS do)
                 self._sub_image = self.create_subscription(
