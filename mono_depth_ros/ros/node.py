@@ -164,11 +164,12 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
 class StampGaps:
     """Frames the camera sent but the node never received, counted from the image stamps.
 
-    The camera period is ``nominal_ns`` (the ``camera_rate`` parameter) or estimated: the 10th
-    percentile of the last 50 positive stamp differences of the images, and of the camera_info
-    messages when those carry the images' stamps (camera_info is small and seldom lost, so it still
-    shows the true period when only every third image arrives).  A difference of k periods (rounded)
-    means k - 1 missing frames.  A stamp going backwards (a bag looping, a clock reset) restarts the
+    The camera period is ``nominal_ns`` (the ``camera_rate`` parameter) or estimated: the 25th
+    percentile of the last 50 positive stamp differences of the images (right while at least a
+    quarter of the images arrive one after the other), and of the camera_info messages when those
+    carry the images' stamps (camera_info is small and seldom lost, so it still shows the true
+    period when only every third image arrives).  A difference of at least k - 0.25 periods means
+    k - 1 missing frames (stamp jitter of up to a quarter period counts nothing).  A stamp going backwards (a bag looping, a clock reset) restarts the
     estimate; a gap over ``max(2 s, 10 periods)`` is a pause of the stream, counted separately.
     """
 
@@ -189,7 +190,7 @@ class StampGaps:
         if len(deltas) < 5:
             return None
         ordered = sorted(deltas)
-        return float(ordered[len(ordered) // 10])
+        return float(ordered[len(ordered) // 4])
 
     def period_ns(self, nominal_ns: float = 0.0) -> Optional[float]:
         if nominal_ns > 0:
@@ -229,7 +230,7 @@ class StampGaps:
         self._deltas.append(d)
         if not period:
             return 0
-        frames = int(round(d / period))
+        frames = int(d / period + 0.25)
         if d > max(2e9, 10 * period):
             self.pauses += 1
             return 0
