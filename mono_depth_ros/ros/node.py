@@ -169,8 +169,10 @@ class StampGaps:
     quarter of the images arrive one after the other), and of the camera_info messages when those
     carry the images' stamps (camera_info is small and seldom lost, so it still shows the true
     period when only every third image arrives).  A difference of at least k - 0.25 periods means
-    k - 1 missing frames (stamp jitter of up to a quarter period counts nothing).  A stamp going backwards (a bag looping, a clock reset) restarts the
-    estimate; a gap over ``max(2 s, 10 periods)`` is a pause of the stream, counted separately.
+    k - 1 missing frames (stamp jitter of up to a quarter period counts nothing).  A stamp going
+    backwards (a bag looping, a clock reset) restarts the estimate; a gap over ``max(2 s, 10
+    periods)`` is a pause of the stream, counted separately, and restarts the estimate too (the
+    stream may come back at another rate).
     """
 
     WINDOW = 50
@@ -208,10 +210,11 @@ class StampGaps:
     def info(self, stamp_ns: int) -> None:
         if self._last_info is not None:
             d = stamp_ns - self._last_info
-            if d > 0:
-                self._info_deltas.append(d)
-            elif d < 0:
+            period = self._low(self._info_deltas)
+            if d < 0 or (period and d > max(2e9, 10 * period)):  # back in time, or a pause: start again
                 self._info_deltas.clear()
+            elif d > 0:
+                self._info_deltas.append(d)
         self._last_info = stamp_ns
         self._info_stamps.append(stamp_ns)
 
@@ -227,13 +230,14 @@ class StampGaps:
                 self._deltas.clear()
             return 0
         period = self.period_ns(nominal_ns)
+        if period and d > max(2e9, 10 * period):  # a pause
+            self.pauses += 1
+            self._deltas.clear()
+            return 0
         self._deltas.append(d)
         if not period:
             return 0
         frames = int(d / period + 0.25)
-        if d > max(2e9, 10 * period):
-            self.pauses += 1
-            return 0
         missing = max(frames - 1, 0)
         self.missing += missing
         return missing
