@@ -31,7 +31,6 @@ Relative (non-metric) models are logged with a warning: their "metres" are only 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ try:  # checkpoint.py imports torch; an ONNX Runtime / TensorRT-only install has
 except ImportError:  # pragma: no cover - torch is installed wherever the tests run
     class ModelFileError(RuntimeError):  # type: ignore[no-redef]
         """A model file is missing, corrupt, or does not fit what was asked for."""
+from .model_cache import file_sha256
 from .profiles import IMAGENET_MEAN, IMAGENET_STD, Profile, get_profile
 
 log = logging.getLogger("mono_depth_ros")
@@ -51,22 +51,8 @@ OUTPUT_KINDS = ("log_depth", "depth", "inverse_depth")
 MODEL_KINDS = ("checkpoint", "onnx", "engine")
 META_PREFIX = "mono_depth_ros."
 
-_hash_cache: Dict[tuple, str] = {}
-
-
-def file_sha256(path: "str | Path") -> str:
-    """Hex SHA-256 of a file's contents (memoised by path, size and mtime)."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    h = _hash_cache.get(key)
-    if h is None:
-        d = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                d.update(chunk)
-        h = _hash_cache[key] = d.hexdigest()
-    return h
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+DEMO_MODEL = Path(__file__).resolve().parent / "models" / "demo.pt"   # the shipped demo checkpoint
 
 
 @dataclass
@@ -84,6 +70,10 @@ class ModelSpec:
     output_name: Optional[str] = None
     foreign: bool = False          # not an EigenDepthNet (its output size is not the profile's)
     extra: Dict[str, Any] = field(default_factory=dict)
+    # A checkpoint's validated file contents and their SHA-256, from the one read of the file by load_spec
+    # (export and the PyTorch backend use them instead of reading the file again).
+    payload: Optional[Dict[str, Any]] = field(default=None, repr=False, compare=False)
+    digest: Optional[str] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -100,7 +90,22 @@ class ModelSpec:
         return self.profile.input_w, self.profile.input_h
 
     def sha256(self) -> str:
-        return file_sha256(self.path)
+        """SHA-256 of the model file (of the contents the payload came from, for a checkpoint)."""
+        return self.digest if self.digest is not None else file_sha256(self.path)
+
+    def checkpoint_payload(self) -> Dict[str, Any]:
+        """The checkpoint's file contents (read again only after :meth:`release_payload`)."""
+        if self.kind != "checkpoint":
+            raise ModelFileError(f"{self.path} is a {self.kind} model, not a mono_depth_ros checkpoint (.pt)")
+        if self.payload is None:
+            from .checkpoint import read_checkpoint
+
+            self.payload, self.digest = read_checkpoint(self.path)
+        return self.payload
+
+    def release_payload(self) -> None:
+        """Drop the payload (the weights) once a backend holds the model: no second copy stays in memory."""
+        self.payload = None
 
     def metadata(self) -> Dict[str, str]:
         """The ONNX ``metadata_props`` / engine JSON entries (all strings) describing this model."""
@@ -254,7 +259,7 @@ def load_spec(path: "str | Path") -> ModelSpec:
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         spec = _load_onnx_spec(path)
-    elif suffix in (".engine", ".plan", ".trt"):
+    elif suffix in ENGINE_SUFFIXES:
         spec = _load_engine_spec(path)
     elif suffix in (".yaml", ".yml", ".json"):
         raise ModelFileError(f"{path} is a description, not a model: pass the model file it describes")
@@ -269,11 +274,11 @@ def load_spec(path: "str | Path") -> ModelSpec:
 
 def _load_checkpoint_spec(path: Path) -> ModelSpec:
     try:
-        from .checkpoint import read_model_file
+        from .checkpoint import read_checkpoint
     except ImportError as exc:
         raise ModelFileError(f"{path} is a PyTorch checkpoint and PyTorch is not installed ({exc}); install torch, "
                              "or use a model exported with `mono-depth export` (.onnx)") from exc
-    payload = read_model_file(path)
+    payload, digest = read_checkpoint(path)
     try:
         profile = get_profile(payload["profile"])
     except (TypeError, ValueError, KeyError) as exc:
@@ -281,7 +286,8 @@ def _load_checkpoint_spec(path: Path) -> ModelSpec:
     meta = payload.get("meta") or {}
     return ModelSpec(path=path, kind="checkpoint", profile=profile, output="log_depth",
                      metric=bool(meta.get("metric", True)) if isinstance(meta, dict) else True,
-                     stage=str(payload["stage"]), input_name="image", output_name="log_depth")
+                     stage=str(payload["stage"]), input_name="image", output_name="log_depth",
+                     payload=payload, digest=digest)
 
 
 def _load_onnx_spec(path: Path) -> ModelSpec:

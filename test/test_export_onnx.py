@@ -229,8 +229,9 @@ def test_export_engine_option_errors(models, tmp_path, capsys, monkeypatch, extr
 def _fake_trt(monkeypatch, fail=False):
     """TensorRT stand-in for the export plumbing: 'builds' by writing bytes + the real sidecar."""
     from mono_depth_ros import export as export_mod
-    from mono_depth_ros.backends import tensorrt_backend as trtb
-    from mono_depth_ros.trt_engine import make_key, sha256_file, write_sidecar
+    from mono_depth_ros import trt_build as trtb
+    from mono_depth_ros.model_cache import file_sha256 as sha256_file
+    from mono_depth_ros.trt_engine import make_key, write_sidecar
 
     calls = []
 
@@ -245,7 +246,8 @@ def _fake_trt(monkeypatch, fail=False):
         write_sidecar(engine_path, key, onnx_path, meta, name, shape, build_seconds=0.1)
         return engine_path
 
-    monkeypatch.setattr(export_mod, "tensorrt_unavailable", lambda: None)
+    monkeypatch.setattr(export_mod, "tensorrt_unavailable", lambda: None)   # the CLI's check (re-exported)
+    monkeypatch.setattr(trtb, "tensorrt_unavailable", lambda: None)         # export_engine's
     monkeypatch.setattr(trtb, "build_engine", build_engine)
     return calls
 
