@@ -167,7 +167,8 @@ def load_model(path: "str | os.PathLike", expected_profile: "str | Profile | Non
 
 
 def model_from_payload(payload: Dict[str, Any], path: "str | os.PathLike",
-                       expected_profile: "str | Profile | None" = None, map_location: "str | Any" = "cpu", stage: Optional[str] = None,
+                       expected_profile: "str | Profile | None" = None, map_location: "str | Any" = "cpu",
+                       stage: Optional[str] = None,
                        ) -> Tuple["EigenDepthNet", Dict[str, Any]]:
     """:func:`load_model` from an already read payload (``path`` names the file in errors)."""
     from .model import EigenDepthNet

@@ -171,7 +171,12 @@ def sidecar_path(path: "str | Path") -> Optional[Path]:
     return None
 
 
-def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> ModelSpec:
+_SIDECAR_KEYS = {"input_width", "input_height", "mean", "std", "output", "metric", "scale", "min_depth", "max_depth",
+                 "resize_width", "resize_height", "name", "input_name", "output_name", "description"}
+
+
+def _read_sidecar(sidecar: Path) -> Dict[str, Any]:
+    """The YAML mapping of a model sidecar, its keys checked."""
     import yaml
 
     try:
@@ -181,19 +186,23 @@ def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> Mode
         raise ModelFileError(f"model sidecar {sidecar} cannot be read: {exc}") from exc
     if not isinstance(d, dict):
         raise ModelFileError(f"model sidecar {sidecar}: expected a mapping")
-    allowed = {"input_width", "input_height", "mean", "std", "output", "metric", "scale", "min_depth",
-               "max_depth", "resize_width", "resize_height", "name", "input_name", "output_name", "description"}
-    unknown = set(d) - allowed
+    unknown = set(d) - _SIDECAR_KEYS
     if unknown:
-        raise ModelFileError(f"model sidecar {sidecar}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise ModelFileError(f"model sidecar {sidecar}: unknown keys {sorted(unknown)}; "
+                             f"allowed: {sorted(_SIDECAR_KEYS)}")
+    return d
 
-    def num(key: str, default: Any) -> Any:
-        v = d.get(key, default)
-        try:
-            return v if v is None else float(v)
-        except (TypeError, ValueError):
-            raise ModelFileError(f"model sidecar {sidecar}: {key} must be a number, got {v!r}") from None
 
+def _sidecar_num(d: Mapping[str, Any], key: str, default: Any, sidecar: Path) -> Any:
+    v = d.get(key, default)
+    try:
+        return v if v is None else float(v)
+    except (TypeError, ValueError):
+        raise ModelFileError(f"model sidecar {sidecar}: {key} must be a number, got {v!r}") from None
+
+
+def _sidecar_profile(path: Path, sidecar: Path, d: Mapping[str, Any], base: Optional[ModelSpec]) -> Profile:
+    """The sidecar's geometry, normalisation and range over ``base``'s profile (foreign defaults without one)."""
     if base is None:
         for key in ("input_width", "input_height"):
             if key not in d:
@@ -202,45 +211,53 @@ def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> Mode
                                 "std": list(IMAGENET_STD), "min_depth": 1e-3, "max_depth": 1e3}
     else:
         prof = base.profile.to_dict()
-    if "input_width" in d:
-        prof["input_w"] = int(d["input_width"])
-    if "input_height" in d:
-        prof["input_h"] = int(d["input_height"])
+    prof.update({field: int(d[key]) for key, field in (("input_width", "input_w"), ("input_height", "input_h"))
+                 if key in d})
     for key in ("mean", "std"):
         if key in d:
             v = d[key]
             if not isinstance(v, (list, tuple)) or len(v) != 3:
                 raise ModelFileError(f"model sidecar {sidecar}: {key} must be a list of 3 numbers")
             prof[key] = [float(x) for x in v]
-    for key in ("min_depth", "max_depth"):
-        if key in d:
-            prof[key] = num(key, None)
-    if "resize_width" in d:
-        prof["resize_w"] = int(d["resize_width"])
-    if "resize_height" in d:
-        prof["resize_h"] = int(d["resize_height"])
+    prof.update({key: _sidecar_num(d, key, None, sidecar) for key in ("min_depth", "max_depth") if key in d})
+    prof.update({field: int(d[key]) for key, field in (("resize_width", "resize_w"), ("resize_height", "resize_h"))
+                 if key in d})
     if "description" in d:
         prof["description"] = str(d["description"])
+    return _checked_profile(prof, sidecar, foreign=base is None)
+
+
+def _checked_profile(prof: Dict[str, Any], sidecar: Path, foreign: bool) -> Profile:
     if any(s <= 0 for s in prof["std"]):
         raise ModelFileError(f"model sidecar {sidecar}: std must be positive")
     if not 0 <= prof["min_depth"] < prof["max_depth"]:
         raise ModelFileError(f"model sidecar {sidecar}: need 0 <= min_depth < max_depth")
     try:
-        profile = Profile.from_dict(prof) if base is not None else _foreign_profile(prof)
+        return _foreign_profile(prof) if foreign else Profile.from_dict(prof)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"model sidecar {sidecar}: {exc}") from exc
-    output = str(d.get("output", base.output if base else "depth"))
+
+
+def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> ModelSpec:
+    d = _read_sidecar(sidecar)
+    profile = _sidecar_profile(path, sidecar, d, base)
+    # what the sidecar does not set: the embedded metadata's value, or a foreign model's default
+    kept: Dict[str, Any] = (
+        {"kind": base.kind, "output": base.output, "metric": base.metric, "stage": base.stage, "scale": base.scale,
+         "input_name": base.input_name, "output_name": base.output_name, "foreign": base.foreign} if base else
+        {"kind": "onnx", "output": "depth", "metric": False, "stage": None, "scale": 1.0, "input_name": None,
+         "output_name": None, "foreign": True})
+    output = str(d.get("output", kept["output"]))
     if output not in OUTPUT_KINDS:
         raise ModelFileError(f"model sidecar {sidecar}: output must be one of {OUTPUT_KINDS}, got {output!r}")
-    metric = _bool(d["metric"], f"{sidecar}: metric") if "metric" in d else (base.metric if base else False)
-    scale = num("scale", base.scale if base else 1.0)
+    metric = _bool(d["metric"], f"{sidecar}: metric") if "metric" in d else kept["metric"]
+    scale = _sidecar_num(d, "scale", kept["scale"], sidecar)
     if not scale > 0:
         raise ModelFileError(f"model sidecar {sidecar}: scale must be positive")
-    return ModelSpec(path=path, kind=base.kind if base else "onnx", profile=profile, output=output, metric=metric,
-                     stage=base.stage if base else None, scale=scale,
-                     input_name=d.get("input_name", base.input_name if base else None),
-                     output_name=d.get("output_name", base.output_name if base else None),
-                     foreign=base.foreign if base else True, extra={"sidecar": str(sidecar)})
+    return ModelSpec(path=path, kind=kept["kind"], profile=profile, output=output, metric=metric,
+                     stage=kept["stage"], scale=scale, input_name=d.get("input_name", kept["input_name"]),
+                     output_name=d.get("output_name", kept["output_name"]), foreign=kept["foreign"],
+                     extra={"sidecar": str(sidecar)})
 
 
 def _foreign_profile(prof: Dict[str, Any]) -> Profile:
@@ -290,7 +307,7 @@ def _load_checkpoint_spec(path: Path) -> ModelSpec:
                      payload=payload, digest=digest)
 
 
-def _load_onnx_spec(path: Path) -> ModelSpec:
+def _read_onnx(path: Path) -> Any:
     import onnx
 
     try:
@@ -299,13 +316,16 @@ def _load_onnx_spec(path: Path) -> ModelSpec:
         raise ModelFileError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {exc}") from exc
     if not m.graph.node and not m.graph.input:
         raise ModelFileError(f"{path} is not an ONNX model (empty, or no graph in it)")
+    return m
+
+
+def _load_onnx_spec(path: Path) -> ModelSpec:
+    m = _read_onnx(path)
     md = {p.key: p.value for p in m.metadata_props}
     inputs = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
     outputs = [o.name for o in m.graph.output]
     sidecar = sidecar_path(path)
-    base: Optional[ModelSpec] = None
-    if (META_PREFIX + "profile") in md:
-        base = _from_metadata(path, "onnx", md)
+    base = _from_metadata(path, "onnx", md) if (META_PREFIX + "profile") in md else None
     if sidecar is not None:
         spec = _apply_sidecar(path, sidecar, base)
     elif base is not None:
@@ -320,14 +340,21 @@ def _load_onnx_spec(path: Path) -> ModelSpec:
         keys = sorted(_sidecar_keys(sidecar))
         log.warning("%s: the sidecar %s overrides the model's embedded metadata for %s (a sidecar always wins; "
                     "remove it to use the metadata)", path.name, sidecar.name, ", ".join(keys) or "nothing")
-    hw = _graph_input_hw(m, spec.input_name)
-    if hw is not None and hw != (spec.profile.input_h, spec.profile.input_w):
-        said = (f"its sidecar {sidecar.name} (which overrides the embedded metadata)" if sidecar is not None and base
-                else f"its sidecar {sidecar.name}" if sidecar is not None else "its metadata")
-        raise ModelFileError(f"{path}: the graph's input {spec.input_name!r} is {hw[1]}x{hw[0]} (WxH) but {said} "
-                             f"says {spec.profile.input_w}x{spec.profile.input_h}; fix input_width/input_height"
-                             + (" or remove the sidecar" if sidecar is not None else ""))
+    _check_graph_input(path, m, spec, sidecar, base is not None)
     return spec
+
+
+def _check_graph_input(path: Path, m: Any, spec: ModelSpec, sidecar: Optional[Path], has_metadata: bool) -> None:
+    """The graph's fixed input size must be the one the metadata / sidecar describes."""
+    hw = _graph_input_hw(m, spec.input_name)
+    if hw is None or hw == (spec.profile.input_h, spec.profile.input_w):
+        return
+    said = (f"its sidecar {sidecar.name} (which overrides the embedded metadata)"
+            if sidecar is not None and has_metadata
+            else f"its sidecar {sidecar.name}" if sidecar is not None else "its metadata")
+    raise ModelFileError(f"{path}: the graph's input {spec.input_name!r} is {hw[1]}x{hw[0]} (WxH) but {said} "
+                         f"says {spec.profile.input_w}x{spec.profile.input_h}; fix input_width/input_height"
+                         + (" or remove the sidecar" if sidecar is not None else ""))
 
 
 def _sidecar_keys(sidecar: Path) -> set:
