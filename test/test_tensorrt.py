@@ -483,6 +483,35 @@ def test_engine_sidecar_configures_the_pipeline(tiny_onnx):
     assert spec.extra["key"] == _key().digest
 
 
+def test_engine_job_adopts_a_user_engine_and_calibrates_from_onnx_metadata(tiny_onnx, tmp_path):
+    """load_or_build_engine's bookkeeping, without TensorRT: a user's engine keeps the precision and build
+    options it was built with; INT8 calibration frames come from the ONNX profile and key the engine."""
+    from mono_depth_ros.trt_build import _EngineJob
+
+    onnx_path, _, _ = tiny_onnx
+    job = _EngineJob("fp16", 1, 1, 2.0, None, 0)
+    assert job.adopt(None) is None and job.precision == "fp16" and job.options["max_batch"] == 1
+    fields = {"precision": "int8", "options": {"max_batch": "4", "opt_batch": "2", "workspace_gb": "1.5", "calib": "c"}}
+    assert job.adopt({"key_fields": fields}) == fields
+    assert (job.precision, job.max_batch, job.opt_batch, job.workspace_gb) == ("int8", 4, 2, 1.5)
+    meta, (name, shape) = job.inspect(onnx_path, calibrate=False)  # an adopted engine: its calibration is in its key
+    assert name == "image" and shape == (1, 3, 120, 160) and "mono_depth_ros.profile" in meta
+    assert job.frames == [] and job.profile == _tiny_profile() and job.options["calib"] == "c"
+    job = _EngineJob("int8", 1, 1, 2.0, None, 0)
+    job.inspect(onnx_path, calibrate=True)    # no calibration images: synthetic frames, their digest in the key
+    assert len(job.frames) > 0 and job.frames[0].shape == (1, 3, 120, 160)
+    assert job.options["calib"] and len(job.options["calib"]) == 16
+    assert _EngineJob("fp16", 1, 1, 2.0, None, 0).inspect(tmp_path / "none.onnx", True) == ({}, ("image", (-1,)))
+    bare = tmp_path / "bare.onnx"
+    import onnx
+
+    m = onnx.load(str(onnx_path))
+    del m.metadata_props[:]
+    onnx.save(m, str(bare))
+    with pytest.raises(EngineCacheError, match="no mono_depth_ros.profile metadata"):
+        _EngineJob("int8", 1, 1, 2.0, None, 0).inspect(bare, calibrate=True)
+
+
 @pytest.mark.skipif(TRT_SKIP is not None, reason=str(TRT_SKIP))
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_trt_engine_matches_torch_and_is_cached(tiny_onnx, tmp_path, precision):
