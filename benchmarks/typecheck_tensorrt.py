@@ -7,7 +7,7 @@ without default after defaulted ones), so mypy cannot use them as installed.  Th
 to ``.mypy_cache/tensorrt-stubs-fixed/`` (mypy.ini's ``mypy_path``), repairs exactly those lines
 (``in`` -> ``in_``; missing default -> ``= ...``), checks that every stub file now parses, and runs mypy.
 
-    .venv/bin/python benchmarks/typecheck_tensorrt.py            # mypy TARGETS (the TensorRT backend + export)
+    .venv/bin/python benchmarks/typecheck_tensorrt.py            # mypy TARGETS (TensorRT runner, build, export)
     .venv/bin/python benchmarks/typecheck_tensorrt.py --stubs-only
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".mypy_cache" / "tensorrt-stubs-fixed"
-# the backend (which imports trt_engine, checked too via mypy.ini) and the engine-export call sites
-TARGETS = ["mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/export.py",
+# the TensorRT runner, the engine build (which imports trt_engine, checked too via mypy.ini) and the
+# engine-export call sites
+TARGETS = ["mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/trt_build.py", "mono_depth_ros/export.py",
            "mono_depth_ros/commands/export.py"]
 
 

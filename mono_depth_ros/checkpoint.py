@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
+from .model_cache import read_and_hash
 from .profiles import Profile, get_profile
 
 # torch is imported inside the functions that need it: ModelFileError and atomic writes are used
@@ -123,6 +124,11 @@ def save_model(model: "EigenDepthNet", path: "str | os.PathLike", stage: Optiona
 
 def read_model_file(path: "str | os.PathLike") -> Dict[str, Any]:
     """Load and validate the raw dict of a model file (no code is executed)."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: "str | os.PathLike") -> Tuple[Dict[str, Any], str]:
+    """(validated raw dict, SHA-256 of the file) of a model file, from one read of the file."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
@@ -132,7 +138,8 @@ def read_model_file(path: "str | os.PathLike") -> Dict[str, Any]:
         raise ModelFileError(f"model file {path} is a PyTorch checkpoint and torch is not installed: "
                              "install torch, or export it to ONNX on another machine (mono-depth export)") from exc
     try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+        data, digest = read_and_hash(path)
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling error means a bad file
         # torch's own message suggests weights_only=False, i.e. running code from the file: not here.
         raise ModelFileError(f"model file {path} is corrupt, truncated, or not a mono_depth_ros model file "
@@ -145,7 +152,7 @@ def read_model_file(path: "str | os.PathLike") -> Dict[str, Any]:
     for key in ("profile", "stage", "state_dict"):
         if key not in payload:
             raise ModelFileError(f"model file {path} lacks {key!r}")
-    return payload
+    return payload, digest
 
 
 def load_model(path: "str | os.PathLike", expected_profile: "str | Profile | None" = None,
@@ -156,9 +163,16 @@ def load_model(path: "str | os.PathLike", expected_profile: "str | Profile | Non
     ``expected_profile`` (a name or Profile) makes a file of another geometry an error.
     ``stage`` overrides the stage the model runs by default (a "coarse" file cannot run "fine").
     """
+    return model_from_payload(read_model_file(path), path, expected_profile, map_location, stage)
+
+
+def model_from_payload(payload: Dict[str, Any], path: "str | os.PathLike",
+                       expected_profile: "str | Profile | None" = None, map_location: "str | Any" = "cpu",
+                       stage: Optional[str] = None,
+                       ) -> Tuple["EigenDepthNet", Dict[str, Any]]:
+    """:func:`load_model` from an already read payload (``path`` names the file in errors)."""
     from .model import EigenDepthNet
 
-    payload = read_model_file(path)
     try:
         profile = get_profile(payload["profile"])
     except (TypeError, ValueError) as exc:

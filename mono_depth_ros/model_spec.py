@@ -31,7 +31,6 @@ Relative (non-metric) models are logged with a warning: their "metres" are only 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ try:  # checkpoint.py imports torch; an ONNX Runtime / TensorRT-only install has
 except ImportError:  # pragma: no cover - torch is installed wherever the tests run
     class ModelFileError(RuntimeError):  # type: ignore[no-redef]
         """A model file is missing, corrupt, or does not fit what was asked for."""
+from .model_cache import file_sha256
 from .profiles import IMAGENET_MEAN, IMAGENET_STD, Profile, get_profile
 
 log = logging.getLogger("mono_depth_ros")
@@ -51,22 +51,8 @@ OUTPUT_KINDS = ("log_depth", "depth", "inverse_depth")
 MODEL_KINDS = ("checkpoint", "onnx", "engine")
 META_PREFIX = "mono_depth_ros."
 
-_hash_cache: Dict[tuple, str] = {}
-
-
-def file_sha256(path: "str | Path") -> str:
-    """Hex SHA-256 of a file's contents (memoised by path, size and mtime)."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    h = _hash_cache.get(key)
-    if h is None:
-        d = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                d.update(chunk)
-        h = _hash_cache[key] = d.hexdigest()
-    return h
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+DEMO_MODEL = Path(__file__).resolve().parent / "models" / "demo.pt"   # the shipped demo checkpoint
 
 
 @dataclass
@@ -84,6 +70,10 @@ class ModelSpec:
     output_name: Optional[str] = None
     foreign: bool = False          # not an EigenDepthNet (its output size is not the profile's)
     extra: Dict[str, Any] = field(default_factory=dict)
+    # A checkpoint's validated file contents and their SHA-256, from the one read of the file by load_spec
+    # (export and the PyTorch backend use them instead of reading the file again).
+    payload: Optional[Dict[str, Any]] = field(default=None, repr=False, compare=False)
+    digest: Optional[str] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -100,7 +90,22 @@ class ModelSpec:
         return self.profile.input_w, self.profile.input_h
 
     def sha256(self) -> str:
-        return file_sha256(self.path)
+        """SHA-256 of the model file (of the contents the payload came from, for a checkpoint)."""
+        return self.digest if self.digest is not None else file_sha256(self.path)
+
+    def checkpoint_payload(self) -> Dict[str, Any]:
+        """The checkpoint's file contents (read again only after :meth:`release_payload`)."""
+        if self.kind != "checkpoint":
+            raise ModelFileError(f"{self.path} is a {self.kind} model, not a mono_depth_ros checkpoint (.pt)")
+        if self.payload is None:
+            from .checkpoint import read_checkpoint
+
+            self.payload, self.digest = read_checkpoint(self.path)
+        return self.payload
+
+    def release_payload(self) -> None:
+        """Drop the payload (the weights) once a backend holds the model: no second copy stays in memory."""
+        self.payload = None
 
     def metadata(self) -> Dict[str, str]:
         """The ONNX ``metadata_props`` / engine JSON entries (all strings) describing this model."""
@@ -166,7 +171,12 @@ def sidecar_path(path: "str | Path") -> Optional[Path]:
     return None
 
 
-def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> ModelSpec:
+_SIDECAR_KEYS = {"input_width", "input_height", "mean", "std", "output", "metric", "scale", "min_depth", "max_depth",
+                 "resize_width", "resize_height", "name", "input_name", "output_name", "description"}
+
+
+def _read_sidecar(sidecar: Path) -> Dict[str, Any]:
+    """The YAML mapping of a model sidecar, its keys checked."""
     import yaml
 
     try:
@@ -176,19 +186,23 @@ def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> Mode
         raise ModelFileError(f"model sidecar {sidecar} cannot be read: {exc}") from exc
     if not isinstance(d, dict):
         raise ModelFileError(f"model sidecar {sidecar}: expected a mapping")
-    allowed = {"input_width", "input_height", "mean", "std", "output", "metric", "scale", "min_depth",
-               "max_depth", "resize_width", "resize_height", "name", "input_name", "output_name", "description"}
-    unknown = set(d) - allowed
+    unknown = set(d) - _SIDECAR_KEYS
     if unknown:
-        raise ModelFileError(f"model sidecar {sidecar}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise ModelFileError(f"model sidecar {sidecar}: unknown keys {sorted(unknown)}; "
+                             f"allowed: {sorted(_SIDECAR_KEYS)}")
+    return d
 
-    def num(key: str, default: Any) -> Any:
-        v = d.get(key, default)
-        try:
-            return v if v is None else float(v)
-        except (TypeError, ValueError):
-            raise ModelFileError(f"model sidecar {sidecar}: {key} must be a number, got {v!r}") from None
 
+def _sidecar_num(d: Mapping[str, Any], key: str, default: Any, sidecar: Path) -> Any:
+    v = d.get(key, default)
+    try:
+        return v if v is None else float(v)
+    except (TypeError, ValueError):
+        raise ModelFileError(f"model sidecar {sidecar}: {key} must be a number, got {v!r}") from None
+
+
+def _sidecar_profile(path: Path, sidecar: Path, d: Mapping[str, Any], base: Optional[ModelSpec]) -> Profile:
+    """The sidecar's geometry, normalisation and range over ``base``'s profile (foreign defaults without one)."""
     if base is None:
         for key in ("input_width", "input_height"):
             if key not in d:
@@ -197,45 +211,53 @@ def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> Mode
                                 "std": list(IMAGENET_STD), "min_depth": 1e-3, "max_depth": 1e3}
     else:
         prof = base.profile.to_dict()
-    if "input_width" in d:
-        prof["input_w"] = int(d["input_width"])
-    if "input_height" in d:
-        prof["input_h"] = int(d["input_height"])
+    prof.update({field: int(d[key]) for key, field in (("input_width", "input_w"), ("input_height", "input_h"))
+                 if key in d})
     for key in ("mean", "std"):
         if key in d:
             v = d[key]
             if not isinstance(v, (list, tuple)) or len(v) != 3:
                 raise ModelFileError(f"model sidecar {sidecar}: {key} must be a list of 3 numbers")
             prof[key] = [float(x) for x in v]
-    for key in ("min_depth", "max_depth"):
-        if key in d:
-            prof[key] = num(key, None)
-    if "resize_width" in d:
-        prof["resize_w"] = int(d["resize_width"])
-    if "resize_height" in d:
-        prof["resize_h"] = int(d["resize_height"])
+    prof.update({key: _sidecar_num(d, key, None, sidecar) for key in ("min_depth", "max_depth") if key in d})
+    prof.update({field: int(d[key]) for key, field in (("resize_width", "resize_w"), ("resize_height", "resize_h"))
+                 if key in d})
     if "description" in d:
         prof["description"] = str(d["description"])
+    return _checked_profile(prof, sidecar, foreign=base is None)
+
+
+def _checked_profile(prof: Dict[str, Any], sidecar: Path, foreign: bool) -> Profile:
     if any(s <= 0 for s in prof["std"]):
         raise ModelFileError(f"model sidecar {sidecar}: std must be positive")
     if not 0 <= prof["min_depth"] < prof["max_depth"]:
         raise ModelFileError(f"model sidecar {sidecar}: need 0 <= min_depth < max_depth")
     try:
-        profile = Profile.from_dict(prof) if base is not None else _foreign_profile(prof)
+        return _foreign_profile(prof) if foreign else Profile.from_dict(prof)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"model sidecar {sidecar}: {exc}") from exc
-    output = str(d.get("output", base.output if base else "depth"))
+
+
+def _apply_sidecar(path: Path, sidecar: Path, base: Optional[ModelSpec]) -> ModelSpec:
+    d = _read_sidecar(sidecar)
+    profile = _sidecar_profile(path, sidecar, d, base)
+    # what the sidecar does not set: the embedded metadata's value, or a foreign model's default
+    kept: Dict[str, Any] = (
+        {"kind": base.kind, "output": base.output, "metric": base.metric, "stage": base.stage, "scale": base.scale,
+         "input_name": base.input_name, "output_name": base.output_name, "foreign": base.foreign} if base else
+        {"kind": "onnx", "output": "depth", "metric": False, "stage": None, "scale": 1.0, "input_name": None,
+         "output_name": None, "foreign": True})
+    output = str(d.get("output", kept["output"]))
     if output not in OUTPUT_KINDS:
         raise ModelFileError(f"model sidecar {sidecar}: output must be one of {OUTPUT_KINDS}, got {output!r}")
-    metric = _bool(d["metric"], f"{sidecar}: metric") if "metric" in d else (base.metric if base else False)
-    scale = num("scale", base.scale if base else 1.0)
+    metric = _bool(d["metric"], f"{sidecar}: metric") if "metric" in d else kept["metric"]
+    scale = _sidecar_num(d, "scale", kept["scale"], sidecar)
     if not scale > 0:
         raise ModelFileError(f"model sidecar {sidecar}: scale must be positive")
-    return ModelSpec(path=path, kind=base.kind if base else "onnx", profile=profile, output=output, metric=metric,
-                     stage=base.stage if base else None, scale=scale,
-                     input_name=d.get("input_name", base.input_name if base else None),
-                     output_name=d.get("output_name", base.output_name if base else None),
-                     foreign=base.foreign if base else True, extra={"sidecar": str(sidecar)})
+    return ModelSpec(path=path, kind=kept["kind"], profile=profile, output=output, metric=metric,
+                     stage=kept["stage"], scale=scale, input_name=d.get("input_name", kept["input_name"]),
+                     output_name=d.get("output_name", kept["output_name"]), foreign=kept["foreign"],
+                     extra={"sidecar": str(sidecar)})
 
 
 def _foreign_profile(prof: Dict[str, Any]) -> Profile:
@@ -254,7 +276,7 @@ def load_spec(path: "str | Path") -> ModelSpec:
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         spec = _load_onnx_spec(path)
-    elif suffix in (".engine", ".plan", ".trt"):
+    elif suffix in ENGINE_SUFFIXES:
         spec = _load_engine_spec(path)
     elif suffix in (".yaml", ".yml", ".json"):
         raise ModelFileError(f"{path} is a description, not a model: pass the model file it describes")
@@ -269,11 +291,11 @@ def load_spec(path: "str | Path") -> ModelSpec:
 
 def _load_checkpoint_spec(path: Path) -> ModelSpec:
     try:
-        from .checkpoint import read_model_file
+        from .checkpoint import read_checkpoint
     except ImportError as exc:
         raise ModelFileError(f"{path} is a PyTorch checkpoint and PyTorch is not installed ({exc}); install torch, "
                              "or use a model exported with `mono-depth export` (.onnx)") from exc
-    payload = read_model_file(path)
+    payload, digest = read_checkpoint(path)
     try:
         profile = get_profile(payload["profile"])
     except (TypeError, ValueError, KeyError) as exc:
@@ -281,10 +303,11 @@ def _load_checkpoint_spec(path: Path) -> ModelSpec:
     meta = payload.get("meta") or {}
     return ModelSpec(path=path, kind="checkpoint", profile=profile, output="log_depth",
                      metric=bool(meta.get("metric", True)) if isinstance(meta, dict) else True,
-                     stage=str(payload["stage"]), input_name="image", output_name="log_depth")
+                     stage=str(payload["stage"]), input_name="image", output_name="log_depth",
+                     payload=payload, digest=digest)
 
 
-def _load_onnx_spec(path: Path) -> ModelSpec:
+def _read_onnx(path: Path) -> Any:
     import onnx
 
     try:
@@ -293,13 +316,16 @@ def _load_onnx_spec(path: Path) -> ModelSpec:
         raise ModelFileError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {exc}") from exc
     if not m.graph.node and not m.graph.input:
         raise ModelFileError(f"{path} is not an ONNX model (empty, or no graph in it)")
+    return m
+
+
+def _load_onnx_spec(path: Path) -> ModelSpec:
+    m = _read_onnx(path)
     md = {p.key: p.value for p in m.metadata_props}
     inputs = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
     outputs = [o.name for o in m.graph.output]
     sidecar = sidecar_path(path)
-    base: Optional[ModelSpec] = None
-    if (META_PREFIX + "profile") in md:
-        base = _from_metadata(path, "onnx", md)
+    base = _from_metadata(path, "onnx", md) if (META_PREFIX + "profile") in md else None
     if sidecar is not None:
         spec = _apply_sidecar(path, sidecar, base)
     elif base is not None:
@@ -314,14 +340,21 @@ def _load_onnx_spec(path: Path) -> ModelSpec:
         keys = sorted(_sidecar_keys(sidecar))
         log.warning("%s: the sidecar %s overrides the model's embedded metadata for %s (a sidecar always wins; "
                     "remove it to use the metadata)", path.name, sidecar.name, ", ".join(keys) or "nothing")
-    hw = _graph_input_hw(m, spec.input_name)
-    if hw is not None and hw != (spec.profile.input_h, spec.profile.input_w):
-        said = (f"its sidecar {sidecar.name} (which overrides the embedded metadata)" if sidecar is not None and base
-                else f"its sidecar {sidecar.name}" if sidecar is not None else "its metadata")
-        raise ModelFileError(f"{path}: the graph's input {spec.input_name!r} is {hw[1]}x{hw[0]} (WxH) but {said} "
-                             f"says {spec.profile.input_w}x{spec.profile.input_h}; fix input_width/input_height"
-                             + (" or remove the sidecar" if sidecar is not None else ""))
+    _check_graph_input(path, m, spec, sidecar, base is not None)
     return spec
+
+
+def _check_graph_input(path: Path, m: Any, spec: ModelSpec, sidecar: Optional[Path], has_metadata: bool) -> None:
+    """The graph's fixed input size must be the one the metadata / sidecar describes."""
+    hw = _graph_input_hw(m, spec.input_name)
+    if hw is None or hw == (spec.profile.input_h, spec.profile.input_w):
+        return
+    said = (f"its sidecar {sidecar.name} (which overrides the embedded metadata)"
+            if sidecar is not None and has_metadata
+            else f"its sidecar {sidecar.name}" if sidecar is not None else "its metadata")
+    raise ModelFileError(f"{path}: the graph's input {spec.input_name!r} is {hw[1]}x{hw[0]} (WxH) but {said} "
+                         f"says {spec.profile.input_w}x{spec.profile.input_h}; fix input_width/input_height"
+                         + (" or remove the sidecar" if sidecar is not None else ""))
 
 
 def _sidecar_keys(sidecar: Path) -> set:

@@ -32,17 +32,16 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .backends.base import Backend, create_backend
+from .backends import Backend, create_backend
 from .camera import CameraIntrinsics
 from .encodings import decode_to_rgb
-from .model_spec import ModelFileError, ModelSpec, load_spec
+from .model_spec import DEMO_MODEL, ModelFileError, ModelSpec, load_spec
 from .preprocess import InputTransform, Preprocessor
 from .profiles import Profile
 
 log = logging.getLogger("mono_depth_ros")
 
 OUTPUT_MODES = ("camera", "network")
-DEMO_MODEL = Path(__file__).resolve().parent / "models" / "demo.pt"
 
 
 @dataclass

@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from .checkpoint import atomic_write_bytes
 from .preprocess import Preprocessor
 from .profiles import Profile, get_profile
 
@@ -141,19 +142,23 @@ def frames_digest(frames: Sequence[np.ndarray]) -> str:
 
 
 # ---- ONNX helpers --------------------------------------------------------------------------------
-def read_metadata(path: "str | os.PathLike[str]") -> Dict[str, str]:
+def _load_graph(path: "str | os.PathLike[str]") -> Any:
     import onnx
 
-    m = onnx.load(str(path), load_external_data=False)
+    return onnx.load(str(path), load_external_data=False)
+
+
+def _metadata(m: Any) -> Dict[str, str]:
     return {p.key: p.value for p in m.metadata_props}
 
 
-def _input_name_and_profile(path: Path, profile: "Profile | str | None") -> "tuple[str, Profile]":
-    import onnx
+def read_metadata(path: "str | os.PathLike[str]") -> Dict[str, str]:
+    return _metadata(_load_graph(path))
 
-    m = onnx.load(str(path), load_external_data=False)
+
+def _input_name_and_profile(path: Path, m: Any, profile: "Profile | str | None") -> "tuple[str, Profile]":
     name = m.graph.input[0].name
-    meta = {p.key: p.value for p in m.metadata_props}
+    meta = _metadata(m)
     if profile is None:
         if META_PROFILE not in meta:
             raise ValueError(f"{path} has no {META_PROFILE} metadata (not exported by `mono-depth export`): "
@@ -170,17 +175,15 @@ def _set_metadata(path: Path, meta: Dict[str, str]) -> None:
     for k, v in meta.items():
         e = m.metadata_props.add()
         e.key, e.value = k, v
-    data = m.SerializeToString()
-    from .checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(path, data, overwrite=True)
+    atomic_write_bytes(path, m.SerializeToString(), overwrite=True)
 
 
 def output_layers(path: "str | os.PathLike[str]") -> List[str]:
     """Names of the Conv/Gemm/MatMul nodes that write a graph output (the model's last linear layer)."""
-    import onnx
+    return _output_layers(_load_graph(path))
 
-    m = onnx.load(str(path), load_external_data=False)
+
+def _output_layers(m: Any) -> List[str]:
     outs = {o.name for o in m.graph.output}
     return [n.name for n in m.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and set(n.output) & outs]
 
@@ -224,9 +227,11 @@ def quantize_onnx(model: "str | os.PathLike[str]", out: "str | os.PathLike[str] 
     if mode not in ("static", "dynamic"):
         raise ValueError(f"mode must be static or dynamic, got {mode!r}")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    meta = read_metadata(src)
-    input_name, prof = _input_name_and_profile(src, profile)
-    exclude = list(nodes_to_exclude) + (output_layers(src) if keep_output_layer_fp32 else [])
+    graph = _load_graph(src)   # read once: metadata, input name, profile, output layer
+    meta = _metadata(graph)
+    input_name, prof = _input_name_and_profile(src, graph, profile)
+    exclude = list(nodes_to_exclude) + (_output_layers(graph) if keep_output_layer_fp32 else [])
+    del graph
 
     with tempfile.TemporaryDirectory(prefix="mono_depth_quant.", dir=str(dst.parent)) as tmp:
         pre = Path(tmp) / "pre.onnx"

@@ -22,9 +22,9 @@ used; a missing, mismatched (other TensorRT / GPU / ONNX / precision) or corrupt
 from the ONNX file when it is available, and otherwise refused with an :class:`EngineCacheError`
 that names the file and the fix.  An engine file the *user* gave (``rebuild_to``) is never
 replaced: when it is stale, the rebuilt engine goes to the engine cache instead.  The TensorRT calls
-themselves (build, deserialize) are passed in as callables by
-:mod:`mono_depth_ros.backends.tensorrt_backend`, so this module is importable and testable without
-TensorRT or a GPU.
+themselves (build, deserialize) are passed in as callables by :mod:`mono_depth_ros.trt_build`, so this
+module is importable and testable without TensorRT or a GPU.  The engine folder is
+``default_cache_dir("trt")`` of :mod:`mono_depth_ros.model_cache`.
 """
 from __future__ import annotations
 
@@ -38,42 +38,19 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 from .checkpoint import atomic_write_bytes
+from .model_cache import default_cache_dir, file_sha256
 
 log = logging.getLogger(__name__)
 
 SIDECAR_FORMAT = "mono_depth_ros.trt_engine"
 SIDECAR_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")
+ENGINE_PRECISIONS = ("fp32", "fp16", "int8")   # what an engine is built for (backends add "auto")
 
 E = TypeVar("E")  # a deserialized engine (trt.ICudaEngine); opaque here
 
 
 class EngineCacheError(RuntimeError):
     """An engine file cannot be used and cannot be rebuilt (message says which file and what to do)."""
-
-
-def default_cache_dir() -> Path:
-    """Engine folder: ``$MONO_DEPTH_TRT_CACHE``, else ``<project cache>/trt`` where the project cache is
-    ``$MONO_DEPTH_CACHE`` or ``$XDG_CACHE_HOME/mono_depth_ros`` (``~/.cache/mono_depth_ros``)."""
-    env = os.environ.get("MONO_DEPTH_TRT_CACHE")
-    if env:
-        return Path(env).expanduser()
-    root = os.environ.get("MONO_DEPTH_CACHE")
-    if root:
-        return Path(root).expanduser() / "trt"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mono_depth_ros" / "trt"
-
-
-def sha256_file(path: "str | os.PathLike[str]", chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def sidecar_path(engine_path: "str | os.PathLike[str]") -> Path:
@@ -95,8 +72,8 @@ class EngineKey:
     options: Tuple[Tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision not in ENGINE_PRECISIONS:
+            raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {self.precision!r}")
 
     def fields(self) -> Dict[str, Any]:
         return {"onnx_sha256": self.onnx_sha256, "trt_version": self.trt_version, "gpu_name": self.gpu_name,
@@ -123,14 +100,14 @@ def make_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_capabili
 def cached_engine_path(onnx_path: "str | os.PathLike[str]", precision: str,
                        cache_dir: "str | os.PathLike[str] | None" = None) -> Path:
     """Stable cache location of the engine for ``onnx_path``: ``<engine dir>/<stem>-<pathhash>.<precision>.engine``
-    (``cache_dir``: the engine folder, default :func:`default_cache_dir`).
+    (``cache_dir``: the engine folder, default ``model_cache.default_cache_dir("trt")``).
 
     The name does not contain the key: a changed key *replaces* the engine (no stale files piling up);
     the path hash keeps two models with the same file name apart.
     """
     onnx_path = Path(onnx_path).resolve()
     tag = hashlib.sha256(str(onnx_path).encode()).hexdigest()[:8]
-    d = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    d = Path(cache_dir) if cache_dir is not None else default_cache_dir("trt")
     return d / f"{onnx_path.stem}-{tag}.{precision}.engine"
 
 
@@ -207,26 +184,10 @@ def resolve_engine(engine_path: Path, onnx_path: Optional[Path], key_for: Callab
     engine_path = Path(engine_path)
     onnx_ok = onnx_path is not None and Path(onnx_path).is_file()
     side = read_sidecar(engine_path) if engine_path.is_file() else None
-    onnx_sha = sha256_file(onnx_path) if onnx_ok and onnx_path is not None else None
-
-    reason = ""
-    if not engine_path.is_file():
-        reason = "no cached engine"
-    elif side is None:
-        reason = f"engine {engine_path} has no readable sidecar {sidecar_path(engine_path).name} (key unknown)"
-    else:
-        fields = side.get("key_fields") or {}
-        sha = onnx_sha or str(fields.get("onnx_sha256", ""))
-        current = key_for(sha)
-        if side["key"] != current.digest:
-            reason = _mismatch(engine_path, fields, current)
-        else:
-            data = engine_path.read_bytes()
-            engine = deserialize(data)
-            if engine is not None:
-                log.info("TensorRT engine cache hit: %s (%s)", engine_path, current.describe())
-                return ResolvedEngine(engine_path, engine, False, "cache hit", side)
-            reason = f"engine {engine_path} is corrupt (TensorRT could not deserialize it)"
+    onnx_sha = file_sha256(onnx_path) if onnx_ok and onnx_path is not None else None
+    hit, reason = _cached(engine_path, side, onnx_sha, key_for, deserialize)
+    if hit is not None:
+        return hit
 
     user_file = rebuild_to is not None and Path(rebuild_to) != engine_path
     if (user_file or not onnx_ok) and engine_path.is_file() and side is None:
@@ -249,10 +210,37 @@ def resolve_engine(engine_path: Path, onnx_path: Optional[Path], key_for: Callab
         log.warning("%s; leaving it untouched and using the engine cache %s (built from %s) instead",
                     reason, rebuild_to, onnx_path)
         return resolve_engine(Path(rebuild_to), onnx_path, key_for, build, deserialize, metadata, input_info)
+    return _build(engine_path, Path(onnx_path), onnx_sha, reason, key_for, build, deserialize, metadata, input_info)
+
+
+def _cached(engine_path: Path, side: Optional[Dict[str, Any]], onnx_sha: Optional[str],
+            key_for: Callable[[str], EngineKey], deserialize: Callable[[bytes], Optional[E]],
+            ) -> Tuple[Optional[ResolvedEngine], str]:
+    """(the cached engine when it is current and deserializes, else None; why it cannot be used)."""
+    if not engine_path.is_file():
+        return None, "no cached engine"
+    if side is None:
+        return None, f"engine {engine_path} has no readable sidecar {sidecar_path(engine_path).name} (key unknown)"
+    fields = side.get("key_fields") or {}
+    current = key_for(onnx_sha or str(fields.get("onnx_sha256", "")))
+    if side["key"] != current.digest:
+        return None, _mismatch(engine_path, fields, current)
+    engine = deserialize(engine_path.read_bytes())
+    if engine is None:
+        return None, f"engine {engine_path} is corrupt (TensorRT could not deserialize it)"
+    log.info("TensorRT engine cache hit: %s (%s)", engine_path, current.describe())
+    return ResolvedEngine(engine_path, engine, False, "cache hit", side), ""
+
+
+def _build(engine_path: Path, onnx_path: Path, onnx_sha: str, reason: str, key_for: Callable[[str], EngineKey],
+           build: Callable[[Path], bytes], deserialize: Callable[[bytes], Optional[E]],
+           metadata: Optional[Mapping[str, str]], input_info: Optional[Tuple[str, Tuple[int, ...]]],
+           ) -> ResolvedEngine:
+    """Build ``engine_path`` from ``onnx_path`` and write it with its sidecar (atomically)."""
     log.warning("building TensorRT engine %s from %s: %s (this takes a while; the result is cached)",
                 engine_path, onnx_path, reason)
     t0 = time.perf_counter()
-    data = build(Path(onnx_path))
+    data = build(onnx_path)
     dt = time.perf_counter() - t0
     key = key_for(onnx_sha)  # after build: building may settle options (e.g. the calibration digest)
     engine = deserialize(data)

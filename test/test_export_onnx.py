@@ -101,6 +101,45 @@ def test_onnx_cache_is_keyed_by_checkpoint_hash(models, tmp_path):
     assert not list(tmp_path.glob("onnx/.*.tmp"))  # atomic: no temporary files left
 
 
+def test_a_checkpoint_is_read_once_on_the_way_to_an_onnxruntime_session(models, tmp_path, monkeypatch):
+    """load_spec reads the .pt once; the ONNX export, its cache key (SHA-256) and its source_sha256 come
+    from the spec's payload and digest, not from reading the file again."""
+    import builtins
+    import hashlib
+    import io
+    import os
+    import shutil
+    from pathlib import Path
+
+    d, fine, _ = models
+    pt = tmp_path / "m.pt"
+    shutil.copyfile(d / "tiny.pt", pt)  # a fresh path: no memoised hash from other tests
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):  # counts every Python-level open of the checkpoint
+        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == pt.resolve():
+            opened.append(args[0] if args else kwargs.get("mode", "r"))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(io, "open", counting_open)  # pathlib's read_bytes / open go through io.open
+    be = create_backend(pt, "onnxruntime", cache_dir=tmp_path / "cache")
+    assert opened == ["rb"]
+    assert be.spec.payload is None  # dropped once the session holds the model: no second copy of the weights
+    monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.setattr(io, "open", real_open)
+    digest = hashlib.sha256(pt.read_bytes()).hexdigest()
+    meta = {p.key: p.value for p in onnx.load(str(be.onnx_path)).metadata_props}
+    assert meta["mono_depth_ros.source_sha256"] == digest and digest[:32] in be.onnx_path.name
+    x = np.random.default_rng(0).standard_normal((1, 3, 120, 160)).astype(np.float32)
+    with torch.no_grad():
+        ref = fine(torch.from_numpy(x)).numpy()
+    assert np.max(np.abs(be.run(x) - ref)) < 1e-4
+    # the released spec reads its file again when asked for the weights (e.g. another backend)
+    assert be.spec.checkpoint_payload()["stage"] == "fine" and be.spec.sha256() == digest
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_foreign_onnx_with_yaml_sidecar(tmp_path, caplog):
     """A 'Depth Anything'-like model: 3-D inverse-depth output, own normalisation, relative depth."""
@@ -229,8 +268,9 @@ def test_export_engine_option_errors(models, tmp_path, capsys, monkeypatch, extr
 def _fake_trt(monkeypatch, fail=False):
     """TensorRT stand-in for the export plumbing: 'builds' by writing bytes + the real sidecar."""
     from mono_depth_ros import export as export_mod
-    from mono_depth_ros.backends import tensorrt_backend as trtb
-    from mono_depth_ros.trt_engine import make_key, sha256_file, write_sidecar
+    from mono_depth_ros import trt_build as trtb
+    from mono_depth_ros.model_cache import file_sha256 as sha256_file
+    from mono_depth_ros.trt_engine import make_key, write_sidecar
 
     calls = []
 
@@ -245,7 +285,8 @@ def _fake_trt(monkeypatch, fail=False):
         write_sidecar(engine_path, key, onnx_path, meta, name, shape, build_seconds=0.1)
         return engine_path
 
-    monkeypatch.setattr(export_mod, "tensorrt_unavailable", lambda: None)
+    monkeypatch.setattr(export_mod, "tensorrt_unavailable", lambda: None)   # the CLI's check (re-exported)
+    monkeypatch.setattr(trtb, "tensorrt_unavailable", lambda: None)         # export_engine's
     monkeypatch.setattr(trtb, "build_engine", build_engine)
     return calls
 

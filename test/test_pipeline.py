@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from mono_depth_ros.backends.base import Backend
+from mono_depth_ros.backends import Backend
 from mono_depth_ros.camera import CameraIntrinsics
 from mono_depth_ros.encodings import encode_rgb
 from mono_depth_ros.model_spec import ModelSpec

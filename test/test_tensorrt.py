@@ -12,7 +12,7 @@ from typing import List, Optional
 import numpy as np
 import pytest
 
-from mono_depth_ros import trt_engine
+from mono_depth_ros.model_cache import default_cache_dir, file_sha256
 from mono_depth_ros.trt_engine import (EngineCacheError, cached_engine_path, engine_metadata, make_key,
                                        read_sidecar, resolve_engine, sidecar_path, write_sidecar)
 
@@ -74,13 +74,13 @@ def test_cached_engine_path_is_stable_and_distinguishes_models(tmp_path):
 def test_default_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.delenv("MONO_DEPTH_CACHE", raising=False)
     monkeypatch.setenv("MONO_DEPTH_TRT_CACHE", str(tmp_path / "x"))
-    assert trt_engine.default_cache_dir() == tmp_path / "x"
+    assert default_cache_dir("trt") == tmp_path / "x"
     monkeypatch.delenv("MONO_DEPTH_TRT_CACHE")
     monkeypatch.setenv("MONO_DEPTH_CACHE", str(tmp_path / "root"))
-    assert trt_engine.default_cache_dir() == tmp_path / "root" / "trt"
+    assert default_cache_dir("trt") == tmp_path / "root" / "trt"
     monkeypatch.delenv("MONO_DEPTH_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert trt_engine.default_cache_dir() == tmp_path / "xdg" / "mono_depth_ros" / "trt"
+    assert default_cache_dir("trt") == tmp_path / "xdg" / "mono_depth_ros" / "trt"
 
 
 # ---- sidecar --------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_build_once_then_cache_hit(tmp_path):
     r1 = fake.resolve(eng, onnx)
     assert r1.built and eng.read_bytes() == b"ENGINE:onnx v1" and len(fake.builds) == 1
     assert r1.sidecar["mono_depth_ros.output"] == "log_depth"
-    assert r1.sidecar["key"] == fake.key_for(trt_engine.sha256_file(onnx)).digest
+    assert r1.sidecar["key"] == fake.key_for(file_sha256(onnx)).digest
     r2 = fake.resolve(eng, onnx)
     assert not r2.built and r2.reason == "cache hit" and len(fake.builds) == 1
     assert r2.engine == ("engine", b"ENGINE:onnx v1")
@@ -158,7 +158,7 @@ def test_rebuild_when_key_changes(tmp_path, change):
     assert r.built and len(fake.builds) == 1
     assert ("onnx_sha256" if change == "onnx" else change) in r.reason
     assert eng.read_bytes() == b"ENGINE:" + onnx.read_bytes()
-    assert read_sidecar(eng)["key"] == fake.key_for(trt_engine.sha256_file(onnx)).digest
+    assert read_sidecar(eng)["key"] == fake.key_for(file_sha256(onnx)).digest
     assert not fake.resolve(eng, onnx).built  # and now it is cached again
 
 
@@ -242,7 +242,7 @@ def test_user_engine_without_sidecar_is_used_not_rebuilt_even_with_onnx(tmp_path
 
 
 def test_calibration_cache_is_specific_to_model_images_and_version(tmp_path):
-    from mono_depth_ros.backends.tensorrt_backend import _drop_stale_calibration_caches, calibration_cache_path
+    from mono_depth_ros.trt_build import _drop_stale_calibration_caches, calibration_cache_path
 
     eng = tmp_path / "m.int8.engine"
     base = calibration_cache_path(eng, "a" * 64, "c1", "10.13.0")
@@ -277,7 +277,7 @@ def test_backend_module_imports_without_tensorrt_and_fails_clearly(tmp_path):
 
 
 def test_engine_path_resolution_for_engine_files(tmp_path):
-    from mono_depth_ros.backends.tensorrt_backend import _engine_and_onnx_paths
+    from mono_depth_ros.trt_build import _engine_and_onnx_paths
 
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")
@@ -292,7 +292,7 @@ def test_engine_path_resolution_for_engine_files(tmp_path):
 
 
 def test_ort_quantised_model_is_refused_for_tensorrt(tmp_path):
-    from mono_depth_ros.backends.tensorrt_backend import check_onnx_for_tensorrt
+    from mono_depth_ros.trt_build import check_onnx_for_tensorrt
 
     check_onnx_for_tensorrt({"mono_depth_ros.output": "log_depth"}, tmp_path / "m.onnx")
     with pytest.raises(EngineCacheError, match=r"m\.int8\.onnx was quantised for ONNX Runtime.*fp32 ONNX"):
@@ -385,7 +385,7 @@ class _Rec:
 
 @pytest.fixture
 def fake_trt_module(monkeypatch):
-    from mono_depth_ros.backends import tensorrt_backend as tb
+    from mono_depth_ros import trt_build as tb
 
     def install(rec):
         monkeypatch.setitem(sys.modules, "tensorrt", rec.module)
@@ -396,7 +396,7 @@ def fake_trt_module(monkeypatch):
 
 
 def test_build_serialized_engine_call_sequence(fake_trt_module, tmp_path):
-    from mono_depth_ros.backends.tensorrt_backend import build_serialized_engine
+    from mono_depth_ros.trt_build import build_serialized_engine
 
     rec = fake_trt_module(_Rec((-1, 3, 120, 160)))
     assert build_serialized_engine(tmp_path / "m.onnx", "int8", max_batch=4, workspace_gb=1.0,
@@ -433,6 +433,7 @@ def test_tensorrt_backend_typechecks_against_stubs():
         pytest.skip("tensorrt-stubs is not installed")
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "typecheck_tensorrt.py"),
                         "mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/trt_engine.py",
+                        "mono_depth_ros/trt_build.py",
                         "mono_depth_ros/export.py", "mono_depth_ros/commands/export.py"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -470,7 +471,7 @@ def test_engine_sidecar_configures_the_pipeline(tiny_onnx):
     from mono_depth_ros.model_spec import load_spec
 
     onnx_path, _, _ = tiny_onnx
-    from mono_depth_ros.backends.tensorrt_backend import read_onnx_io
+    from mono_depth_ros.trt_build import read_onnx_io
 
     meta, name, shape = read_onnx_io(onnx_path)
     eng = onnx_path.with_suffix(".engine")
@@ -480,6 +481,35 @@ def test_engine_sidecar_configures_the_pipeline(tiny_onnx):
     assert spec.kind == "engine" and spec.profile == _tiny_profile() and spec.output == "log_depth"
     assert spec.metric and spec.input_name == "image" and spec.stage == "fine"
     assert spec.extra["key"] == _key().digest
+
+
+def test_engine_job_adopts_a_user_engine_and_calibrates_from_onnx_metadata(tiny_onnx, tmp_path):
+    """load_or_build_engine's bookkeeping, without TensorRT: a user's engine keeps the precision and build
+    options it was built with; INT8 calibration frames come from the ONNX profile and key the engine."""
+    from mono_depth_ros.trt_build import _EngineJob
+
+    onnx_path, _, _ = tiny_onnx
+    job = _EngineJob("fp16", 1, 1, 2.0, None, 0)
+    assert job.adopt(None) is None and job.precision == "fp16" and job.options["max_batch"] == 1
+    fields = {"precision": "int8", "options": {"max_batch": "4", "opt_batch": "2", "workspace_gb": "1.5", "calib": "c"}}
+    assert job.adopt({"key_fields": fields}) == fields
+    assert (job.precision, job.max_batch, job.opt_batch, job.workspace_gb) == ("int8", 4, 2, 1.5)
+    meta, (name, shape) = job.inspect(onnx_path, calibrate=False)  # an adopted engine: its calibration is in its key
+    assert name == "image" and shape == (1, 3, 120, 160) and "mono_depth_ros.profile" in meta
+    assert job.frames == [] and job.profile == _tiny_profile() and job.options["calib"] == "c"
+    job = _EngineJob("int8", 1, 1, 2.0, None, 0)
+    job.inspect(onnx_path, calibrate=True)    # no calibration images: synthetic frames, their digest in the key
+    assert len(job.frames) > 0 and job.frames[0].shape == (1, 3, 120, 160)
+    assert job.options["calib"] and len(job.options["calib"]) == 16
+    assert _EngineJob("fp16", 1, 1, 2.0, None, 0).inspect(tmp_path / "none.onnx", True) == ({}, ("image", (-1,)))
+    bare = tmp_path / "bare.onnx"
+    import onnx
+
+    m = onnx.load(str(onnx_path))
+    del m.metadata_props[:]
+    onnx.save(m, str(bare))
+    with pytest.raises(EngineCacheError, match="no mono_depth_ros.profile metadata"):
+        _EngineJob("int8", 1, 1, 2.0, None, 0).inspect(bare, calibrate=True)
 
 
 @pytest.mark.skipif(TRT_SKIP is not None, reason=str(TRT_SKIP))

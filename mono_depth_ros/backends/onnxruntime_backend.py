@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ..export import cached_onnx
 from ..model_spec import ModelSpec
-from .base import Backend, BackendError
+from .interface import Backend, BackendError
 
 log = logging.getLogger("mono_depth_ros")
 
@@ -57,6 +58,55 @@ def _dim(d: Any, default: int) -> int:
     return int(d) if isinstance(d, int) and d > 0 else default
 
 
+def _model_path(spec: ModelSpec, precision: str, cache_dir: "str | Path | None", batch: int,
+                onnx_path: "str | Path | None") -> Path:
+    """The .onnx file to run: ``onnx_path``, the model itself, or a checkpoint's cached export."""
+    if spec.kind == "engine":
+        raise BackendError(f"{spec.path.name} is a TensorRT engine; ONNX Runtime runs .onnx models")
+    quantized = "quantization" in spec.extra  # written by mono-depth quantize (mono_depth_ros.quantization)
+    if precision == "int8" and not quantized and onnx_path is None:
+        raise BackendError(f"precision int8 needs a quantised ONNX model and {spec.path.name} is not one: "
+                           "make one with `mono-depth quantize` and pass the .int8.onnx file")
+    if onnx_path is not None:
+        path = Path(onnx_path)
+    elif spec.kind == "checkpoint":
+        path = cached_onnx(spec, cache_dir=cache_dir, dynamic_batch=batch != 1, stage=spec.stage)
+    else:
+        path = spec.path
+    if precision == "fp16":
+        raise BackendError("the ONNX Runtime backend runs the model in its own precision: export an fp16 model "
+                           "or use precision fp32 (int8: pass a quantised .onnx)")
+    return path
+
+
+def _providers(available: List[str], device: Optional[str]) -> List[Any]:
+    """Execution providers for ``device`` (None: CUDA when this build has it, else CPU)."""
+    dev = (device or "").lower()
+    providers: List[Any] = []
+    if dev.startswith("cuda") and "CUDAExecutionProvider" not in available:
+        raise BackendError(f"device {device!r} requested but this onnxruntime build has no "
+                           f"CUDAExecutionProvider (providers: {', '.join(available)})")
+    if dev != "cpu" and "CUDAExecutionProvider" in available:
+        idx = int(dev.split(":")[1]) if ":" in dev else 0
+        providers.append(("CUDAExecutionProvider", {"device_id": idx}))
+    providers.append("CPUExecutionProvider")
+    return providers
+
+
+def _session_options(ort: Any, threads: int) -> Any:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return so
+
+
+def _pick(wanted: Optional[str], names: List[str]) -> str:
+    return wanted if wanted in names else names[0]
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -65,61 +115,39 @@ class OnnxRuntimeBackend(Backend):
                  onnx_path: "str | Path | None" = None):
         import onnxruntime as ort
 
-        if spec.kind == "engine":
-            raise BackendError(f"{spec.path.name} is a TensorRT engine; ONNX Runtime runs .onnx models")
-        quantized = "quantization" in spec.extra  # written by mono-depth quantize (mono_depth_ros.quantization)
-        if precision == "int8" and not quantized and onnx_path is None:
-            raise BackendError(f"precision int8 needs a quantised ONNX model and {spec.path.name} is not one: "
-                               "make one with `mono-depth quantize` and pass the .int8.onnx file")
-        if onnx_path is not None:
-            path = Path(onnx_path)
-        elif spec.kind == "checkpoint":
-            from ..export import cached_onnx
-
-            path = cached_onnx(spec.path, cache_dir=cache_dir, dynamic_batch=batch != 1, stage=spec.stage)
-        else:
-            path = spec.path
-        if precision == "fp16":
-            raise BackendError("the ONNX Runtime backend runs the model in its own precision: export an fp16 model "
-                               "or use precision fp32 (int8: pass a quantised .onnx)")
-        available = ort.get_available_providers()
-        dev = (device or "").lower()
-        providers: List[Any] = []
-        if dev.startswith("cuda"):
-            if "CUDAExecutionProvider" not in available:
-                raise BackendError(f"device {device!r} requested but this onnxruntime build has no "
-                                   f"CUDAExecutionProvider (providers: {', '.join(available)})")
-        if dev != "cpu" and "CUDAExecutionProvider" in available:
-            idx = int(dev.split(":")[1]) if ":" in dev else 0
-            providers.append(("CUDAExecutionProvider", {"device_id": idx}))
-        providers.append("CPUExecutionProvider")
-
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        path = _model_path(spec, precision, cache_dir, batch, onnx_path)
+        providers = _providers(ort.get_available_providers(), device)
         self.threads = int(threads) if threads else physical_cores()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+            self.session = ort.InferenceSession(str(path), sess_options=_session_options(ort, self.threads),
+                                                providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         self.spec = spec
         self.onnx_path = path
+        quantized = "quantization" in spec.extra
         self.precision = "int8" if quantized else ("fp32" if precision in ("auto", "int8") else precision)
         used = self.session.get_providers()
         self.device = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
+        self._bind_io(path, int(batch))
+        self._out: Dict[int, np.ndarray] = {}
+        self._binding = self.session.io_binding()
+        self._ort = ort
+        y = self._run_plain(np.zeros(self.input_shape, dtype=np.float32))
+        self.output_shape = tuple(int(s) for s in y.shape)  # type: ignore[assignment]
+        log.info("onnxruntime: %s on %s, %d intra-op threads, output %s", path.name, self.device, self.threads,
+                 self.output_shape)
+
+    def _bind_io(self, path: Path, batch: int) -> None:
+        """Input/output names and the input shape, checked against the model's description."""
         inputs = self.session.get_inputs()
-        outputs = self.session.get_outputs()
         names_in = [i.name for i in inputs]
-        names_out = [o.name for o in outputs]
-        self.input_name = spec.input_name if spec.input_name in names_in else names_in[0]
-        self.output_name = spec.output_name if spec.output_name in names_out else names_out[0]
+        self.input_name = _pick(self.spec.input_name, names_in)
+        self.output_name = _pick(self.spec.output_name, [o.name for o in self.session.get_outputs()])
         inp = inputs[names_in.index(self.input_name)]
         if inp.type not in ("tensor(float)",):
             raise BackendError(f"{path.name}: input {inp.name} is {inp.type}; float32 inputs are supported")
-        p = spec.profile
+        p = self.spec.profile
         shape = list(inp.shape) if inp.shape else []
         if len(shape) != 4:
             raise BackendError(f"{path.name}: input {inp.name} has rank {len(shape)}, expected (B, 3, H, W)")
@@ -128,15 +156,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"{path.name}: the model's input is {w}x{h} but its description says "
                                f"{p.input_w}x{p.input_h}")
         self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
-        b = self._fixed_batch or int(batch)
-        self.input_shape = (b, 3, p.input_h, p.input_w)
-        self._out: Dict[int, np.ndarray] = {}
-        self._binding = self.session.io_binding()
-        self._ort = ort
-        y = self._run_plain(np.zeros(self.input_shape, dtype=np.float32))
-        self.output_shape = tuple(int(s) for s in y.shape)  # type: ignore[assignment]
-        log.info("onnxruntime: %s on %s, %d intra-op threads, output %s", path.name, self.device, self.threads,
-                 self.output_shape)
+        self.input_shape = (self._fixed_batch or batch, 3, p.input_h, p.input_w)
 
     def _run_plain(self, x: np.ndarray) -> np.ndarray:
         y = self.session.run([self.output_name], {self.input_name: x})[0]

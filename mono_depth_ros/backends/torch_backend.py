@@ -14,9 +14,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..checkpoint import ModelFileError
+from ..checkpoint import model_from_payload
 from ..model_spec import ModelSpec
-from .base import Backend, BackendError
+from .interface import Backend, BackendError
 
 log = logging.getLogger("mono_depth_ros")
 
@@ -27,8 +27,6 @@ class TorchBackend(Backend):
     def __init__(self, spec: ModelSpec, device: Optional[str] = None, precision: str = "fp32",
                  threads: Optional[int] = None, batch: int = 1, cuda_graph: bool = True, compile: bool = False):
         import torch
-
-        from ..checkpoint import load_model
 
         if spec.kind != "checkpoint":
             raise BackendError(f"the PyTorch backend runs mono_depth_ros checkpoints (.pt), not {spec.kind} "
@@ -53,10 +51,7 @@ class TorchBackend(Backend):
         self.precision = precision
         self._torch = torch
         self._dev = dev
-        try:
-            model, _ = load_model(spec.path, stage=spec.stage, map_location="cpu")
-        except ModelFileError:
-            raise
+        model, _ = model_from_payload(spec.checkpoint_payload(), spec.path, stage=spec.stage, map_location="cpu")
         p = model.profile
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
         self._cuda = dev.type == "cuda"
