@@ -38,7 +38,7 @@ import numpy as np
 MARKER = ".mono-depth-demo"
 DEFAULT_OUT = Path("out") / "demo"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEMO_MODEL = MODELS_DIR / "demo.pt"
+from .model_spec import DEMO_MODEL  # noqa: E402 - the one definition (re-exported here)
 
 # The scene the demo renders: indoor, like the demo model's training set, but a seed the model never saw
 # (it was trained on SyntheticDataset("indoor", seed=0) frames; seeds give disjoint scene sets).

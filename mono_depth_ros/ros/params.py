@@ -11,8 +11,10 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
+from ..backends.registry import BACKEND_NAMES
+from ..backends.registry import PRECISIONS as REGISTRY_PRECISIONS
+
+BACKENDS, PRECISIONS = BACKEND_NAMES, REGISTRY_PRECISIONS  # the backends' own lists
 OUTPUTS = ("camera", "network")
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 RELIABILITIES = ("reliable", "best_effort")
