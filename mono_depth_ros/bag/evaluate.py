@@ -581,13 +581,18 @@ class LiveEvaluation:
             out.append(self.evaluator.add(d, gt_depth, stamp_ns=item["stamp"], rgb=rgb, extra=extra))
         return out
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self, expected_images: int = 0) -> Dict[str, Any]:
+        """Counts, latency figures and ``frame_coverage``: frames evaluated / ``expected_images`` (the camera
+        images of the played bag, when known) or / camera images received (0.0 when there were none)."""
         lat = np.asarray(self.latencies, dtype=np.float64)
+        total = int(expected_images) or self.n_images
         out: Dict[str, Any] = {"input_images": self.n_images, "depth_images": self.n_depth,
                                "dropped_frames": self.dropped, "frames_without_ground_truth": self.no_gt,
                                "depth_without_input_image": self.unmatched_depth,
                                "evaluation_errors": self.errors,
-                               "frames_evaluated": len(self.evaluator)}
+                               "frames_evaluated": len(self.evaluator),
+                               "bag_images": int(expected_images),
+                               "frame_coverage": (len(self.evaluator) / total) if total else 0.0}
         if lat.size:
             out.update({"latency_mean_ms": float(lat.mean() * 1e3), "latency_p50_ms": float(np.percentile(lat, 50) * 1e3),
                         "latency_p90_ms": float(np.percentile(lat, 90) * 1e3), "latency_max_ms": float(lat.max() * 1e3)})

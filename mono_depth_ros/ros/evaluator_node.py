@@ -59,7 +59,15 @@ PARAMS: Dict[str, Any] = {
     # (counted) and later ones find it.
     "tf_timeout": 0.0,
     "worst_frame_rgb": True,           # decode input images for the worst-frame figure
+    # camera images in the played bag (eval.launch.py counts them before playing; 0 = unknown): the
+    # coverage reported at the end is frames evaluated / this (else / camera images received)
+    "bag_images": 0,
+    # name of the depth node to wait for: once it subscribes to image_topic (it subscribes after its
+    # model has loaded) the evaluator logs READY_LINE once; eval.launch.py starts `ros2 bag play` on it
+    "wait_for_node": "",
 }
+
+READY_LINE = "ready for playback"  # eval.launch.py matches this text in the evaluator's output
 
 
 class DepthEvaluatorNode(Node):
@@ -88,6 +96,9 @@ class DepthEvaluatorNode(Node):
             self.create_subscription(Image, p["image_topic"], self._on_image, qos)
         if float(p["idle_shutdown"]) > 0:
             self.create_timer(0.5, self._check_idle)
+        self._ready_timer = None
+        if p["wait_for_node"] and p["image_topic"]:
+            self._ready_timer = self.create_timer(0.2, self._check_ready)
         self.get_logger().info(f"evaluating {p['depth_topic']} against {p['lidar_topic']} ({', '.join(protocols)})")
 
     # ---- tf ----
@@ -156,14 +167,23 @@ class DepthEvaluatorNode(Node):
 
     def _summary_line(self) -> str:
         totals = self.evaluator.totals()
-        s = self.live.stats()
+        s = self.live.stats(expected_images=int(self.p["bag_images"]))
         parts = [f"{len(self.evaluator)} frames"]
         for name, t in totals.items():
             parts.append(f"{name}: AbsRel {t['abs_rel']:.3f} RMSE {t['rmse']:.2f} d1 {t['delta1']:.3f}")
         if "latency_mean_ms" in s:
             parts.append(f"latency {s['latency_mean_ms']:.0f} ms (p90 {s['latency_p90_ms']:.0f})")
         parts.append(f"dropped {s['dropped_frames']}/{s['input_images']}")
+        parts.append(f"coverage {s['frame_coverage']:.0%}")
         return "; ".join(parts)
+
+    def _check_ready(self) -> None:
+        topic = self.resolve_topic_name(str(self.p["image_topic"]))
+        if any(i.node_name == self.p["wait_for_node"] for i in self.get_subscriptions_info_by_topic(topic)):
+            self.get_logger().info(f"{self.p['wait_for_node']} subscribes to {topic}: {READY_LINE}")
+            if self._ready_timer is not None:
+                self._ready_timer.cancel()
+                self._ready_timer = None
 
     def _check_idle(self) -> None:
         if self._last_depth_wall is not None and time.monotonic() - self._last_depth_wall > float(self.p["idle_shutdown"]):
@@ -177,9 +197,14 @@ class DepthEvaluatorNode(Node):
             return
         self._finished = True
         self._report(self.live.finish())
-        stats = self.live.stats()
+        stats = self.live.stats(expected_images=int(self.p["bag_images"]))
         stats["bad_messages"] = self._bad_inputs
         log = self.get_logger()
+        if stats["frame_coverage"] < 1.0:
+            log.warning(f"coverage {stats['frame_coverage']:.0%}: {stats['frames_evaluated']} of "
+                        f"{stats['bag_images'] or stats['input_images']} camera frames evaluated "
+                        f"(dropped {stats['dropped_frames']}, without ground truth "
+                        f"{stats['frames_without_ground_truth']}, evaluation errors {stats['evaluation_errors']})")
         if len(self.evaluator) == 0:
             log.warning(f"no frame was evaluated: {stats}")
         else:
