@@ -1,18 +1,12 @@
-"""The live evaluator's logic (ROS-agnostic LiveEvaluation) on the sample bag, and -- only where
-ROS 2 is installed -- eval.launch.py end to end (skipped otherwise)."""
+"""The live evaluator's logic (ROS-agnostic LiveEvaluation) on the sample bag. eval.launch.py end to end
+(ros2 launch + ros2 bag play) is in the full-ROS tier: test/test_ros2_full.py."""
 import ast
-import importlib.util
 import json
-import os
-import shutil
-import signal
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, sample_bag_messages, shared_path
+from conftest import ROOT, sample_bag_messages
 from mono_depth_ros.bag import io as bio
 from mono_depth_ros.bag.evaluate import DepthEvaluator, LiveEvaluation, camera_info_K, lidar_to_depth
 
@@ -81,45 +75,3 @@ def test_launch_and_node_files_are_valid_python_with_expected_entry_points():
     assert 'executable="depth_evaluator"' in text and '"depth.launch.py"' in text and '"play"' in text
     node = ast.parse((ROOT / "mono_depth_ros" / "ros" / "evaluator_node.py").read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in node.body)
-
-
-def _ros2_available():
-    return (importlib.util.find_spec("rclpy") is not None and importlib.util.find_spec("launch_ros") is not None
-            and shutil.which("ros2") is not None)
-
-
-@pytest.mark.skipif(not _ros2_available(), reason="needs a sourced ROS 2 with mono_depth_ros installed "
-                                                  "(ros2 launch, rclpy, launch_ros)")
-def test_eval_launch_end_to_end(tmp_path):  # pragma: no cover - only with ROS 2
-    torch = pytest.importorskip("torch")
-    from mono_depth_ros.bag.kitti2bag import convert
-    from mono_depth_ros.checkpoint import save_model
-    from mono_depth_ros.model import EigenDepthNet
-    from mono_depth_ros.profiles import Profile
-
-    drive = shared_path("kitti_raw_layout_repackaged", "2011_09_26", "2011_09_26_drive_9999_sync")
-    bag = tmp_path / "kitti_bag"
-    convert(drive, bag)
-    torch.manual_seed(0)
-    model = tmp_path / "tiny.pt"
-    save_model(EigenDepthNet(Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64,
-                                     coarse_channels=(8, 16, 16, 16, 16), fine_channels=8)), model)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + os.getpid() % 100),
-               ROS_LOCALHOST_ONLY="1",                       # Humble
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")    # Jazzy and later
-    out = tmp_path / "live"
-    proc = subprocess.Popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={bag}", f"model:={model}",
-                             f"output_dir:={out}", "idle_shutdown:=4.0", "play_delay:=4.0", "rate:=0.5"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGINT)
-        log, _ = proc.communicate(timeout=20)
-        pytest.fail("eval.launch.py did not finish:\n" + log.decode(errors="replace")[-4000:])
-    doc = json.loads((out / "live_eval.json").read_text())
-    assert doc["input_images"] == 2, log.decode(errors="replace")[-4000:]
-    assert doc["depth_images"] + doc["dropped_frames"] == 2
-    assert doc["frames_evaluated"] == doc["depth_images"] >= 1
-    assert doc["latency_mean_ms"] > 0
-    assert Path(out / "live_eval_frames.csv").exists()
