@@ -336,7 +336,8 @@ class DepthNode(Node):
         with self._lock:
             msg, self._pending = self._pending, None
             cfg, camera, dirty = self._cfg, self._camera, self._pipeline_dirty
-            self._pipeline_dirty = False
+            if msg is not None:  # the idle worker polls too: keep a change pending until a frame applies it
+                self._pipeline_dirty = False
         if msg is None:
             return False
         if dirty:
