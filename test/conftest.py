@@ -74,6 +74,14 @@ ROS_TIERS = {"ros_rclpy": "real-rclpy (PyPI Jazzy wheels, Fast DDS)",
 _tier_counts: dict = {}
 
 
+def pytest_collection_modifyitems(config, items):
+    # modules that drive the real node through test/real_node.py belong to the real-rclpy tier
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and (hasattr(module, "need_rclpy") or hasattr(module, "require_real_rclpy")):
+            item.add_marker("ros_rclpy")
+
+
 def pytest_report_header(config):
     from ros_tiers import tier_status
 
