@@ -30,6 +30,13 @@ from . import conversions as conv
 from . import diagnostics
 from .params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
 
+try:  # the subscription's message-lost event: rclpy.event_handler (Iron+), rclpy.qos_event (Humble)
+    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+except ImportError:  # pragma: no cover
+    try:
+        from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
+    except ImportError:  # test/fake_rclpy has neither
+        SubscriptionEventCallbacks = UnsupportedEventTypeError = None
 try:  # rclpy's QoS overriding (Galactic+); test/fake_rclpy lacks it
     from rclpy.qos_overriding_options import QoSOverridingOptions
 except ImportError:  # pragma: no cover
@@ -90,11 +97,93 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
+class StampGaps:
+    """Frames the camera sent but the node never received, counted from the image stamps.
+
+    The camera period is ``nominal_ns`` (the ``camera_rate`` parameter) or estimated: the 10th
+    percentile of the last 50 positive stamp differences of the images, and of the camera_info
+    messages when those carry the images' stamps (camera_info is small and seldom lost, so it still
+    shows the true period when only every third image arrives).  A difference of k periods (rounded)
+    means k - 1 missing frames.  A stamp going backwards (a bag looping, a clock reset) restarts the
+    estimate; a gap over ``max(2 s, 10 periods)`` is a pause of the stream, counted separately.
+    """
+
+    WINDOW = 50
+
+    def __init__(self) -> None:
+        self.missing = 0
+        self.pauses = 0
+        self._last: Optional[int] = None
+        self._last_info: Optional[int] = None
+        self._deltas: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+        self._info_deltas: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+        self._info_stamps: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+        self._image_stamps: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+
+    @staticmethod
+    def _low(deltas: "collections.deque[int]") -> Optional[float]:
+        if len(deltas) < 5:
+            return None
+        ordered = sorted(deltas)
+        return float(ordered[len(ordered) // 10])
+
+    def period_ns(self, nominal_ns: float = 0.0) -> Optional[float]:
+        if nominal_ns > 0:
+            return nominal_ns
+        est = self._low(self._deltas)
+        # camera_info shares the images' stamps (most images within its window have one)
+        oldest_info = self._info_stamps[0] if self._info_stamps else None
+        recent = [t for t in self._image_stamps if oldest_info is not None and t >= oldest_info]
+        if len(recent) >= 3 and len(set(recent) & set(self._info_stamps)) * 2 > len(recent):
+            info = self._low(self._info_deltas)
+            if info is not None:
+                est = info if est is None else min(est, info)
+        return est
+
+    def info(self, stamp_ns: int) -> None:
+        if self._last_info is not None:
+            d = stamp_ns - self._last_info
+            if d > 0:
+                self._info_deltas.append(d)
+            elif d < 0:
+                self._info_deltas.clear()
+        self._last_info = stamp_ns
+        self._info_stamps.append(stamp_ns)
+
+    def image(self, stamp_ns: int, nominal_ns: float = 0.0) -> int:
+        """Account for one received image; returns the frames found missing before it."""
+        self._image_stamps.append(stamp_ns)
+        last, self._last = self._last, stamp_ns
+        if last is None:
+            return 0
+        d = stamp_ns - last
+        if d <= 0:
+            if d < 0:  # time went backwards: start again
+                self._deltas.clear()
+            return 0
+        period = self.period_ns(nominal_ns)
+        self._deltas.append(d)
+        if not period:
+            return 0
+        frames = int(round(d / period))
+        if d > max(2e9, 10 * period):
+            self.pauses += 1
+            return 0
+        missing = max(frames - 1, 0)
+        self.missing += missing
+        return missing
+
+
 class _Stats:
     """Counters shared by the callbacks, the worker and the diagnostics (guarded by the node's lock)."""
 
     def __init__(self) -> None:
         self.received = self.processed = self.dropped = self.bad = self.idle = self.errors = 0
+        self.dds_lost = 0                 # the image subscription's message-lost event (total)
+        self.dds_lost_supported = False
+        self.gaps = StampGaps()
+        self.loss_window: "collections.deque[Tuple[int, int]]" = collections.deque(maxlen=10)  # per update
+        self.received_at_last_report = self.dds_lost_at_last_report = self.missing_at_last_report = 0
         self.latencies: "collections.deque[float]" = collections.deque(maxlen=100)
         self.infer_times: "collections.deque[float]" = collections.deque(maxlen=100)
         self.last_bad = ""
@@ -201,8 +290,18 @@ class DepthNode(Node):
         self._pub_points = self.create_publisher(PointCloud2, "depth/points", publisher_qos(), **overridable())
         self._pub_colored = self.create_publisher(Image, "depth/colored", publisher_qos(), **overridable())
         image_type, image_topic = (CompressedImage, "image/compressed") if cfg.use_compressed else (Image, "image")
-        self._sub_image = self.create_subscription(image_type, image_topic, self._on_image, sensor_qos(),
-                                                   **overridable())
+        self._sub_image = None
+        if SubscriptionEventCallbacks is not None:
+            try:  # count what DDS reports lost (Fast DDS and Cyclone DDS do)
+                self._sub_image = self.create_subscription(
+                    image_type, image_topic, self._on_image, sensor_qos(), **overridable(),
+                    event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_message_lost))
+                self._stats.dds_lost_supported = True
+            except UnsupportedEventTypeError:  # this RMW does not report lost messages: stamps only
+                self._sub_image = None
+        if self._sub_image is None:
+            self._sub_image = self.create_subscription(image_type, image_topic, self._on_image, sensor_qos(),
+                                                       **overridable())
         self._sub_info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos(),
                                                   **overridable())
 
@@ -267,8 +366,10 @@ class DepthNode(Node):
 
     # ---- callbacks (executor thread): store only ------------------------------------------
     def _on_image(self, msg: Any) -> None:
+        stamp = conv.stamp_to_ns(msg.header.stamp)
         with self._lock:
             self._stats.received += 1
+            self._stats.gaps.image(stamp, 1e9 / self._cfg.camera_rate if self._cfg.camera_rate > 0 else 0.0)
             if self._pending is not None:
                 self._stats.dropped += 1
             self._pending = msg
@@ -282,8 +383,14 @@ class DepthNode(Node):
             camera = (msg, conv.camera_info_to_intrinsics(msg), None)
         except ValueError as exc:
             camera = (msg, None, f"bad camera_info: {exc}")
+        stamp = conv.stamp_to_ns(msg.header.stamp)
         with self._lock:
             self._camera = camera
+            self._stats.gaps.info(stamp)
+
+    def _on_message_lost(self, info: Any) -> None:
+        with self._lock:  # total_count: all lost so far on this subscription
+            self._stats.dds_lost = max(self._stats.dds_lost, int(info.total_count))
 
     def _on_set_parameters(self, params: Any) -> SetParametersResult:
         if any(p.name == diagnostics.PERIOD_PARAMETER for p in params):
@@ -458,16 +565,35 @@ class DepthNode(Node):
     # ---- diagnostics -----------------------------------------------------------------------
     def _diagnose(self, stat: Any) -> Any:
         with self._lock:
-            s = self._stats
+            s, cfg = self._stats, self._cfg
             lat = np.asarray(s.latencies, dtype=np.float64)
             inf = np.asarray(s.infer_times, dtype=np.float64)
             new_bad = s.bad - s.bad_at_last_report
             new_drop = s.dropped - s.dropped_at_last_report
             s.bad_at_last_report, s.dropped_at_last_report = s.bad, s.dropped
+            # input loss: what DDS reported lost, or what the stamps show missing, whichever is larger
+            # (both can see the same frame), over the last 10 updates
+            s.loss_window.append((s.received - s.received_at_last_report,
+                                  max(s.dds_lost - s.dds_lost_at_last_report, s.gaps.missing - s.missing_at_last_report)))
+            s.received_at_last_report = s.received
+            s.dds_lost_at_last_report, s.missing_at_last_report = s.dds_lost, s.gaps.missing
+            window_received = sum(r for r, _ in s.loss_window)
+            window_lost = sum(n for _, n in s.loss_window)
+            period = s.gaps.period_ns(1e9 / cfg.camera_rate if cfg.camera_rate > 0 else 0.0)
             counts = (s.received, s.processed, s.dropped, s.bad, s.idle, s.errors, s.last_bad)
+            dds = (s.dds_lost, s.dds_lost_supported)
+            gaps = (s.gaps.missing, s.gaps.pauses)
             camera_ok = self._camera[1] is not None
+        loss = window_lost / (window_received + window_lost) if window_lost else 0.0
+        warnings = []
         if new_bad:
-            stat.summary(DiagnosticStatus.WARN, f"{new_bad} bad input frame(s) skipped: {counts[6]}")
+            warnings.append(f"{new_bad} bad input frame(s) skipped: {counts[6]}")
+        if window_lost and loss > cfg.max_input_loss:
+            rate = f" of a {1e9 / period:.3g} Hz camera" if period else ""
+            warnings.append(f"{loss:.0%} of the camera's frames{rate} lost before reaching the node "
+                            f"(DDS/transport; {window_lost} in the last {len(s.loss_window)} updates)")
+        if warnings:
+            stat.summary(DiagnosticStatus.WARN, "; ".join(warnings))
         elif new_drop:
             stat.summary(DiagnosticStatus.OK, f"{new_drop} stale frame(s) dropped (inference slower than input)")
         else:
@@ -475,6 +601,11 @@ class DepthNode(Node):
         for key, val in zip(("frames received", "frames processed", "frames dropped (stale)",
                              "bad input frames", "frames skipped (no subscribers)", "processing errors"), counts):
             stat.add(key, str(val))
+        stat.add("frames lost (DDS/transport)", str(dds[0]) if dds[1] else "not reported by this RMW")
+        stat.add("frames missing (stamp gaps)", str(gaps[0]))
+        stat.add("input loss (recent %)", f"{loss * 100:.1f}")
+        stat.add("camera rate (Hz)", f"{1e9 / period:.3f}" if period else "unknown")
+        stat.add("stream pauses", str(gaps[1]))
         stat.add("last bad input", counts[6])
         stat.add("camera_info", "ok" if camera_ok else "missing or invalid")
         if lat.size:

@@ -85,6 +85,12 @@ PARAMS: Tuple[ParamSpec, ...] = (
               range=(0.0, 1000.0, 0.0)),
     ParamSpec("expected_max_rate", 100.0, "Diagnostics: highest acceptable depth rate (Hz).",
               range=(0.0, 1000.0, 0.0)),
+    ParamSpec("camera_rate", 0.0, "Diagnostics: the camera's frame rate (Hz) for counting frames lost before "
+              "the node (stamp gaps); 0 = estimate it from the image and camera_info stamps.",
+              range=(0.0, 1000.0, 0.0)),
+    ParamSpec("max_input_loss", 0.05, "Diagnostics: WARN when more than this fraction of the camera's frames "
+              "was lost before reaching the node (DDS/transport) over the last 10 updates (1.0 = never).",
+              range=(0.0, 1.0, 0.0)),
 )
 
 SPECS: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
@@ -119,6 +125,8 @@ class NodeConfig:
     qos_depth: int = 5
     expected_min_rate: float = 1.0
     expected_max_rate: float = 100.0
+    camera_rate: float = 0.0
+    max_input_loss: float = 0.05
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "NodeConfig":
