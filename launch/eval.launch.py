@@ -76,7 +76,9 @@ TF_STATIC_QOS = """/tf_static:
 
 # depth_node's evaluation mode (its parameters, mono_depth_ros/ros/params.py): no frame dropped for a
 # slow model (a bounded queue instead of "newest only"), images wait (bounded) for their camera_info.
-EVAL_NODE_PARAMS = {"drop_stale_frames": False, "camera_info_wait": 5.0}
+EVAL_NODE_PARAMS = {"drop_stale_frames": False, "camera_info_wait": 5.0,
+                    # no range mask: the evaluator scores what `mono-depth bag --eval` scores (the depth before it)
+                    "min_depth": 0.001, "max_depth": 1000.0}
 READY_LINE = "ready for playback"  # mono_depth_ros/ros/evaluator_node.py READY_LINE
 
 

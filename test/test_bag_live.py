@@ -75,3 +75,28 @@ def test_launch_and_node_files_are_valid_python_with_expected_entry_points():
     assert 'executable="depth_evaluator"' in text and '"depth.launch.py"' in text and '"play"' in text
     node = ast.parse((ROOT / "mono_depth_ros" / "ros" / "evaluator_node.py").read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in node.body)
+
+
+def test_live_evaluation_depth_after_the_next_lidar_scan_still_finds_its_ground_truth():
+    """Live, a frame's depth arrives after its camera image by the node's processing time, often after
+    the next LiDAR scan: the scan it needs is kept while its camera image awaits depth."""
+    msgs, tf = _sample()
+    images = msgs["/kitti/camera_color_left/image_raw"]
+    infos = msgs["/kitti/camera_color_left/camera_info"]
+    clouds = msgs["/kitti/velodyne_points"]
+    ev = DepthEvaluator(["paper"])
+    live = LiveEvaluation(ev, tf.lookup, gt_max_dt=0.05, drop_timeout=5.0)
+    stamps = [bio.stamp_to_ns(m.header.stamp) for m in images]
+    K = camera_info_K(infos[0].k, infos[0].p)
+    T = tf.lookup(infos[0].header.frame_id, clouds[0].header.frame_id)
+    for i in range(2):   # the bag's order: camera image, LiDAR scan; frame 1 one second later
+        live.on_image(stamps[i], 10.0 + i)
+        assert live.on_lidar(stamps[i], bio.pointcloud2_xyz(clouds[i]), clouds[i].header.frame_id) == []
+    recs = []
+    for i in range(2):   # the depth of both frames only now
+        gt = lidar_to_depth(bio.pointcloud2_xyz(clouds[i]), T, K, 1242, 375)
+        recs += live.on_depth(stamps[i], 12.0 + i, np.where(gt > 0, gt, np.nan), K, images[i].header.frame_id)
+    recs += live.finish()
+    s = live.stats(expected_images=2)
+    assert len(recs) == 2 and s["frames_without_ground_truth"] == 0 and s["frame_coverage"] == 1.0
+    assert all(r.metrics["paper"]["abs_rel"] == pytest.approx(0, abs=1e-6) for r in recs)

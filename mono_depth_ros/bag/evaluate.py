@@ -458,6 +458,9 @@ class StampMatcher:
         self.gt: List[Tuple[int, Any]] = []
         self.pending: List[Tuple[int, Any]] = []
         self.latest_gt = -(2 ** 62)
+        # live: the oldest stamp whose image may still come (a camera frame still being processed);
+        # ground truth near it is kept although a later one has arrived
+        self.hold_from: Optional[int] = None
 
     def add_gt(self, stamp: int, payload: Any) -> List[Tuple[Any, Optional[Any]]]:
         self.gt.append((int(stamp), payload))
@@ -485,7 +488,8 @@ class StampMatcher:
                 keep.append((stamp, item))
         self.pending = keep
         if not final:  # forget ground truth that no pending or later image can use
-            horizon = min([s for s, _ in self.pending], default=self.latest_gt) - self.max_dt
+            waiting = [s for s, _ in self.pending] + ([self.hold_from] if self.hold_from is not None else [])
+            horizon = min(waiting, default=self.latest_gt) - self.max_dt
             self.gt = [(s, g) for s, g in self.gt if s >= horizon] or self.gt[-1:]
         return done
 
@@ -546,10 +550,17 @@ class LiveEvaluation:
         self._expire(wall_s)
         item = {"stamp": int(stamp_ns), "depth": np.array(depth, dtype=np.float32), "K": np.asarray(K),
                 "frame_id": frame_id, "latency_s": None if t_img is None else wall_s - t_img}
+        self._hold()
         return self._evaluate(self.matcher.add_image(stamp_ns, item))
 
     def on_lidar(self, stamp_ns: int, points: np.ndarray, frame_id: str) -> List[FrameRecord]:
+        self._hold()
         return self._evaluate(self.matcher.add_gt(stamp_ns, (np.asarray(points, dtype=np.float32)[:, :3], frame_id)))
+
+    def _hold(self) -> None:
+        """Depth comes after its camera image (the node's processing time) and often after the next
+        LiDAR scan: keep the scans that camera images still awaiting their depth may need."""
+        self.matcher.hold_from = min(self.images) if self.images else None
 
     def finish(self) -> List[FrameRecord]:
         recs = self._evaluate(self.matcher.finish())

@@ -67,7 +67,9 @@ PARAMS: Dict[str, Any] = {
     "wait_for_node": "",
 }
 
-READY_LINE = "ready for playback"  # eval.launch.py matches this text in the evaluator's output
+READY_LINE = "ready for playback"
+WAIT_INFO_S = 1.0   # s a depth image waits for the depth/camera_info of its stamp
+MAX_WAITING = 10    # depth images waiting at most  # eval.launch.py matches this text in the evaluator's output
 
 
 class DepthEvaluatorNode(Node):
@@ -83,6 +85,8 @@ class DepthEvaluatorNode(Node):
         self.tf_listener = TransformListener(self.tf_buffer, self)
         self._T: Dict[tuple, np.ndarray] = {}
         self._infos: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._waiting: "OrderedDict[int, tuple]" = OrderedDict()  # depth images awaiting their camera_info
+        self._no_info = 0
         self._last_depth_wall: Optional[float] = None
         self._finished = False
         self._bad_inputs = 0
@@ -94,8 +98,7 @@ class DepthEvaluatorNode(Node):
         self.create_subscription(PointCloud2, p["lidar_topic"], self._on_lidar, qos)
         if p["image_topic"]:
             self.create_subscription(Image, p["image_topic"], self._on_image, qos)
-        if float(p["idle_shutdown"]) > 0:
-            self.create_timer(0.5, self._check_idle)
+        self.create_timer(0.5, self._check_idle)
         self._ready_timer = None
         if p["wait_for_node"] and p["image_topic"]:
             self._ready_timer = self.create_timer(0.2, self._check_ready)
@@ -116,24 +119,45 @@ class DepthEvaluatorNode(Node):
         self.live.on_image(conv.stamp_to_ns(msg.header.stamp), time.monotonic(), rgb)
 
     def _on_depth_info(self, msg: Any) -> None:
+        stamp = conv.stamp_to_ns(msg.header.stamp)
         try:
-            self._infos[conv.stamp_to_ns(msg.header.stamp)] = camera_info_K(msg.k, msg.p)
+            self._infos[stamp] = camera_info_K(msg.k, msg.p)
         except ValueError as exc:
             self.get_logger().warning(f"bad depth camera_info: {exc}", throttle_duration_sec=5.0)
             return
         while len(self._infos) > 50:
             self._infos.popitem(last=False)
+        waiting = self._waiting.pop(stamp, None)
+        if waiting is not None:
+            self._evaluate_depth(*waiting, self._infos[stamp])
 
     def _on_depth(self, msg: Any) -> None:
+        """depth_node publishes depth/image before depth/camera_info: a depth image waits (bounded) for
+        the camera_info of its own stamp; one that waited WAIT_INFO_S takes the latest camera_info."""
         wall = time.monotonic()
         self._last_depth_wall = wall
         stamp = conv.stamp_to_ns(msg.header.stamp)
         K = self._infos.get(stamp)
-        if K is None and self._infos:
-            K = next(reversed(self._infos.values()))  # camera_info may trail the image: the latest
-        if K is None:
-            self.get_logger().warning("no depth/camera_info yet: cannot project the LiDAR", throttle_duration_sec=5.0)
-            return
+        if K is not None:
+            self._evaluate_depth(msg, stamp, wall, K)
+        else:
+            self._waiting[stamp] = (msg, stamp, wall)
+        self._flush_waiting(wall)
+
+    def _flush_waiting(self, wall: Optional[float] = None, final: bool = False) -> None:
+        while self._waiting:
+            stamp, (msg, _, arrived) = next(iter(self._waiting.items()))
+            if not (final or len(self._waiting) > MAX_WAITING or (wall is not None and wall - arrived > WAIT_INFO_S)):
+                return
+            del self._waiting[stamp]
+            if not self._infos:
+                self._no_info += 1
+                self.get_logger().warning("no depth/camera_info received: cannot project the LiDAR for a depth "
+                                          "image", throttle_duration_sec=5.0)
+                continue
+            self._evaluate_depth(msg, stamp, arrived, next(reversed(self._infos.values())))
+
+    def _evaluate_depth(self, msg: Any, stamp: int, wall: float, K: np.ndarray) -> None:
         try:
             depth = conv.image_msg_to_depth(msg)
         except ValueError as exc:
@@ -186,7 +210,8 @@ class DepthEvaluatorNode(Node):
                 self._ready_timer = None
 
     def _check_idle(self) -> None:
-        if self._last_depth_wall is not None and time.monotonic() - self._last_depth_wall > float(self.p["idle_shutdown"]):
+        self._flush_waiting(time.monotonic())
+        if float(self.p["idle_shutdown"]) > 0 and self._last_depth_wall is not None and time.monotonic() - self._last_depth_wall > float(self.p["idle_shutdown"]):
             self.get_logger().info(f"no depth image for {self.p['idle_shutdown']} s: finishing")
             self.finish()
             raise SystemExit(0)  # leaves spin(); main() shuts down cleanly
@@ -196,9 +221,11 @@ class DepthEvaluatorNode(Node):
         if self._finished:
             return
         self._finished = True
+        self._flush_waiting(final=True)
         self._report(self.live.finish())
         stats = self.live.stats(expected_images=int(self.p["bag_images"]))
         stats["bad_messages"] = self._bad_inputs
+        stats["depth_without_camera_info"] = self._no_info
         log = self.get_logger()
         if stats["frame_coverage"] < 1.0:
             log.warning(f"coverage {stats['frame_coverage']:.0%}: {stats['frames_evaluated']} of "
