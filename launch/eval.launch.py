@@ -33,7 +33,7 @@ import yaml
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription,
                             OpaqueFunction, RegisterEventHandler, TimerAction)
-from launch.event_handlers import OnProcessExit, OnProcessIO
+from launch.event_handlers import OnProcessExit, OnProcessIO, OnShutdown
 from launch.events import Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -104,22 +104,35 @@ def _check_bag(bag, image_topic, camera_info_topic, lidar_topic):
     return info.count
 
 
-def _node_params_file(context, user_file):
+_TEMP_FILES = []  # removed when the launch shuts down
+
+
+def _node_params_file(user_file):
     """depth_node's parameters: the user's params_file (default: the package's config/depth.yaml)
-    with the evaluation mode on top, as a temporary YAML passed to depth.launch.py."""
-    if not user_file:
-        return ""
+    with the evaluation mode on top of every node entry, as a temporary YAML for depth.launch.py."""
     with open(user_file, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
-    doc.setdefault("/**", {}).setdefault("ros__parameters", {}).update(EVAL_NODE_PARAMS)
-    return _write_temp(doc)
+    doc.setdefault("/**", {})
+    for entry in doc.values():
+        if isinstance(entry, dict):
+            entry.setdefault("ros__parameters", {}).update(EVAL_NODE_PARAMS)
+    return _write_temp("mono_depth_eval_params_", yaml.safe_dump(doc))
 
 
-def _write_temp(doc):
-    fd, path = tempfile.mkstemp(prefix="mono_depth_eval_params_", suffix=".yaml")
+def _write_temp(prefix, text):
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".yaml")
     with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(doc, f)
+        f.write(text)
+    _TEMP_FILES.append(path)
     return path
+
+
+def _remove_temp_files(*_args):
+    while _TEMP_FILES:
+        try:
+            os.unlink(_TEMP_FILES.pop())
+        except OSError:
+            pass
 
 
 def _play(context, *args, **kwargs):
@@ -127,9 +140,7 @@ def _play(context, *args, **kwargs):
     storage = LaunchConfiguration("storage").perform(context)
     if not storage and bag.endswith(".mcap") and os.path.isfile(bag):
         storage = "mcap"
-    fd, qos_path = tempfile.mkstemp(prefix="mono_depth_tf_static_qos_", suffix=".yaml")
-    with os.fdopen(fd, "w") as f:
-        f.write(TF_STATIC_QOS)
+    qos_path = _write_temp("mono_depth_tf_static_qos_", TF_STATIC_QOS)
     cmd = ["ros2", "bag", "play", bag, "--rate", LaunchConfiguration("rate").perform(context),
            "--qos-profile-overrides-path", qos_path]
     if storage:
@@ -156,7 +167,7 @@ def _setup(context, *args, **kwargs):
         if not params_file:
             share = FindPackageShare("mono_depth_ros").perform(context)
             params_file = os.path.join(share, "config", "depth.yaml")
-        params_file = _node_params_file(context, params_file)
+        params_file = _node_params_file(params_file)
     evaluator = Node(
         package="mono_depth_ros", executable="depth_evaluator", name="depth_evaluator", output="screen",
         parameters=[{
@@ -205,6 +216,7 @@ def _setup(context, *args, **kwargs):
         RegisterEventHandler(OnProcessIO(target_action=evaluator, on_stdout=on_evaluator_output,
                                          on_stderr=on_evaluator_output)),
         RegisterEventHandler(OnProcessExit(on_exit=on_any_exit)),
+        RegisterEventHandler(OnShutdown(on_shutdown=_remove_temp_files)),
         RegisterEventHandler(OnProcessExit(target_action=evaluator, on_exit=[
             EmitEvent(event=Shutdown(reason="evaluation finished"))])),
     ]

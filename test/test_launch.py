@@ -175,6 +175,7 @@ def _load_eval_with_stand_ins(monkeypatch):
     handlers = types.ModuleType("launch.event_handlers")
     handlers.OnProcessExit = rec("OnProcessExit")
     handlers.OnProcessIO = rec("OnProcessIO")
+    handlers.OnShutdown = rec("OnShutdown")
     events = types.ModuleType("launch.events")
     events.Shutdown = rec("Shutdown")
     sources = types.ModuleType("launch.launch_description_sources")
@@ -224,7 +225,6 @@ def test_eval_launch_plays_with_clock_when_depth_node_uses_sim_time(monkeypatch,
     assert passed["use_sim_time"] == sim               # depth.launch.py's argument, passed on
     # evaluation mode: the package's depth.yaml with EVAL_NODE_PARAMS on top, in a temporary file
     params = yaml.safe_load(Path(passed["params_file"]).read_text())["/**"]["ros__parameters"]
-    Path(passed["params_file"]).unlink()
     assert {k: params[k] for k in module.EVAL_NODE_PARAMS} == module.EVAL_NODE_PARAMS
     assert params["depth_encoding"] == "32FC1"          # the rest of config/depth.yaml kept
     (evaluator,) = [e for e in actions if isinstance(e, _Node)]
@@ -235,7 +235,8 @@ def test_eval_launch_plays_with_clock_when_depth_node_uses_sim_time(monkeypatch,
     (kind, cmd, name) = play
     qos = Path(cmd[cmd.index("--qos-profile-overrides-path") + 1])
     assert "/tf_static:" in qos.read_text()
-    qos.unlink()
+    module._remove_temp_files()     # what the launch's OnShutdown handler does
+    assert not qos.exists() and not Path(passed["params_file"]).exists()
     assert (kind, name) == ("ExecuteProcess", "bag_play") and handler[0] == "RegisterEventHandler"
     assert cmd[:4] == ["ros2", "bag", "play", str(bag)] and cmd[cmd.index("-s") + 1] == "mcap"
     if sim == "true":
