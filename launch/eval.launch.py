@@ -74,10 +74,11 @@ TF_STATIC_QOS = """/tf_static:
   durability: transient_local
 """
 
-# depth_node's evaluation mode (its parameters, mono_depth_ros/ros/params.py): no frame dropped for a
-# slow model (a bounded queue instead of "newest only"), images wait (bounded) for their camera_info.
-EVAL_NODE_PARAMS = {"drop_stale_frames": False, "camera_info_wait": 5.0,
-                    # no range mask: the evaluator scores what `mono-depth bag --eval` scores (the depth before it)
+# depth_node's evaluation mode (its parameters, mono_depth_ros/ros/params.py): every image processed in
+# order through a bounded queue instead of "newest only" (a model slower than the bag is paced, not
+# dropped; a full queue still drops, counted), the first images wait for the first camera_info, and no
+# range mask, so the evaluator scores what `mono-depth bag --eval` scores (the depth before the mask).
+EVAL_NODE_PARAMS = {"drop_policy": "none", "queue_size": 100, "camera_info_wait": 10.0,
                     "min_depth": 0.001, "max_depth": 1000.0}
 READY_LINE = "ready for playback"  # mono_depth_ros/ros/evaluator_node.py READY_LINE
 

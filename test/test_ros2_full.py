@@ -143,11 +143,26 @@ def kitti_bag(tmp_path_factory) -> Path:
     return bag
 
 
-def test_eval_launch_scores_every_frame_and_matches_offline_eval(tmp_path, domain, ws, tiny_model, kitti_bag):
+@pytest.fixture(scope="module")
+def offline_eval(tmp_path_factory, tiny_model, kitti_bag) -> dict:
+    """`mono-depth bag --eval` of the bag with the model (no ROS): the figures live evaluation must match."""
+    off = tmp_path_factory.mktemp("offline")
+    cli = subprocess.run([sys.executable, "-m", "mono_depth_ros", "bag", str(kitti_bag), "--model", str(tiny_model),
+                          "--backend", "torch", "--out", str(off / "bag"), "--eval", "--eval-dir", str(off),
+                          "--no-progress", "--no-plots"], capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, _tail(cli.stdout + cli.stderr)
+    (offline_json,) = list(off.glob("*.json"))
+    return json.loads(offline_json.read_text())
+
+
+@pytest.mark.parametrize("rate", ["1.0", "20.0"])
+def test_eval_launch_scores_every_frame_and_matches_offline_eval(tmp_path, domain, ws, tiny_model, kitti_bag, rate,
+                                                                 offline_eval):
+    """rate 20: the bag's two frames 5 ms apart, faster than the node: queued, not dropped."""
     live = tmp_path / "live"
     proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={kitti_bag}",
                          f"model:={tiny_model}", f"output_dir:={live}", "idle_shutdown:=3.0", "play_delay:=1.0",
-                         "rate:=1.0", "backend:=torch"], domain_id=domain, ws=ws)
+                         f"rate:={rate}", "backend:=torch"], domain_id=domain, ws=ws)
     try:
         log, _ = proc.communicate(timeout=150)
         log = log.decode(errors="replace")
@@ -164,13 +179,7 @@ def test_eval_launch_scores_every_frame_and_matches_offline_eval(tmp_path, domai
     assert "Traceback" not in log
 
     # the offline evaluation of the same bag with the same model: the same figures
-    off = tmp_path / "offline"
-    cli = subprocess.run([sys.executable, "-m", "mono_depth_ros", "bag", str(kitti_bag), "--model", str(tiny_model),
-                          "--backend", "torch", "--out", str(off / "bag"), "--eval", "--eval-dir", str(off),
-                          "--no-progress", "--no-plots"], capture_output=True, text=True, timeout=300)
-    assert cli.returncode == 0, _tail(cli.stdout + cli.stderr)
-    (offline_json,) = [p for p in off.glob("*.json")]
-    ref = json.loads(offline_json.read_text())
+    ref = offline_eval
     assert ref["frames_evaluated"] == 2
     assert set(doc["totals"]) == set(ref["totals"])
     for proto, metrics in ref["totals"].items():
