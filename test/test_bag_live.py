@@ -100,3 +100,18 @@ def test_live_evaluation_depth_after_the_next_lidar_scan_still_finds_its_ground_
     s = live.stats(expected_images=2)
     assert len(recs) == 2 and s["frames_without_ground_truth"] == 0 and s["frame_coverage"] == 1.0
     assert all(r.metrics["paper"]["abs_rel"] == pytest.approx(0, abs=1e-6) for r in recs)
+
+
+def test_live_evaluation_depth_before_its_input_image_is_not_a_drop():
+    """The evaluator receives the camera image and the node's depth separately; the depth can win."""
+    ev = DepthEvaluator(["paper"])
+    live = LiveEvaluation(ev, lambda a, b: np.eye(4), drop_timeout=1.0)
+    K = np.array([[100.0, 0, 16], [0, 100.0, 8], [0, 0, 1]])
+    live.on_depth(5, 10.0, np.ones((16, 32), np.float32), K, "cam")
+    assert live.unmatched_depth == 1
+    live.on_image(5, 10.01)          # its input image, later
+    live.on_image(6, 20.0)           # much later: nothing of frame 5 left to expire
+    live.finish()
+    s = live.stats()
+    assert s["depth_without_input_image"] == 0 and s["dropped_frames"] == 1   # only frame 6, never served
+    assert s["input_images"] == 2 and s["depth_images"] == 1

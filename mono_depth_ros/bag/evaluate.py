@@ -516,6 +516,7 @@ class LiveEvaluation:
         self.drop_timeout = drop_timeout
         self.images: Dict[int, float] = {}       # stamp -> wall time, awaiting their depth
         self.rgb: Dict[int, Any] = {}            # stamp -> (lazy) rgb for the worst-frame figure
+        self.early_depth: Dict[int, float] = {}  # stamp -> wall time: depth seen before its input image
         self.keep_rgb = keep_rgb
         self.n_images = self.n_depth = self.dropped = self.no_gt = self.unmatched_depth = self.errors = 0
         self.last_error = ""
@@ -524,7 +525,11 @@ class LiveEvaluation:
 
     def on_image(self, stamp_ns: int, wall_s: float, rgb: Any = None) -> None:
         self.n_images += 1
-        self.images[int(stamp_ns)] = wall_s
+        if self.early_depth.pop(int(stamp_ns), None) is not None:
+            # its depth came first (the two travel separately): served, not dropped; no latency figure
+            self.unmatched_depth -= 1
+        else:
+            self.images[int(stamp_ns)] = wall_s
         if rgb is not None:
             self.rgb[int(stamp_ns)] = rgb
             while len(self.rgb) > self.keep_rgb:
@@ -545,6 +550,9 @@ class LiveEvaluation:
             self.latencies.append(wall_s - t_img)
         else:
             self.unmatched_depth += 1
+            self.early_depth[int(stamp_ns)] = wall_s
+            while len(self.early_depth) > 100:
+                self.early_depth.pop(next(iter(self.early_depth)))
         if now_ns is not None:
             self.stamp_latencies.append((now_ns - int(stamp_ns)) * 1e-9)
         self._expire(wall_s)
