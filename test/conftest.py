@@ -66,3 +66,43 @@ def sample_bag_messages():
     for m in msgs["/tf_static"]:
         tf.add_message(m)
     return msgs, tf
+
+
+# ---- the real-ROS tiers: named in the header and in the summary of every run --------------------------
+ROS_TIERS = {"ros_rclpy": "real-rclpy (PyPI Jazzy wheels, Fast DDS)",
+             "ros_full": "full ROS 2 (../shared/ros2 bundle)"}
+_tier_counts: dict = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    # modules that drive the real node through test/real_node.py belong to the real-rclpy tier
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and (hasattr(module, "need_rclpy") or hasattr(module, "require_real_rclpy")):
+            item.add_marker("ros_rclpy")
+
+
+def pytest_report_header(config):
+    from ros_tiers import tier_status
+
+    return ["ROS tiers: " + "; ".join(f"{name}: {state}" for name, state in tier_status().items())]
+
+
+def pytest_runtest_logreport(report):
+    # one count per test: skipped at setup, the call's outcome, or failed in any phase
+    counted = (report.when == "call" or report.failed or (report.when == "setup" and report.skipped))
+    for marker in ROS_TIERS:
+        if counted and marker in report.keywords:
+            counts = _tier_counts.setdefault(marker, {"passed": 0, "failed": 0, "skipped": 0})
+            counts[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    parts = []
+    for marker, name in ROS_TIERS.items():
+        c = _tier_counts.get(marker)
+        if not c:
+            parts.append(f"{name}: no test selected")
+        else:
+            parts.append(f"{name}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
+    terminalreporter.write_line("ROS tiers ran: " + "; ".join(parts))

@@ -25,6 +25,9 @@ TINY_W, TINY_H = 160, 120
 
 
 def need_rclpy():
+    from ros_tiers import require_real_rclpy
+
+    require_real_rclpy()  # skip with the reason; under CI=true fail (make venv installs the PyPI Jazzy wheels)
     return pytest.importorskip("rclpy", reason="rclpy not installed (make venv installs the PyPI Jazzy wheels)")
 
 

@@ -51,7 +51,10 @@ def evaluator_node(monkeypatch):
         sys.modules.pop(MODULE, None)
 
 
-def test_evaluator_node_metrics_latency_and_files(evaluator_node, tmp_path):
+@pytest.mark.parametrize("order", ["info_first", "depth_first"])
+def test_evaluator_node_metrics_latency_and_files(evaluator_node, tmp_path, order):
+    """depth_first is depth_node's own order (depth/image, then depth/camera_info): the depth image
+    waits for the camera_info of its stamp; both frames are scored either way."""
     rclpy, mod, msgs, static, lookups = evaluator_node
     from rclpy.parameter import Parameter
 
@@ -72,8 +75,15 @@ def test_evaluator_node_metrics_latency_and_files(evaluator_node, tmp_path):
         node.subscription("image").deliver(_to_fake(img))
         node.subscription("/kitti/velodyne_points").deliver(_to_fake(cloud))
         header = conv.make_header(T, img.header.stamp.sec, img.header.stamp.nanosec, img.header.frame_id)
-        node.subscription("depth/camera_info").deliver(_to_fake(info))
-        node.subscription("depth/image").deliver(conv.depth_to_image_msg(T, np.where(gt > 0, gt, np.nan), header))
+        depth = conv.depth_to_image_msg(T, np.where(gt > 0, gt, np.nan), header)
+        if order == "info_first":
+            node.subscription("depth/camera_info").deliver(_to_fake(info))
+            node.subscription("depth/image").deliver(depth)
+        else:
+            node.subscription("depth/image").deliver(depth)
+            assert len(node._waiting) == 1                      # held until its camera_info comes
+            node.subscription("depth/camera_info").deliver(_to_fake(info))
+            assert not node._waiting
     node.finish()
     doc = json.loads((tmp_path / "live_eval.json").read_text())
     assert doc["frames_evaluated"] == 2 and doc["input_images"] == 2 and doc["dropped_frames"] == 0

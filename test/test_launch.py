@@ -4,7 +4,7 @@ ROS 2's ``launch`` / ``launch_ros`` are not installed here (and ``import launch`
 this repository's own launch/ folder as a namespace package), so:
 * the argument list is checked on the AST;
 * the launch logic (_setup) runs against small stand-ins for launch / launch_ros whose Node() takes launch_ros.actions.Node's keyword names only;
-* with the real launch installed, generate_launch_description() is called (skipped here).
+* the real launch / launch_ros load both files in the full-ROS tier (test/test_ros2_full.py).
 """
 from __future__ import annotations
 
@@ -159,22 +159,6 @@ def test_rviz_config_shows_depth_colored_and_points():
     assert any(p["Class"] == "rviz_common/Displays" for p in cfg["Panels"])
 
 
-def test_generate_launch_description_with_real_launch():
-    try:
-        from launch import LaunchDescription  # noqa: F401
-        from launch_ros.actions import Node  # noqa: F401
-    except ImportError:
-        pytest.skip("ROS 2 launch / launch_ros are not installed (they come with a ROS 2 distro)")
-    from launch.actions import DeclareLaunchArgument
-
-    spec = importlib.util.spec_from_file_location("depth_launch_real", LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    ld = module.generate_launch_description()
-    declared = {a.name for a in ld.entities if isinstance(a, DeclareLaunchArgument)}
-    assert REQUIRED <= declared
-
-
 # ---- eval.launch.py against stand-ins ----------------------------------------------------------
 def _load_eval_with_stand_ins(monkeypatch):
     """eval.launch.py with the launch / launch_ros names it imports replaced by recorders."""
@@ -190,6 +174,8 @@ def _load_eval_with_stand_ins(monkeypatch):
     actions.ExecuteProcess = lambda *, cmd, name=None, output="log", **kw: ("ExecuteProcess", cmd, name)
     handlers = types.ModuleType("launch.event_handlers")
     handlers.OnProcessExit = rec("OnProcessExit")
+    handlers.OnProcessIO = rec("OnProcessIO")
+    handlers.OnShutdown = rec("OnShutdown")
     events = types.ModuleType("launch.events")
     events.Shutdown = rec("Shutdown")
     sources = types.ModuleType("launch.launch_description_sources")
@@ -202,7 +188,15 @@ def _load_eval_with_stand_ins(monkeypatch):
     ros_params = types.ModuleType("launch_ros.parameter_descriptions")
     ros_params.ParameterValue = _ParameterValue
     ros_subs = types.ModuleType("launch_ros.substitutions")
-    ros_subs.FindPackageShare = rec("FindPackageShare")
+
+    class FindPackageShare:
+        def __init__(self, package):
+            assert package == "mono_depth_ros"
+
+        def perform(self, context):
+            return str(ROOT)
+
+    ros_subs.FindPackageShare = FindPackageShare
     for name, mod in {"launch": launch, "launch.actions": actions, "launch.event_handlers": handlers,
                       "launch.events": events, "launch.launch_description_sources": sources,
                       "launch.substitutions": subs, "launch_ros": types.ModuleType("launch_ros"),
@@ -216,27 +210,49 @@ def _load_eval_with_stand_ins(monkeypatch):
 
 
 @pytest.mark.parametrize("sim", ["true", "false"])
-def test_eval_launch_plays_with_clock_when_depth_node_uses_sim_time(monkeypatch, tmp_path, sim):
+def test_eval_launch_plays_with_clock_when_depth_node_uses_sim_time(monkeypatch, sim):
+    from conftest import SAMPLE_BAG, shared_path
+
+    bag = shared_path(*SAMPLE_BAG)
     module = _load_eval_with_stand_ins(monkeypatch)
     ld = module.generate_launch_description()
-    entries = [e for e in ld if isinstance(e, tuple)]
-    defaults = {e[1]: e[2] for e in entries if e[0] == "arg"}
-    assert defaults["use_sim_time"] == "true"
-    (include,) = [e for e in entries if e[0] == "IncludeLaunchDescription"]
-    passed = {k: v.name for k, v in include[2]["launch_arguments"]}
-    assert passed["use_sim_time"] == "use_sim_time"   # depth.launch.py's argument, passed on
-    (evaluator,) = [e for e in ld if isinstance(e, _Node)]
-    assert "use_sim_time" not in evaluator.parameters[0]   # wall time: idle shutdown after the clock stops
-    bag = tmp_path / "b.mcap"
-    bag.write_bytes(b"")
+    defaults = {e[1]: e[2] for e in ld if isinstance(e, tuple) and e[0] == "arg"}
+    assert defaults["use_sim_time"] == "true" and defaults["eval_mode"] == "true"
     ctx = {**{k: v for k, v in defaults.items() if v is not None}, "bag": str(bag), "use_sim_time": sim}
-    ((kind, cmd, name),) = module._play(ctx)
+    actions = module._setup(ctx)
+    (include,) = [e for e in actions if isinstance(e, tuple) and e[0] == "IncludeLaunchDescription"]
+    passed = dict(include[2]["launch_arguments"])
+    assert passed["use_sim_time"] == sim               # depth.launch.py's argument, passed on
+    # evaluation mode: the package's depth.yaml with EVAL_NODE_PARAMS on top, in a temporary file
+    params = yaml.safe_load(Path(passed["params_file"]).read_text())["/**"]["ros__parameters"]
+    assert {k: params[k] for k in module.EVAL_NODE_PARAMS} == module.EVAL_NODE_PARAMS
+    assert params["depth_encoding"] == "32FC1"          # the rest of config/depth.yaml kept
+    (evaluator,) = [e for e in actions if isinstance(e, _Node)]
+    p = evaluator.parameters[0]
+    assert "use_sim_time" not in p   # wall time: idle shutdown after the clock stops
+    assert p["bag_images"] == 2 and p["wait_for_node"] == "depth_node"
+    play, handler = module._play(ctx)
+    (kind, cmd, name) = play
     qos = Path(cmd[cmd.index("--qos-profile-overrides-path") + 1])
     assert "/tf_static:" in qos.read_text()
-    qos.unlink()
-    assert (kind, name) == ("ExecuteProcess", "bag_play")
+    module._remove_temp_files()     # what the launch's OnShutdown handler does
+    assert not qos.exists() and not Path(passed["params_file"]).exists()
+    assert (kind, name) == ("ExecuteProcess", "bag_play") and handler[0] == "RegisterEventHandler"
     assert cmd[:4] == ["ros2", "bag", "play", str(bag)] and cmd[cmd.index("-s") + 1] == "mcap"
     if sim == "true":
         assert cmd[cmd.index("--clock") + 1] == module.CLOCK_HZ and float(module.CLOCK_HZ) > 0
     else:
         assert "--clock" not in cmd
+
+
+def test_eval_launch_refuses_a_bag_without_the_topics_before_starting_anything(monkeypatch, tmp_path):
+    from conftest import SAMPLE_BAG, shared_path
+
+    module = _load_eval_with_stand_ins(monkeypatch)
+    defaults = {e[1]: e[2] for e in module.generate_launch_description() if isinstance(e, tuple) and e[0] == "arg"}
+    ctx = {**{k: v for k, v in defaults.items() if v is not None}, "bag": str(shared_path(*SAMPLE_BAG)),
+           "lidar_topic": "/no/lidar"}
+    with pytest.raises(module.BagProblem, match="LiDAR topic '/no/lidar' is not in bag"):
+        module._setup(ctx)
+    with pytest.raises(module.BagProblem, match="does not exist"):
+        module._setup({**ctx, "bag": str(tmp_path / "nothing")})

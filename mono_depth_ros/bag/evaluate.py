@@ -458,6 +458,9 @@ class StampMatcher:
         self.gt: List[Tuple[int, Any]] = []
         self.pending: List[Tuple[int, Any]] = []
         self.latest_gt = -(2 ** 62)
+        # live: the oldest stamp whose image may still come (a camera frame still being processed);
+        # ground truth near it is kept although a later one has arrived
+        self.hold_from: Optional[int] = None
 
     def add_gt(self, stamp: int, payload: Any) -> List[Tuple[Any, Optional[Any]]]:
         self.gt.append((int(stamp), payload))
@@ -485,7 +488,8 @@ class StampMatcher:
                 keep.append((stamp, item))
         self.pending = keep
         if not final:  # forget ground truth that no pending or later image can use
-            horizon = min([s for s, _ in self.pending], default=self.latest_gt) - self.max_dt
+            waiting = [s for s, _ in self.pending] + ([self.hold_from] if self.hold_from is not None else [])
+            horizon = min(waiting, default=self.latest_gt) - self.max_dt
             self.gt = [(s, g) for s, g in self.gt if s >= horizon] or self.gt[-1:]
         return done
 
@@ -512,6 +516,7 @@ class LiveEvaluation:
         self.drop_timeout = drop_timeout
         self.images: Dict[int, float] = {}       # stamp -> wall time, awaiting their depth
         self.rgb: Dict[int, Any] = {}            # stamp -> (lazy) rgb for the worst-frame figure
+        self.early_depth: Dict[int, float] = {}  # stamp -> wall time: depth seen before its input image
         self.keep_rgb = keep_rgb
         self.n_images = self.n_depth = self.dropped = self.no_gt = self.unmatched_depth = self.errors = 0
         self.last_error = ""
@@ -520,7 +525,11 @@ class LiveEvaluation:
 
     def on_image(self, stamp_ns: int, wall_s: float, rgb: Any = None) -> None:
         self.n_images += 1
-        self.images[int(stamp_ns)] = wall_s
+        if self.early_depth.pop(int(stamp_ns), None) is not None:
+            # its depth came first (the two travel separately): served, not dropped; no latency figure
+            self.unmatched_depth -= 1
+        else:
+            self.images[int(stamp_ns)] = wall_s
         if rgb is not None:
             self.rgb[int(stamp_ns)] = rgb
             while len(self.rgb) > self.keep_rgb:
@@ -541,15 +550,25 @@ class LiveEvaluation:
             self.latencies.append(wall_s - t_img)
         else:
             self.unmatched_depth += 1
+            self.early_depth[int(stamp_ns)] = wall_s
+            while len(self.early_depth) > 100:
+                self.early_depth.pop(next(iter(self.early_depth)))
         if now_ns is not None:
             self.stamp_latencies.append((now_ns - int(stamp_ns)) * 1e-9)
         self._expire(wall_s)
         item = {"stamp": int(stamp_ns), "depth": np.array(depth, dtype=np.float32), "K": np.asarray(K),
                 "frame_id": frame_id, "latency_s": None if t_img is None else wall_s - t_img}
+        self._hold()
         return self._evaluate(self.matcher.add_image(stamp_ns, item))
 
     def on_lidar(self, stamp_ns: int, points: np.ndarray, frame_id: str) -> List[FrameRecord]:
+        self._hold()
         return self._evaluate(self.matcher.add_gt(stamp_ns, (np.asarray(points, dtype=np.float32)[:, :3], frame_id)))
+
+    def _hold(self) -> None:
+        """Depth comes after its camera image (the node's processing time) and often after the next
+        LiDAR scan: keep the scans that camera images still awaiting their depth may need."""
+        self.matcher.hold_from = min(self.images) if self.images else None
 
     def finish(self) -> List[FrameRecord]:
         recs = self._evaluate(self.matcher.finish())
@@ -581,13 +600,18 @@ class LiveEvaluation:
             out.append(self.evaluator.add(d, gt_depth, stamp_ns=item["stamp"], rgb=rgb, extra=extra))
         return out
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self, expected_images: int = 0) -> Dict[str, Any]:
+        """Counts, latency figures and ``frame_coverage``: frames evaluated / ``expected_images`` (the camera
+        images of the played bag, when known) or / camera images received (0.0 when there were none)."""
         lat = np.asarray(self.latencies, dtype=np.float64)
+        total = int(expected_images) or self.n_images
         out: Dict[str, Any] = {"input_images": self.n_images, "depth_images": self.n_depth,
                                "dropped_frames": self.dropped, "frames_without_ground_truth": self.no_gt,
                                "depth_without_input_image": self.unmatched_depth,
                                "evaluation_errors": self.errors,
-                               "frames_evaluated": len(self.evaluator)}
+                               "frames_evaluated": len(self.evaluator),
+                               "bag_images": int(expected_images),
+                               "frame_coverage": (len(self.evaluator) / total) if total else 0.0}
         if lat.size:
             out.update({"latency_mean_ms": float(lat.mean() * 1e3), "latency_p50_ms": float(np.percentile(lat, 50) * 1e3),
                         "latency_p90_ms": float(np.percentile(lat, 90) * 1e3), "latency_max_ms": float(lat.max() * 1e3)})

@@ -59,7 +59,17 @@ PARAMS: Dict[str, Any] = {
     # (counted) and later ones find it.
     "tf_timeout": 0.0,
     "worst_frame_rgb": True,           # decode input images for the worst-frame figure
+    # camera images in the played bag (eval.launch.py counts them before playing; 0 = unknown): the
+    # coverage reported at the end is frames evaluated / this (else / camera images received)
+    "bag_images": 0,
+    # name of the depth node to wait for: once it subscribes to image_topic (it subscribes after its
+    # model has loaded) the evaluator logs READY_LINE once; eval.launch.py starts `ros2 bag play` on it
+    "wait_for_node": "",
 }
+
+READY_LINE = "ready for playback"
+WAIT_INFO_S = 1.0   # s a depth image waits for the depth/camera_info of its stamp
+MAX_WAITING = 10    # depth images waiting at most  # eval.launch.py matches this text in the evaluator's output
 
 
 class DepthEvaluatorNode(Node):
@@ -75,6 +85,8 @@ class DepthEvaluatorNode(Node):
         self.tf_listener = TransformListener(self.tf_buffer, self)
         self._T: Dict[tuple, np.ndarray] = {}
         self._infos: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._waiting: "OrderedDict[int, tuple]" = OrderedDict()  # depth images awaiting their camera_info
+        self._no_info = 0
         self._last_depth_wall: Optional[float] = None
         self._finished = False
         self._bad_inputs = 0
@@ -86,8 +98,10 @@ class DepthEvaluatorNode(Node):
         self.create_subscription(PointCloud2, p["lidar_topic"], self._on_lidar, qos)
         if p["image_topic"]:
             self.create_subscription(Image, p["image_topic"], self._on_image, qos)
-        if float(p["idle_shutdown"]) > 0:
-            self.create_timer(0.5, self._check_idle)
+        self.create_timer(0.5, self._check_idle)
+        self._ready_timer = None
+        if p["wait_for_node"] and p["image_topic"]:
+            self._ready_timer = self.create_timer(0.2, self._check_ready)
         self.get_logger().info(f"evaluating {p['depth_topic']} against {p['lidar_topic']} ({', '.join(protocols)})")
 
     # ---- tf ----
@@ -105,24 +119,45 @@ class DepthEvaluatorNode(Node):
         self.live.on_image(conv.stamp_to_ns(msg.header.stamp), time.monotonic(), rgb)
 
     def _on_depth_info(self, msg: Any) -> None:
+        stamp = conv.stamp_to_ns(msg.header.stamp)
         try:
-            self._infos[conv.stamp_to_ns(msg.header.stamp)] = camera_info_K(msg.k, msg.p)
+            self._infos[stamp] = camera_info_K(msg.k, msg.p)
         except ValueError as exc:
             self.get_logger().warning(f"bad depth camera_info: {exc}", throttle_duration_sec=5.0)
             return
         while len(self._infos) > 50:
             self._infos.popitem(last=False)
+        waiting = self._waiting.pop(stamp, None)
+        if waiting is not None:
+            self._evaluate_depth(*waiting, self._infos[stamp])
 
     def _on_depth(self, msg: Any) -> None:
+        """depth_node publishes depth/image before depth/camera_info: a depth image waits (bounded) for
+        the camera_info of its own stamp; one that waited WAIT_INFO_S takes the latest camera_info."""
         wall = time.monotonic()
         self._last_depth_wall = wall
         stamp = conv.stamp_to_ns(msg.header.stamp)
         K = self._infos.get(stamp)
-        if K is None and self._infos:
-            K = next(reversed(self._infos.values()))  # camera_info may trail the image: the latest
-        if K is None:
-            self.get_logger().warning("no depth/camera_info yet: cannot project the LiDAR", throttle_duration_sec=5.0)
-            return
+        if K is not None:
+            self._evaluate_depth(msg, stamp, wall, K)
+        else:
+            self._waiting[stamp] = (msg, stamp, wall)
+        self._flush_waiting(wall)
+
+    def _flush_waiting(self, wall: Optional[float] = None, final: bool = False) -> None:
+        while self._waiting:
+            stamp, (msg, _, arrived) = next(iter(self._waiting.items()))
+            if not (final or len(self._waiting) > MAX_WAITING or (wall is not None and wall - arrived > WAIT_INFO_S)):
+                return
+            del self._waiting[stamp]
+            if not self._infos:
+                self._no_info += 1
+                self.get_logger().warning("no depth/camera_info received: cannot project the LiDAR for a depth "
+                                          "image", throttle_duration_sec=5.0)
+                continue
+            self._evaluate_depth(msg, stamp, arrived, next(reversed(self._infos.values())))
+
+    def _evaluate_depth(self, msg: Any, stamp: int, wall: float, K: np.ndarray) -> None:
         try:
             depth = conv.image_msg_to_depth(msg)
         except ValueError as exc:
@@ -156,17 +191,27 @@ class DepthEvaluatorNode(Node):
 
     def _summary_line(self) -> str:
         totals = self.evaluator.totals()
-        s = self.live.stats()
+        s = self.live.stats(expected_images=int(self.p["bag_images"]))
         parts = [f"{len(self.evaluator)} frames"]
         for name, t in totals.items():
             parts.append(f"{name}: AbsRel {t['abs_rel']:.3f} RMSE {t['rmse']:.2f} d1 {t['delta1']:.3f}")
         if "latency_mean_ms" in s:
             parts.append(f"latency {s['latency_mean_ms']:.0f} ms (p90 {s['latency_p90_ms']:.0f})")
         parts.append(f"dropped {s['dropped_frames']}/{s['input_images']}")
+        parts.append(f"coverage {s['frame_coverage']:.0%}")
         return "; ".join(parts)
 
+    def _check_ready(self) -> None:
+        topic = self.resolve_topic_name(str(self.p["image_topic"]))
+        if any(i.node_name == self.p["wait_for_node"] for i in self.get_subscriptions_info_by_topic(topic)):
+            self.get_logger().info(f"{self.p['wait_for_node']} subscribes to {topic}: {READY_LINE}")
+            if self._ready_timer is not None:
+                self._ready_timer.cancel()
+                self._ready_timer = None
+
     def _check_idle(self) -> None:
-        if self._last_depth_wall is not None and time.monotonic() - self._last_depth_wall > float(self.p["idle_shutdown"]):
+        self._flush_waiting(time.monotonic())
+        if float(self.p["idle_shutdown"]) > 0 and self._last_depth_wall is not None and time.monotonic() - self._last_depth_wall > float(self.p["idle_shutdown"]):
             self.get_logger().info(f"no depth image for {self.p['idle_shutdown']} s: finishing")
             self.finish()
             raise SystemExit(0)  # leaves spin(); main() shuts down cleanly
@@ -176,10 +221,17 @@ class DepthEvaluatorNode(Node):
         if self._finished:
             return
         self._finished = True
+        self._flush_waiting(final=True)
         self._report(self.live.finish())
-        stats = self.live.stats()
+        stats = self.live.stats(expected_images=int(self.p["bag_images"]))
         stats["bad_messages"] = self._bad_inputs
+        stats["depth_without_camera_info"] = self._no_info
         log = self.get_logger()
+        if stats["frame_coverage"] < 1.0:
+            log.warning(f"coverage {stats['frame_coverage']:.0%}: {stats['frames_evaluated']} of "
+                        f"{stats['bag_images'] or stats['input_images']} camera frames evaluated "
+                        f"(dropped {stats['dropped_frames']}, without ground truth "
+                        f"{stats['frames_without_ground_truth']}, evaluation errors {stats['evaluation_errors']})")
         if len(self.evaluator) == 0:
             log.warning(f"no frame was evaluated: {stats}")
         else:
