@@ -13,10 +13,10 @@ Outputs nobody subscribes to are not computed.  Parameters: mono_depth_ros/ros/p
 from __future__ import annotations
 
 import collections
+import signal
 import threading
 from typing import Any, Dict, Optional, Tuple
 
-import diagnostic_updater
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -27,8 +27,17 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from . import conversions as conv
-from .params import PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
+from . import diagnostics
+from .params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
 
+try:  # rclpy's QoS overriding (Galactic+); test/fake_rclpy lacks it
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+except ImportError:  # pragma: no cover
+    QoSOverridingOptions = None
+try:  # diagnostic_updater when installed (a ROS install); else the built-in one with the same statuses
+    import diagnostic_updater
+except ImportError:  # pip-only installs: the PyPI ROS wheels have no diagnostic_updater
+    from . import diagnostics as diagnostic_updater  # type: ignore[no-redef]
 try:  # the ecosystem's converters, when installed (the field-level ones in conversions are the fallback)
     from cv_bridge import CvBridge
 except ImportError:  # pragma: no cover - only without cv_bridge
@@ -40,6 +49,24 @@ except ImportError:  # pragma: no cover
 
 BAD_INPUT_THROTTLE_SEC = 5.0  # one log line per this many seconds for bad inputs (a constant: rclpy
 #                               refuses changing a call site's throttle between calls)
+
+
+def _check_qos(qos: QoSProfile) -> SetParametersResult:
+    """Validation callback of the QoS overrides (rclpy already refuses unknown policy names)."""
+    if qos.history == HistoryPolicy.KEEP_LAST and qos.depth < 1:
+        return SetParametersResult(successful=False, reason=f"depth must be >= 1 with keep_last, got {qos.depth}")
+    if qos.depth > 1000:
+        return SetParametersResult(successful=False, reason=f"depth {qos.depth} > 1000 (memory: that many "
+                                   "images per topic)")
+    return SetParametersResult(successful=True)
+
+
+def _qos_text(qos: Any) -> str:
+    def name(policy: Any) -> str:
+        return str(getattr(policy, "name", policy)).lower()
+
+    history = name(qos.history)
+    return f"{name(qos.reliability)}, {history}" + (f" {qos.depth}" if history == "keep_last" else "")
 
 
 class StartupError(RuntimeError):
@@ -116,21 +143,16 @@ class DepthNode(Node):
         self._rgb: Optional[np.ndarray] = None      # decoded camera image
         self._colored: Optional[np.ndarray] = None  # colourised depth
 
-        # topics
-        reliability = ReliabilityPolicy.RELIABLE if cfg.qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)
-        self._pub_depth = self.create_publisher(Image, "depth/image", qos)
-        self._pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qos)
-        self._pub_points = self.create_publisher(PointCloud2, "depth/points", qos)
-        self._pub_colored = self.create_publisher(Image, "depth/colored", qos)
-        if cfg.use_compressed:
-            self._sub_image = self.create_subscription(CompressedImage, "image/compressed", self._on_image,
-                                                       qos_profile_sensor_data)
-        else:
-            self._sub_image = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
-        self._sub_info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                                  qos_profile_sensor_data)
+        # topics (QoS: defaults below, each overridable through qos_overrides.<topic>.<entity>.<policy>)
+        try:
+            self._create_topics(cfg)
+        except StartupError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bad qos_overrides value: rclpy raises RuntimeError,
+            #                       InvalidQosOverridesError or a Parameter*Exception
+            self._fatal(f"cannot create the node's topics: {type(exc).__name__}: {exc}. QoS overrides take "
+                        "history keep_last|keep_all|system_default, depth >= 1, reliability "
+                        "reliable|best_effort|best_available|system_default (config/depth.yaml)")
 
         # diagnostics: rate of the depth outputs (FrequencyStatus) + latency, drops, bad inputs
         self._updater = diagnostic_updater.Updater(self)
@@ -145,10 +167,45 @@ class DepthNode(Node):
         kind = "metric" if getattr(self._pipeline, "metric", True) else "RELATIVE (not metric; see depth_scale)"
         self.get_logger().info(
             f"model {cfg.model or '(demo)'} on {getattr(self._pipeline, 'backend_name', '?')}, {kind} depth; "
-            f"publishers {cfg.qos_reliability}; subscribed to "
-            f"{'image/compressed' if cfg.use_compressed else 'image'} + camera_info")
+            f"subscribed to {self._sub_image.topic_name} ({_qos_text(self._sub_image.qos_profile)}) + "
+            f"{self._sub_info.topic_name} ({_qos_text(self._sub_info.qos_profile)}); publishers "
+            f"{_qos_text(self._pub_depth.qos_profile)} (depth/image)")
 
     # ---- start-up -------------------------------------------------------------------------
+    def _create_topics(self, cfg: NodeConfig) -> None:
+        """Publishers and subscriptions with QoS overriding enabled (rclpy declares read-only
+        parameters qos_overrides.<resolved topic>.<publisher|subscription>.<history|depth|reliability>,
+        set from a params file or launch; the values below are the defaults they override)."""
+        if cfg.qos_reliability != DEFAULTS["qos_reliability"] or cfg.qos_depth != DEFAULTS["qos_depth"]:
+            self.get_logger().warning(
+                "qos_reliability / qos_depth are deprecated (they set the default of all four publishers); "
+                "use qos_overrides.<topic>.publisher.reliability / .depth per topic instead (config/depth.yaml)")
+
+        def publisher_qos() -> QoSProfile:  # a new profile per entity: rclpy's overriding edits it in place
+            return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.qos_depth,
+                              reliability=ReliabilityPolicy.RELIABLE if cfg.qos_reliability == "reliable"
+                              else ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+
+        def sensor_qos() -> QoSProfile:  # qos_profile_sensor_data: best effort, keep last 5, volatile
+            return QoSProfile(history=qos_profile_sensor_data.history, depth=qos_profile_sensor_data.depth,
+                              reliability=qos_profile_sensor_data.reliability,
+                              durability=qos_profile_sensor_data.durability)
+
+        def overridable() -> Dict[str, Any]:
+            if QoSOverridingOptions is None:  # pragma: no cover - test/fake_rclpy has no QoS overriding
+                return {}
+            return {"qos_overriding_options": QoSOverridingOptions.with_default_policies(callback=_check_qos)}
+
+        self._pub_depth = self.create_publisher(Image, "depth/image", publisher_qos(), **overridable())
+        self._pub_info = self.create_publisher(CameraInfo, "depth/camera_info", publisher_qos(), **overridable())
+        self._pub_points = self.create_publisher(PointCloud2, "depth/points", publisher_qos(), **overridable())
+        self._pub_colored = self.create_publisher(Image, "depth/colored", publisher_qos(), **overridable())
+        image_type, image_topic = (CompressedImage, "image/compressed") if cfg.use_compressed else (Image, "image")
+        self._sub_image = self.create_subscription(image_type, image_topic, self._on_image, sensor_qos(),
+                                                   **overridable())
+        self._sub_info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos(),
+                                                  **overridable())
+
     def _fatal(self, message: str) -> None:
         self.get_logger().fatal(message)
         raise StartupError(message)
@@ -229,6 +286,9 @@ class DepthNode(Node):
             self._camera = camera
 
     def _on_set_parameters(self, params: Any) -> SetParametersResult:
+        if any(p.name == diagnostics.PERIOD_PARAMETER for p in params):
+            return SetParametersResult(successful=False, reason=f"{diagnostics.PERIOD_PARAMETER} is fixed at "
+                                       "start-up (restart the node to change it)")
         new, reason = validate_changes(self._cfg, {p.name: p.value for p in params})
         if new is not None:
             reason = self._range_problem(new)
@@ -419,7 +479,26 @@ class DepthNode(Node):
         return stat
 
 
-def main(args: Any = None) -> int:
+def _ignore_sigint() -> None:
+    """From the first Ctrl-C on, further SIGINTs are ignored: `ros2 launch` forwards SIGINT to a
+    process group the terminal has already signalled, and a second KeyboardInterrupt raised while
+    node.stop() joins the worker would end the process with a traceback (and status -2)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):  # not the main thread (main() called from a test's thread)
+        pass
+
+
+def _shutdown(node: Optional[DepthNode]) -> None:
+    _ignore_sigint()
+    if node is not None:
+        node.stop()
+        node.destroy_node()
+    rclpy.try_shutdown()  # restores the SIGINT handler rclpy found at init ...
+    _ignore_sigint()      # ... so ignore again until the process has exited
+
+
+def _main(args: Any) -> int:
     rclpy.init(args=args)
     node = None
     try:
@@ -431,11 +510,17 @@ def main(args: Any = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / shutdown from outside: exit quietly
     finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        _shutdown(node)
     return 0
+
+
+def main(args: Any = None) -> int:
+    """The depth_node process. It ends with SIGINT ignored: shutting down is the process's last act,
+    and a handler restored on return would let the second SIGINT of a burst raise there."""
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # a second Ctrl-C before _shutdown could ignore it: still a quiet exit
+        return 0
 
 
 if __name__ == "__main__":

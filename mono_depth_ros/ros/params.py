@@ -75,9 +75,11 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec("color_max_depth", 0.0, "Depth (m) mapped to the last colour (0 = automatic).",
               range=(0.0, 1000.0, 0.0)),
     # --- QoS (read-only: publishers are created once) ---
-    ParamSpec("qos_reliability", "reliable", "Publishers' reliability: reliable (rviz, ros2 bag record) or "
-              "best_effort.", read_only=True, choices=RELIABILITIES),
-    ParamSpec("qos_depth", 5, "Publishers' history depth.", read_only=True, range=(1, 100, 1)),
+    ParamSpec("qos_reliability", "reliable", "Deprecated: default reliability of all four publishers, reliable "
+              "(rviz, ros2 bag record) or best_effort; prefer qos_overrides.<topic>.publisher.reliability.",
+              read_only=True, choices=RELIABILITIES),
+    ParamSpec("qos_depth", 5, "Deprecated: default history depth of all four publishers; prefer "
+              "qos_overrides.<topic>.publisher.depth.", read_only=True, range=(1, 100, 1)),
     # --- diagnostics ---
     ParamSpec("expected_min_rate", 1.0, "Diagnostics: lowest acceptable depth rate (Hz).",
               range=(0.0, 1000.0, 0.0)),
