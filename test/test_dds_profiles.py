@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from test_install_files import setup_kwargs  # noqa: F401  (fixture)
 from mono_depth_ros import dds
 
 FAST = ROOT / "config" / "dds" / "fastdds.xml"
@@ -204,3 +205,12 @@ rclpy.try_shutdown()
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["sent"] == n
     assert res["got"] >= 0.95 * n, f"only {res['got']} of {n} frames arrived with the profile"
+
+
+def test_profiles_are_installed_where_the_launch_file_looks(setup_kwargs):
+    """setup.py installs config/dds/*.xml to share/mono_depth_ros/config/dds (dds_dir(share))."""
+    installed = {f: dest for dest, files in setup_kwargs["data_files"] for f in files}
+    for f in (FAST, CYCLONE):
+        rel = str(f.relative_to(ROOT))
+        assert installed.get(rel) == "share/mono_depth_ros/config/dds", rel
+    assert dds.dds_dir("/opt/x/share/mono_depth_ros") == Path("/opt/x/share/mono_depth_ros/config/dds")
