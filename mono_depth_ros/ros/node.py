@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import signal
 import threading
+import time
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -30,6 +31,13 @@ from . import conversions as conv
 from . import diagnostics
 from .params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
 
+try:  # the subscription's message-lost event: rclpy.event_handler (Iron+), rclpy.qos_event (Humble)
+    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+except ImportError:  # pragma: no cover
+    try:
+        from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
+    except ImportError:  # test/fake_rclpy has neither
+        SubscriptionEventCallbacks = UnsupportedEventTypeError = None
 try:  # rclpy's QoS overriding (Galactic+); test/fake_rclpy lacks it
     from rclpy.qos_overriding_options import QoSOverridingOptions
 except ImportError:  # pragma: no cover
@@ -61,6 +69,69 @@ def _check_qos(qos: QoSProfile) -> SetParametersResult:
     return SetParametersResult(successful=True)
 
 
+def _profile_text(profile: Any) -> str:
+    trained = f"{profile.resize_w}x{profile.resize_h}" if profile.resize_w and profile.resize_h \
+        else f"{profile.input_w}x{profile.input_h}"
+    return (f"profile '{profile.name}' (trained on {trained} images, network input {profile.input_w}x"
+            f"{profile.input_h}, {profile.min_depth:g}-{profile.max_depth:g} m)")
+
+
+def _geometry_problem(profile: Any, w: int, h: int) -> Optional[str]:
+    tw, th = (profile.resize_w, profile.resize_h) if profile.resize_w and profile.resize_h \
+        else (profile.input_w, profile.input_h)
+    aspect, trained = w / h, tw / th
+    what = f"model profile '{profile.name}' was trained on {tw}x{th} images (network input {profile.input_w}x" \
+        f"{profile.input_h})"
+    if max(aspect / trained, trained / aspect) > 1.5:
+        return (f"input images are {w}x{h} (aspect {aspect:.2f}) but the {what}, aspect {trained:.2f}: the depth "
+                "is unreliable; use a model trained for this camera")
+    if w < profile.input_w / 2 or h < profile.input_h / 2:
+        return f"input images are {w}x{h}, less than half the network input: the {what}; the depth is unreliable"
+    return None
+
+
+def _encoded_size(data: Any) -> Optional[Tuple[int, int]]:
+    """(width, height) from a PNG or JPEG header without decoding; None when not found."""
+    head = bytes(memoryview(data)[:32])
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:2] != b"\xff\xd8":
+        return None
+    buf = memoryview(data)
+    i, n = 2, len(buf)
+    while i + 9 < n:  # walk the JPEG segments to the first SOFn
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return (buf[i + 7] << 8) | buf[i + 8], (buf[i + 5] << 8) | buf[i + 6]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
+    return None
+
+
+def _too_large(msg: Any, limit: int) -> Optional[str]:
+    """Why an image exceeds max_input_pixels (from its message fields / encoded header), else None."""
+    if limit <= 0:
+        return None
+    if isinstance(msg, CompressedImage):
+        size = _encoded_size(msg.data)
+        if size is None:
+            return None  # unknown container: the decoder's own checks apply
+        w, h = size
+    else:
+        w, h = int(msg.width), int(msg.height)
+    if w * h <= limit:
+        return None
+    return (f"image {w}x{h} ({w * h} pixels) exceeds max_input_pixels {limit}; refused before decoding "
+            "(raise max_input_pixels, 0 = no limit)")
+
+
 def _qos_text(qos: Any) -> str:
     def name(policy: Any) -> str:
         return str(getattr(policy, "name", policy)).lower()
@@ -90,15 +161,98 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
+class StampGaps:
+    """Frames the camera sent but the node never received, counted from the image stamps.
+
+    The camera period is ``nominal_ns`` (the ``camera_rate`` parameter) or estimated: the 10th
+    percentile of the last 50 positive stamp differences of the images, and of the camera_info
+    messages when those carry the images' stamps (camera_info is small and seldom lost, so it still
+    shows the true period when only every third image arrives).  A difference of k periods (rounded)
+    means k - 1 missing frames.  A stamp going backwards (a bag looping, a clock reset) restarts the
+    estimate; a gap over ``max(2 s, 10 periods)`` is a pause of the stream, counted separately.
+    """
+
+    WINDOW = 50
+
+    def __init__(self) -> None:
+        self.missing = 0
+        self.pauses = 0
+        self._last: Optional[int] = None
+        self._last_info: Optional[int] = None
+        self._deltas: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+        self._info_deltas: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+        self._info_stamps: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+        self._image_stamps: "collections.deque[int]" = collections.deque(maxlen=self.WINDOW)
+
+    @staticmethod
+    def _low(deltas: "collections.deque[int]") -> Optional[float]:
+        if len(deltas) < 5:
+            return None
+        ordered = sorted(deltas)
+        return float(ordered[len(ordered) // 10])
+
+    def period_ns(self, nominal_ns: float = 0.0) -> Optional[float]:
+        if nominal_ns > 0:
+            return nominal_ns
+        est = self._low(self._deltas)
+        # camera_info shares the images' stamps (most images within its window have one)
+        oldest_info = self._info_stamps[0] if self._info_stamps else None
+        recent = [t for t in self._image_stamps if oldest_info is not None and t >= oldest_info]
+        if len(recent) >= 3 and len(set(recent) & set(self._info_stamps)) * 2 > len(recent):
+            info = self._low(self._info_deltas)
+            if info is not None:
+                est = info if est is None else min(est, info)
+        return est
+
+    def info(self, stamp_ns: int) -> None:
+        if self._last_info is not None:
+            d = stamp_ns - self._last_info
+            if d > 0:
+                self._info_deltas.append(d)
+            elif d < 0:
+                self._info_deltas.clear()
+        self._last_info = stamp_ns
+        self._info_stamps.append(stamp_ns)
+
+    def image(self, stamp_ns: int, nominal_ns: float = 0.0) -> int:
+        """Account for one received image; returns the frames found missing before it."""
+        self._image_stamps.append(stamp_ns)
+        last, self._last = self._last, stamp_ns
+        if last is None:
+            return 0
+        d = stamp_ns - last
+        if d <= 0:
+            if d < 0:  # time went backwards: start again
+                self._deltas.clear()
+            return 0
+        period = self.period_ns(nominal_ns)
+        self._deltas.append(d)
+        if not period:
+            return 0
+        frames = int(round(d / period))
+        if d > max(2e9, 10 * period):
+            self.pauses += 1
+            return 0
+        missing = max(frames - 1, 0)
+        self.missing += missing
+        return missing
+
+
 class _Stats:
     """Counters shared by the callbacks, the worker and the diagnostics (guarded by the node's lock)."""
 
     def __init__(self) -> None:
         self.received = self.processed = self.dropped = self.bad = self.idle = self.errors = 0
+        self.dds_lost = 0                 # the image subscription's message-lost event (total)
+        self.dds_lost_supported = False
+        self.gaps = StampGaps()
+        self.loss_window: "collections.deque[Tuple[int, int]]" = collections.deque(maxlen=10)  # per update
+        self.received_at_last_report = self.dds_lost_at_last_report = self.missing_at_last_report = 0
         self.latencies: "collections.deque[float]" = collections.deque(maxlen=100)
         self.infer_times: "collections.deque[float]" = collections.deque(maxlen=100)
         self.last_bad = ""
         self.bad_at_last_report = self.dropped_at_last_report = 0
+        self.queue_full = self.queue_full_at_last_report = 0   # drop_policy none: incoming images refused
 
 
 class DepthNode(Node):
@@ -107,7 +261,11 @@ class DepthNode(Node):
         super().__init__("depth_node", **node_kwargs)
         self._lock = threading.Condition()
         self._stats = _Stats()
-        self._pending: Any = None          # newest unprocessed image message
+        self._queue: "collections.deque[Any]" = collections.deque()  # received, unprocessed images
+        self._first_image_at: Optional[float] = None  # monotonic time of the first image
+        self._camera_wait_over = False     # camera_info_wait has passed without any camera_info
+        self._geometry: Optional[Tuple[int, int]] = None  # last input size checked against the model
+        self._geometry_note = "not seen yet"
         self._camera: Tuple[Any, Any, Optional[str]] = (None, None, None)  # (msg, intrinsics, error)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -166,7 +324,8 @@ class DepthNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         kind = "metric" if getattr(self._pipeline, "metric", True) else "RELATIVE (not metric; see depth_scale)"
         self.get_logger().info(
-            f"model {cfg.model or '(demo)'} on {getattr(self._pipeline, 'backend_name', '?')}, {kind} depth; "
+            f"model {cfg.model or '(demo)'} on {getattr(self._pipeline, 'backend_name', '?')}, {kind} depth, "
+            f"{_profile_text(self._pipeline.profile)}; drop_policy {cfg.drop_policy}; "
             f"subscribed to {self._sub_image.topic_name} ({_qos_text(self._sub_image.qos_profile)}) + "
             f"{self._sub_info.topic_name} ({_qos_text(self._sub_info.qos_profile)}); publishers "
             f"{_qos_text(self._pub_depth.qos_profile)} (depth/image)")
@@ -201,8 +360,18 @@ class DepthNode(Node):
         self._pub_points = self.create_publisher(PointCloud2, "depth/points", publisher_qos(), **overridable())
         self._pub_colored = self.create_publisher(Image, "depth/colored", publisher_qos(), **overridable())
         image_type, image_topic = (CompressedImage, "image/compressed") if cfg.use_compressed else (Image, "image")
-        self._sub_image = self.create_subscription(image_type, image_topic, self._on_image, sensor_qos(),
-                                                   **overridable())
+        self._sub_image = None
+        if SubscriptionEventCallbacks is not None:
+            try:  # count what DDS reports lost (Fast DDS and Cyclone DDS do)
+                self._sub_image = self.create_subscription(
+                    image_type, image_topic, self._on_image, sensor_qos(), **overridable(),
+                    event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_message_lost))
+                self._stats.dds_lost_supported = True
+            except UnsupportedEventTypeError:  # this RMW does not report lost messages: stamps only
+                self._sub_image = None
+        if self._sub_image is None:
+            self._sub_image = self.create_subscription(image_type, image_topic, self._on_image, sensor_qos(),
+                                                       **overridable())
         self._sub_info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos(),
                                                   **overridable())
 
@@ -267,12 +436,34 @@ class DepthNode(Node):
 
     # ---- callbacks (executor thread): store only ------------------------------------------
     def _on_image(self, msg: Any) -> None:
+        stamp = conv.stamp_to_ns(msg.header.stamp)
+        cfg = self._cfg
+        too_large = _too_large(msg, cfg.max_input_pixels)  # before anything is decoded or queued
+        full = False
         with self._lock:
             self._stats.received += 1
-            if self._pending is not None:
-                self._stats.dropped += 1
-            self._pending = msg
+            self._stats.gaps.image(stamp, 1e9 / cfg.camera_rate if cfg.camera_rate > 0 else 0.0)
+            if self._first_image_at is None:
+                self._first_image_at = time.monotonic()
+            if too_large:
+                pass
+            elif cfg.drop_policy == "latest":
+                self._stats.dropped += len(self._queue)  # stale: a newer image is here
+                self._queue.clear()
+                self._queue.append(msg)
+            elif len(self._queue) >= cfg.queue_size:
+                self._stats.queue_full += 1
+                full = True
+            else:
+                self._queue.append(msg)
             self._lock.notify()
+        if too_large:
+            self._bad_input(too_large)
+        elif full:
+            self.get_logger().warning(
+                f"queue full ({cfg.queue_size} images waiting): an image was dropped; the node is slower than "
+                "the input (drop_policy none: slow the bag down, e.g. ros2 bag play --rate, or raise queue_size)",
+                throttle_duration_sec=BAD_INPUT_THROTTLE_SEC)
 
     def _on_camera_info(self, msg: Any) -> None:
         # Keep the latest CameraInfo: it rarely changes, and an exact-time synchroniser would drop
@@ -282,8 +473,15 @@ class DepthNode(Node):
             camera = (msg, conv.camera_info_to_intrinsics(msg), None)
         except ValueError as exc:
             camera = (msg, None, f"bad camera_info: {exc}")
+        stamp = conv.stamp_to_ns(msg.header.stamp)
         with self._lock:
             self._camera = camera
+            self._stats.gaps.info(stamp)
+            self._lock.notify()  # images may be waiting for the first camera_info
+
+    def _on_message_lost(self, info: Any) -> None:
+        with self._lock:  # total_count: all lost so far on this subscription
+            self._stats.dds_lost = max(self._stats.dds_lost, int(info.total_count))
 
     def _on_set_parameters(self, params: Any) -> SetParametersResult:
         if any(p.name == diagnostics.PERIOD_PARAMETER for p in params):
@@ -310,11 +508,20 @@ class DepthNode(Node):
             self._freq_bounds.pop("max", None)
 
     # ---- worker ----------------------------------------------------------------------------
+    def _waiting_for_camera_info(self) -> bool:
+        """(Under the lock.) The first images wait up to camera_info_wait for a first camera_info."""
+        if self._camera[0] is not None or self._camera_wait_over or self._first_image_at is None:
+            return False
+        if time.monotonic() < self._first_image_at + self._cfg.camera_info_wait:
+            return True
+        self._camera_wait_over = True
+        return False
+
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._lock:
-                if self._pending is None:
-                    self._lock.wait(0.1)
+                if not self._queue or self._waiting_for_camera_info():
+                    self._lock.wait(0.05)
             try:
                 self.process_once()
             except Exception as exc:  # noqa: BLE001 - a failing frame must not kill the worker
@@ -332,13 +539,15 @@ class DepthNode(Node):
                 "colored": self._pub_colored.get_subscription_count() > 0}
 
     def process_once(self) -> bool:
-        """Process the newest pending image, if any (the worker's loop body). True if there was one."""
+        """Process the next image (the newest with drop_policy latest, else the oldest waiting), unless
+        none is there or the first images still wait for camera_info (the worker's loop body). True if
+        an image was taken."""
         with self._lock:
-            msg, self._pending = self._pending, None
+            if not self._queue or self._waiting_for_camera_info():
+                return False
+            msg = self._queue.popleft()
             cfg, camera, dirty = self._cfg, self._camera, self._pipeline_dirty
             self._pipeline_dirty = False
-        if msg is None:
-            return False
         if dirty:
             self._pipeline.set_range(*cfg.depth_range)
             self._pipeline.set_scale(cfg.depth_scale)
@@ -350,6 +559,7 @@ class DepthNode(Node):
             return True
         try:
             rgb = self._decode(msg)
+            self._check_geometry(rgb.shape[1], rgb.shape[0])
             intrinsics = self._intrinsics_for(rgb, camera)
         except ValueError as exc:  # ImageDecodeError, BadInput
             self._bad_input(str(exc))
@@ -388,14 +598,25 @@ class DepthNode(Node):
         if error:
             raise BadInput(error)
         if msg is None:
-            self.get_logger().warning("no camera_info received yet: publishing depth/image and depth/colored "
-                                   "only; depth/points and depth/camera_info need the camera intrinsics",
-                                   once=True)
+            self.get_logger().warning(f"no camera_info received (waited {self._cfg.camera_info_wait:g} s, "
+                                      "camera_info_wait): publishing depth/image and depth/colored only; "
+                                      "depth/points and depth/camera_info need the camera intrinsics", once=True)
             return None
         h, w = rgb.shape[:2]
         if (intrinsics.width, intrinsics.height) != (w, h):
             raise BadInput(f"camera_info is {intrinsics.width}x{intrinsics.height} but the image is {w}x{h}")
         return intrinsics
+
+    def _check_geometry(self, w: int, h: int) -> None:
+        """Warn once when the input is far from the images the model was trained on (another aspect
+        ratio, or much smaller than the network input): its depth is then unreliable."""
+        if self._geometry == (w, h):
+            return
+        self._geometry = (w, h)
+        note = _geometry_problem(self._pipeline.profile, w, h)
+        self._geometry_note = note or "ok"
+        if note:
+            self.get_logger().warning(note, once=True)
 
     def _bad_input(self, reason: str) -> None:
         with self._lock:
@@ -451,16 +672,40 @@ class DepthNode(Node):
     # ---- diagnostics -----------------------------------------------------------------------
     def _diagnose(self, stat: Any) -> Any:
         with self._lock:
-            s = self._stats
+            s, cfg = self._stats, self._cfg
             lat = np.asarray(s.latencies, dtype=np.float64)
             inf = np.asarray(s.infer_times, dtype=np.float64)
             new_bad = s.bad - s.bad_at_last_report
             new_drop = s.dropped - s.dropped_at_last_report
-            s.bad_at_last_report, s.dropped_at_last_report = s.bad, s.dropped
+            new_full = s.queue_full - s.queue_full_at_last_report
+            s.bad_at_last_report, s.dropped_at_last_report, s.queue_full_at_last_report = s.bad, s.dropped, s.queue_full
+            queue = (len(self._queue), s.queue_full)
+            geometry = self._geometry_note
+            # input loss: what DDS reported lost, or what the stamps show missing, whichever is larger
+            # (both can see the same frame), over the last 10 updates
+            s.loss_window.append((s.received - s.received_at_last_report,
+                                  max(s.dds_lost - s.dds_lost_at_last_report, s.gaps.missing - s.missing_at_last_report)))
+            s.received_at_last_report = s.received
+            s.dds_lost_at_last_report, s.missing_at_last_report = s.dds_lost, s.gaps.missing
+            window_received = sum(r for r, _ in s.loss_window)
+            window_lost = sum(n for _, n in s.loss_window)
+            period = s.gaps.period_ns(1e9 / cfg.camera_rate if cfg.camera_rate > 0 else 0.0)
             counts = (s.received, s.processed, s.dropped, s.bad, s.idle, s.errors, s.last_bad)
+            dds = (s.dds_lost, s.dds_lost_supported)
+            gaps = (s.gaps.missing, s.gaps.pauses)
             camera_ok = self._camera[1] is not None
+        loss = window_lost / (window_received + window_lost) if window_lost else 0.0
+        warnings = []
         if new_bad:
-            stat.summary(DiagnosticStatus.WARN, f"{new_bad} bad input frame(s) skipped: {counts[6]}")
+            warnings.append(f"{new_bad} bad input frame(s) skipped: {counts[6]}")
+        if new_full:
+            warnings.append(f"{new_full} image(s) dropped: queue full (queue_size {cfg.queue_size}, drop_policy none)")
+        if window_lost and loss > cfg.max_input_loss:
+            rate = f" of a {1e9 / period:.3g} Hz camera" if period else ""
+            warnings.append(f"{loss:.0%} of the camera's frames{rate} lost before reaching the node "
+                            f"(DDS/transport; {window_lost} in the last {len(s.loss_window)} updates)")
+        if warnings:
+            stat.summary(DiagnosticStatus.WARN, "; ".join(warnings))
         elif new_drop:
             stat.summary(DiagnosticStatus.OK, f"{new_drop} stale frame(s) dropped (inference slower than input)")
         else:
@@ -468,6 +713,14 @@ class DepthNode(Node):
         for key, val in zip(("frames received", "frames processed", "frames dropped (stale)",
                              "bad input frames", "frames skipped (no subscribers)", "processing errors"), counts):
             stat.add(key, str(val))
+        stat.add("frames lost (DDS/transport)", str(dds[0]) if dds[1] else "not reported by this RMW")
+        stat.add("frames missing (stamp gaps)", str(gaps[0]))
+        stat.add("input loss (recent %)", f"{loss * 100:.1f}")
+        stat.add("camera rate (Hz)", f"{1e9 / period:.3f}" if period else "unknown")
+        stat.add("stream pauses", str(gaps[1]))
+        stat.add("frames dropped (queue full)", str(queue[1]))
+        stat.add("queue length", str(queue[0]))
+        stat.add("input vs model geometry", geometry)
         stat.add("last bad input", counts[6])
         stat.add("camera_info", "ok" if camera_ok else "missing or invalid")
         if lat.size:

@@ -16,6 +16,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "int8")
 OUTPUTS = ("camera", "network")
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 RELIABILITIES = ("reliable", "best_effort")
+DROP_POLICIES = ("latest", "none")
 COLORMAPS = ("turbo", "jet", "viridis", "inferno", "magma", "plasma")  # colorize.colorize_depth's maps
 
 
@@ -48,6 +49,17 @@ PARAMS: Tuple[ParamSpec, ...] = (
     # --- input ---
     ParamSpec("use_compressed", False, "Subscribe to sensor_msgs/CompressedImage on 'image/compressed' "
               "instead of sensor_msgs/Image on 'image'.", read_only=True),
+    ParamSpec("drop_policy", "latest", "latest: process the newest image only, dropping stale ones (live use, "
+              "bounded latency); none: process every received image in order through a queue of queue_size "
+              "(evaluation, bag replay; a full queue drops the incoming image, counted and WARN).",
+              read_only=True, choices=DROP_POLICIES),
+    ParamSpec("queue_size", 30, "drop_policy none: most images waiting (memory: queue_size x image size).",
+              read_only=True, range=(1, 1000, 1)),
+    ParamSpec("max_input_pixels", 4096 * 3072, "Images with more pixels (width x height from the message, "
+              "checked before decoding) are refused as bad input (0 = no limit).", range=(0, 1_000_000_000, 1)),
+    ParamSpec("camera_info_wait", 2.0, "Seconds the first images wait for the first camera_info (then they "
+              "are published without intrinsics: depth/image and depth/colored only); 0 = no wait.",
+              range=(0.0, 60.0, 0.0)),
     # --- depth output (runtime-changeable) ---
     ParamSpec("output_resolution", "camera", "camera: depth at the camera resolution (NaN outside the region "
               "the network sees); network: the network's output map with matching intrinsics.",
@@ -85,6 +97,12 @@ PARAMS: Tuple[ParamSpec, ...] = (
               range=(0.0, 1000.0, 0.0)),
     ParamSpec("expected_max_rate", 100.0, "Diagnostics: highest acceptable depth rate (Hz).",
               range=(0.0, 1000.0, 0.0)),
+    ParamSpec("camera_rate", 0.0, "Diagnostics: the camera's frame rate (Hz) for counting frames lost before "
+              "the node (stamp gaps); 0 = estimate it from the image and camera_info stamps.",
+              range=(0.0, 1000.0, 0.0)),
+    ParamSpec("max_input_loss", 0.05, "Diagnostics: WARN when more than this fraction of the camera's frames "
+              "was lost before reaching the node (DDS/transport) over the last 10 updates (1.0 = never).",
+              range=(0.0, 1.0, 0.0)),
 )
 
 SPECS: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
@@ -102,6 +120,10 @@ class NodeConfig:
     precision: str = "auto"
     threads: int = 0
     use_compressed: bool = False
+    drop_policy: str = "latest"
+    queue_size: int = 30
+    max_input_pixels: int = 4096 * 3072
+    camera_info_wait: float = 2.0
     output_resolution: str = "camera"
     min_depth: float = 0.0
     max_depth: float = 0.0
@@ -119,6 +141,8 @@ class NodeConfig:
     qos_depth: int = 5
     expected_min_rate: float = 1.0
     expected_max_rate: float = 100.0
+    camera_rate: float = 0.0
+    max_input_loss: float = 0.05
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "NodeConfig":
