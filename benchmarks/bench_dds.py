@@ -55,6 +55,7 @@ FRAMES = [SHARED / "nyu_depth_v2_samples" / "open3d_nyu_raw" / "NYU_color.ppm",
           SHARED / "rgbd_misc_samples" / "emsanet_kinect2" / "sample_rgb.png"]
 W, H = 640, 480
 CAMERA_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
+BIG_PAUSE = 3.0  # seconds without camera frames after the big one
 OUTPUTS = {"depth": ["depth/image", "depth/camera_info"],
            "all": ["depth/image", "depth/camera_info", "depth/points", "depth/colored"],
            "camera": [CAMERA_TOPIC]}
@@ -150,6 +151,8 @@ def role_camera(args) -> int:
             pub_info.publish(big_info)
             pub_img.publish(big)
             big_sent.append(now)
+            time.sleep(BIG_PAUSE)  # no newer frame replaces it before the node takes it (newest-frame-only)
+            t0 += BIG_PAUSE
             continue
         msg = images[i % len(images)]
         for m in (info, msg):
