@@ -294,7 +294,7 @@ class Bench:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
 
     def run_once(self, env, profile: str, outputs: str, mult: int, node: Optional[subprocess.Popen],
-                 big: bool = False) -> Dict[str, Any]:
+                 big: bool = False, cam_env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         a = self.args
         tag = f"{profile}-{outputs}-{mult}x{'-big' if big else ''}"
         ready, sub_out, cam_out = self.tmp / f"{tag}.ready", self.tmp / f"{tag}.sub.json", self.tmp / f"{tag}.cam.json"
@@ -311,7 +311,7 @@ class Bench:
                     "--camera-qos", a.camera_qos, "--wait-subs", "1"]
         if big:
             cam_args += ["--big-at", str(a.big_at), "--big-size", *map(str, a.big_size)]
-        cam = self.child(env, *cam_args, log="camera.log")
+        cam = self.child(cam_env if cam_env is not None else env, *cam_args, log="camera.log")
         while cam.poll() is None:
             if sampler:
                 sampler.sample()
@@ -465,7 +465,9 @@ def fmt(v, spec=".1f") -> str:
     return format(v, spec)
 
 
-def print_table(rows, pipe) -> None:
+def print_table(rows, pipe, base: float) -> None:
+    """The table, then the issue's targets judged on the default profile's rows (or the last profile run)."""
+    judged = "default" if any(r.get("profile") == "default" for r in rows) else (rows[-1]["profile"] if rows else "")
     print()
     print("| profile | outputs | camera Hz | published | delivery % | node Hz | latency p50 / p95 / p99 ms "
           "| p50 first / last third | node CPU % | node RSS MB (peak) |")
@@ -483,24 +485,26 @@ def print_table(rows, pipe) -> None:
               f"p99 {pipe['p99']:.1f} ms, {pipe['fps']:.1f} FPS; mono-depth bench pipeline: "
               f"{fmt(pipe.get('bench_fps'))} FPS (p50 {fmt(pipe.get('bench_p50'), '.1f')} ms)")
         ref = pipe.get("bench_fps") or pipe["fps"]
-        depth1 = [r for r in rows if r.get("outputs") == "depth" and "out_hz" in r]
-        all1 = [r for r in rows if r.get("outputs") == "all" and "out_hz" in r]
+        depth1 = [r for r in rows if r.get("outputs") == "depth" and "out_hz" in r and r.get("profile") == judged]
+        all1 = [r for r in rows if r.get("outputs") == "all" and "out_hz" in r and r.get("profile") == judged]
         if depth1:
             best = max(r["out_hz"] for r in depth1)
-            print(f"target: depth-only node rate >= 0.8 x pipeline FPS ({0.8 * ref:.1f} Hz): best {best:.1f} Hz "
-                  f"({'met' if best >= 0.8 * ref else 'NOT met'})")
+            print(f"target: depth-only node rate >= 0.8 x mono-depth bench pipeline FPS ({0.8 * ref:.1f} Hz): best "
+                  f"{best:.1f} Hz ({'met' if best >= 0.8 * ref else 'NOT met'}; {best / pipe['fps']:.2f} x the "
+                  f"in-process pipeline's {pipe['fps']:.1f} FPS)")
         if all1:
             best = max(r["out_hz"] for r in all1)
             print(f"target: all outputs >= 40 Hz: best {best:.1f} Hz ({'met' if best >= 40 else 'NOT met'})")
-        p99 = [r["lat_p99"] for r in rows if r.get("outputs") in ("depth", "all") and r["rate"] == rows[0]["rate"]
-               and np.isfinite(r.get("lat_p99", np.nan))]
+        p99 = [r["lat_p99"] for r in rows if r.get("outputs") in ("depth", "all") and r["rate"] == base
+               and r.get("profile") == judged and np.isfinite(r.get("lat_p99", np.nan))]
         if p99:
-            print(f"target: latency p99 at 1x <= 2 x pipeline p99 ({2 * pipe['p99']:.1f} ms): worst {max(p99):.1f} ms "
+            print(f"target: latency p99 at {base:g} Hz <= 2 x pipeline p99 ({2 * pipe['p99']:.1f} ms): worst {max(p99):.1f} ms "
                   f"({'met' if max(p99) <= 2 * pipe['p99'] else 'NOT met'})")
-    deliv = [r for r in rows if r.get("profile") == "default" and r.get("outputs") != "camera" and "delivery_pct" in r]
+    deliv = [r for r in rows if r.get("profile") == judged and r.get("outputs") in ("depth", "all")
+             and r["rate"] == base and "delivery_pct" in r]
     if deliv:
         worst = min(r["delivery_pct"] for r in deliv)
-        print(f"target: delivery >= 99 % into the node with the default profile: worst {worst:.1f} % "
+        print(f"target: delivery >= 99 % into the node at {base:g} Hz ({judged} profile): worst {worst:.1f} % "
               f"({'met' if worst >= 99 else 'NOT met'})")
 
 
@@ -524,6 +528,9 @@ def main() -> int:
     ap.add_argument("--camera-qos", choices=["reliable", "best_effort"], default="reliable")
     ap.add_argument("--no-transport", action="store_true", help="skip the camera -> subscriber rows (no node)")
     ap.add_argument("--no-node", action="store_true", help="only the camera -> subscriber rows (no model needed)")
+    ap.add_argument("--profile-on", nargs="+", choices=["both", "camera", "subscriber"], default=["both"],
+                    help="transport rows: give the profile to both processes (default), or to the camera or the "
+                         "subscriber only (which side's settings matter)")
     ap.add_argument("--transport-qos", choices=["best_effort", "reliable"], default="best_effort",
                     help="QoS of the subscriber in the camera -> subscriber rows (default best_effort, the node's "
                          "default subscription)")
@@ -567,11 +574,15 @@ def main() -> int:
     for profile in args.profiles:
         env = bench.env(profile)
         if not args.no_transport:
-            for mult in args.rates:
-                r = bench.run_once(env, profile, "camera", mult, None)
-                r["outputs"] = "transport"
-                rows.append(r)
-                print(json.dumps(r), flush=True)
+            sides = ["both"] if profile == "none" else args.profile_on
+            for side in sides:
+                sub_env = env if side in ("both", "subscriber") else bench.env("none")
+                cam_env = env if side in ("both", "camera") else bench.env("none")
+                for mult in args.rates:
+                    r = bench.run_once(sub_env, profile, "camera", mult, None, cam_env=cam_env)
+                    r["outputs"] = "transport" if side == "both" else f"transport, profile on {side} only"
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
         if args.no_node:
             continue
         node = bench.start_node(env, model)
@@ -590,7 +601,7 @@ def main() -> int:
                 rows.append(r)
         finally:
             bench.stop(node)
-    print_table([r for r in rows if "big" not in r], pipe)
+    print_table([r for r in rows if "big" not in r], pipe, args.rate)
     for r in rows:
         if "big" in r:
             b = r["big"]
