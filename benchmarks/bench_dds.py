@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_dds.py --quick      # short runs (< 2 min once the model is cached)
     .venv/bin/python benchmarks/bench_dds.py --profiles default --outputs all --rates 1 --duration 30
     .venv/bin/python benchmarks/bench_dds.py --big-frame  # + one 8000x6000 frame: the node's RSS before/peak/after
+    .venv/bin/python benchmarks/bench_dds.py --messages   # building each output message in-process, no DDS
 
 Real rclpy and the RMW it loads (the venv's PyPI Jazzy wheels: Fast DDS; under the ROS bundle: Cyclone
 DDS).  Every process gets its own ROS_DOMAIN_ID (from MONO_DEPTH_TEST_DOMAINS, as the tests) and
@@ -459,6 +460,52 @@ def pipeline_figures(model: str, iters: int) -> Dict[str, float]:
     return out
 
 
+def message_figures(n: int = 30) -> None:
+    """--messages: building each 640x480 output message in-process with the real rclpy classes (no DDS),
+    p50 / min of n, against the generated constructor's own path (``cls(data=array.array)``: Jazzy's
+    __init__ + setter copy the payload twice more)."""
+    from mono_depth_ros.colorize import colorize_depth
+    from mono_depth_ros.pointcloud import CloudBuilder
+    from mono_depth_ros.ros import conversions as conv
+
+    T = conv.MessageTypes.from_rclpy()
+    hdr = conv.make_header(T, 1, 2, "camera_color_optical_frame")
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(0.5, 10.0, (H, W)).astype(np.float32)
+    depth[:20] = np.nan
+    intr = intrinsics(W, H)
+    cloud = CloudBuilder().build(depth, intr)
+    colored = colorize_depth(depth, 0.5, 10.0)
+
+    def ctor_path(cls, arr, **fields):  # the generated classes' own way: one copy here, two in __init__
+        return cls(data=conv._u8_array(arr), **fields)
+
+    cases = [
+        ("depth/image 32FC1", lambda: conv.array_to_image_msg(T, conv.depth_array(depth), "32FC1", hdr)),
+        ("depth/camera_info", lambda: conv.intrinsics_to_camera_info(T, intr, hdr)),
+        ("depth/points (xyz, organised)", lambda: conv.cloud_to_pointcloud2(T, cloud, hdr)),
+        ("  same via PointCloud2(data=...)", lambda: ctor_path(
+            T.PointCloud2, cloud.data, header=hdr, height=H, width=W, fields=conv.point_fields(T, cloud.fields),
+            is_bigendian=False, point_step=16, row_step=16 * W, is_dense=False)),
+        ("depth/colored rgb8", lambda: conv.array_to_image_msg(T, colored, "rgb8", hdr)),
+        ("  same via Image(data=...)", lambda: ctor_path(T.Image, colored, header=hdr, height=H, width=W,
+                                                         encoding="rgb8", is_bigendian=0, step=3 * W)),
+        ("colorize_depth 640x480", lambda: colorize_depth(depth, 0.5, 10.0, out=colored)),
+        ("CloudBuilder.build xyz", lambda: CloudBuilder.build(builder, depth, intr)),
+    ]
+    builder = CloudBuilder()
+    print(f"message building, 640x480, real rclpy classes, in-process (no DDS), p50 / min of {n}:")
+    for name, f in cases:
+        f()
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            m = f()
+            ts.append((time.perf_counter() - t0) * 1e3)
+            del m
+        print(f"  {name:<34} {pct(ts, 50):8.3f} / {min(ts):.3f} ms")
+
+
 def fmt(v, spec=".1f") -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "-"
@@ -544,6 +591,8 @@ def main() -> int:
     ap.add_argument("--domain", type=int, help="ROS_DOMAIN_ID (default: claimed from MONO_DEPTH_TEST_DOMAINS)")
     ap.add_argument("--pipeline-iters", type=int, default=100)
     ap.add_argument("--json", help="also write the rows as JSON here")
+    ap.add_argument("--messages", action="store_true",
+                    help="only: the cost of building each output message in-process (real rclpy classes, no DDS)")
     args = ap.parse_args()
     if args.role == "camera":
         args.big_size = args.big_size
@@ -561,6 +610,9 @@ def main() -> int:
         print("bench_dds needs rclpy (make venv installs the PyPI Jazzy wheels, or source a ROS 2 install)",
               file=sys.stderr)
         return 2
+    if args.messages:
+        message_figures()
+        return 0
     model = "" if args.no_node else ensure_model(args)
     bench = Bench(args)
     print(f"model {model}; RMW {os.environ.get('RMW_IMPLEMENTATION') or 'default (rmw_fastrtps_cpp in the venv)'}; "
