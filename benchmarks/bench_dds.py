@@ -2,7 +2,7 @@
 """depth_node over real DDS: a camera process -> the depth_node process -> a subscriber process.
 
     .venv/bin/python benchmarks/bench_dds.py              # full table (~6 min on 2 cores, after the model)
-    .venv/bin/python benchmarks/bench_dds.py --quick      # short runs (< 2 min once the model is cached)
+    .venv/bin/python benchmarks/bench_dds.py --quick      # default profile only, 5 s runs (< 2 min, model cached)
     .venv/bin/python benchmarks/bench_dds.py --profiles default --outputs all --rates 1 --duration 30
     .venv/bin/python benchmarks/bench_dds.py --big-frame  # + one 8000x6000 frame: the node's RSS before/peak/after
     .venv/bin/python benchmarks/bench_dds.py --messages   # building each output message in-process, no DDS
@@ -564,8 +564,10 @@ def main() -> int:
     ap.add_argument("--sub-outputs", choices=list(OUTPUTS), help=argparse.SUPPRESS)
     ap.add_argument("--wait-subs", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--big-at", type=float, default=0.0, help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true", help="short runs: 6 s each, default profile + none, 1x/4x")
-    ap.add_argument("--profiles", nargs="+", default=["none", "default"],
+    ap.add_argument("--quick", action="store_true",
+                    help="< 2 min: 5 s runs, the default profile only (unless --profiles), transport + depth + all "
+                         "at 1x and 4x")
+    ap.add_argument("--profiles", nargs="+", default=None,
                     help="DDS profiles to compare: none, default, or XML paths (default: none default)")
     ap.add_argument("--outputs", nargs="+", default=["depth", "all"], choices=["depth", "all"],
                     help="subscribed outputs (default: depth all)")
@@ -600,9 +602,11 @@ def main() -> int:
     if args.role == "sub":
         args.outputs = args.sub_outputs
         return role_sub(args)
+    if args.profiles is None:
+        args.profiles = ["default"] if args.quick else ["none", "default"]
     if args.quick:
-        args.duration = min(args.duration, 6.0)
-        args.pipeline_iters = min(args.pipeline_iters, 40)
+        args.duration = min(args.duration, 5.0)
+        args.pipeline_iters = min(args.pipeline_iters, 30)
     args.big_duration, args.big_drain = 25.0, 3.0
     try:
         import rclpy  # noqa: F401
