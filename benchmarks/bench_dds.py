@@ -289,7 +289,7 @@ class Bench:
     def start_node(self, env, model: str) -> subprocess.Popen:
         f = open(self.tmp / "node.log", "ab")  # noqa: SIM115
         cmd = [self.py, "-m", "mono_depth_ros.ros.node", "--ros-args", "-r", f"image:={CAMERA_TOPIC}",
-               "-r", f"camera_info:={INFO_TOPIC}", "-p", f"model:={model}", "-p", "backend:=onnxruntime"]
+               "-r", f"camera_info:={INFO_TOPIC}", "-p", f"model:={model}", "-p", f"backend:={self.args.backend}"]
         for p in self.args.param:
             cmd += ["-p", p]
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
@@ -425,12 +425,12 @@ def ensure_model(args) -> str:
     return str(int8)
 
 
-def pipeline_figures(model: str, iters: int) -> Dict[str, float]:
+def pipeline_figures(model: str, iters: int, backend: str) -> Dict[str, float]:
     from mono_depth_ros.pipeline import DepthPipeline
 
     frames = load_frames()
     intr = intrinsics(W, H)
-    pipe = DepthPipeline(model, backend="onnxruntime")
+    pipe = DepthPipeline(model, backend=backend)
     try:
         for i in range(10):
             pipe.infer_rgb(frames[i % len(frames)], intr)
@@ -447,7 +447,7 @@ def pipeline_figures(model: str, iters: int) -> Dict[str, float]:
     with tempfile.TemporaryDirectory() as td:
         j = Path(td) / "bench.json"
         r = subprocess.run([sys.executable, "-m", "mono_depth_ros", "bench", "--model", model, "--backend",
-                            "onnxruntime", "--iters", str(max(iters // 2, 20)), "--json", str(j)],
+                            backend, "--iters", str(max(iters // 2, 20)), "--json", str(j)],
                            capture_output=True, text=True)
         if r.returncode == 0 and j.exists():
             res = json.loads(j.read_text())
@@ -587,7 +587,10 @@ def main() -> int:
                     help="also: one 8000x6000 frame (+ matching camera_info) amid 640x480 frames at 10 Hz, depth "
                          "outputs subscribed, default profile; prints the node's RSS before / peak / after")
     ap.add_argument("--big-size", type=int, nargs=2, default=[8000, 6000], metavar=("W", "H"))
-    ap.add_argument("--model", help="model file for the node (default: NYU-profile int8 ONNX, random weights, cached)")
+    ap.add_argument("--model", help="model file for the node (default: NYU-profile int8 ONNX, random weights, cached; "
+                                    "e.g. mono_depth_ros/models/demo.pt with --backend torch)")
+    ap.add_argument("--backend", default=None, help="the node's backend (default: onnxruntime for the default "
+                                                    "model, auto for --model)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="extra depth_node parameter, e.g. -p points_color:=true")
     ap.add_argument("--domain", type=int, help="ROS_DOMAIN_ID (default: claimed from MONO_DEPTH_TEST_DOMAINS)")
@@ -597,11 +600,12 @@ def main() -> int:
                     help="only: the cost of building each output message in-process (real rclpy classes, no DDS)")
     args = ap.parse_args()
     if args.role == "camera":
-        args.big_size = args.big_size
         return role_camera(args)
     if args.role == "sub":
         args.outputs = args.sub_outputs
         return role_sub(args)
+    if args.backend is None:
+        args.backend = "auto" if args.model else "onnxruntime"
     if args.profiles is None:
         args.profiles = ["default"] if args.quick else ["none", "default"]
     if args.quick:
@@ -623,7 +627,7 @@ def main() -> int:
           f"ROS_DOMAIN_ID {bench.domain}; logs {bench.tmp}; load {os.getloadavg()[0]:.2f}", flush=True)
     pipe: Dict[str, float] = {}
     if not args.no_node:
-        pipe = pipeline_figures(model, args.pipeline_iters)
+        pipe = pipeline_figures(model, args.pipeline_iters, args.backend)
         print(f"pipeline alone: p50 {pipe['p50']:.1f} ms, p99 {pipe['p99']:.1f} ms, {pipe['fps']:.1f} FPS; "
               f"mono-depth bench pipeline {fmt(pipe.get('bench_fps'))} FPS", flush=True)
     rows: List[Dict[str, Any]] = []
