@@ -115,3 +115,31 @@ def test_every_frame_sent_is_received_or_counted_lost(run):
     # see a frame twice at most once per pause
     assert received + lost <= sent + 1, v
     print(f"640x480 @ 30 Hz: sent {sent}, received {received}, counted lost {lost} ({v})")
+
+
+def test_stamp_gap_counter_edge_cases():
+    """StampGaps alone (no DDS): jitter, a nominal rate, a bag looping back, a pause."""
+    import random
+
+    from mono_depth_ros.ros.node import StampGaps
+
+    rng = random.Random(0)
+    g = StampGaps()
+    for i in range(100):  # 10 Hz with +-20 ms jitter, nothing lost: nothing counted
+        g.image(10**12 + i * TENTH + rng.randint(-20_000_000, 20_000_000))  # +-20 % of a period
+    assert g.missing == 0 and abs(g.period_ns() - TENTH) < 25_000_000
+    g = StampGaps()
+    for i in range(0, 100, 3):  # every third image, no camera_info: invisible from the stamps alone ...
+        g.image(i * TENTH)
+    assert g.missing == 0
+    g = StampGaps()
+    for i in range(0, 100, 3):  # ... unless the camera's rate is given (camera_rate)
+        g.image(i * TENTH, nominal_ns=TENTH)
+    assert g.missing == 2 * 33
+    g = StampGaps()
+    for i in range(50):
+        g.image(i * TENTH)
+    for i in range(50):  # the bag loops: time goes back, the estimate restarts, nothing counted
+        g.image(i * TENTH)
+    g.image(10_000 * TENTH)  # a 15-minute pause
+    assert (g.missing, g.pauses) == (0, 1)

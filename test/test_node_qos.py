@@ -81,18 +81,24 @@ def test_defaults_and_overrides_from_a_params_file(h, model, tmp_path):
         assert stop_node(proc) == 0
 
 
-def test_remapped_topic_overrides_use_the_resolved_name(h, model, tmp_path):
+def test_remapped_topic_overrides_and_the_deprecated_publisher_parameter(h, model, tmp_path):
     from rclpy.qos import ReliabilityPolicy
 
     params = tmp_path / "qos.yaml"
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"qos_overrides": {
-        "/cam/image_raw": {"subscription": {"reliability": "reliable"}}}}}}))
+        "/cam/image_raw": {"subscription": {"reliability": "reliable"}},
+        "/depth/image": {"publisher": {"reliability": "reliable"}}}}}}))
     log = tmp_path / "node.log"
     proc = start_node(h, "-p", f"model:={model}", "-p", "backend:=torch", "-r", "image:=/cam/image_raw",
-                      "--params-file", str(params), log=log)
+                      "-p", "qos_reliability:=best_effort", "--params-file", str(params), log=log)
     try:
         ep = wait_for(lambda: _endpoint(h, "/cam/image_raw", "sub"), 90, "the remapped subscription", proc, log)
         assert ep.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        # qos_reliability (deprecated) still sets the publishers' default; a per-topic override wins
+        wait_for(lambda: _endpoint(h, "/depth/points", "pub") and _endpoint(h, "/depth/image", "pub"), 30, "pubs")
+        assert _endpoint(h, "/depth/points", "pub").qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        assert _endpoint(h, "/depth/image", "pub").qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        assert "qos_reliability / qos_depth are deprecated" in log.read_text()
     finally:
         assert stop_node(proc) == 0
 

@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover
 try:  # diagnostic_updater when installed (a ROS install); else the built-in one with the same statuses
     import diagnostic_updater
 except ImportError:  # pip-only installs: the PyPI ROS wheels have no diagnostic_updater
-    from . import diagnostics as diagnostic_updater  # type: ignore[no-redef]
+    from . import diagnostics as diagnostic_updater
 try:  # the ecosystem's converters, when installed (the field-level ones in conversions are the fallback)
     from cv_bridge import CvBridge
 except ImportError:  # pragma: no cover - only without cv_bridge
@@ -164,12 +164,15 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
 class StampGaps:
     """Frames the camera sent but the node never received, counted from the image stamps.
 
-    The camera period is ``nominal_ns`` (the ``camera_rate`` parameter) or estimated: the 10th
-    percentile of the last 50 positive stamp differences of the images, and of the camera_info
-    messages when those carry the images' stamps (camera_info is small and seldom lost, so it still
-    shows the true period when only every third image arrives).  A difference of k periods (rounded)
-    means k - 1 missing frames.  A stamp going backwards (a bag looping, a clock reset) restarts the
-    estimate; a gap over ``max(2 s, 10 periods)`` is a pause of the stream, counted separately.
+    The camera period is ``nominal_ns`` (the ``camera_rate`` parameter) or estimated: the 25th
+    percentile of the last 50 positive stamp differences of the images (right while at least a
+    quarter of the images arrive one after the other), and of the camera_info messages when those
+    carry the images' stamps (camera_info is small and seldom lost, so it still shows the true
+    period when only every third image arrives).  A difference of at least k - 0.25 periods means
+    k - 1 missing frames (stamp jitter of up to a quarter period counts nothing).  A stamp going
+    backwards (a bag looping, a clock reset) restarts the estimate; a gap over ``max(2 s, 10
+    periods)`` is a pause of the stream, counted separately, and restarts the estimate too (the
+    stream may come back at another rate).
     """
 
     WINDOW = 50
@@ -189,7 +192,7 @@ class StampGaps:
         if len(deltas) < 5:
             return None
         ordered = sorted(deltas)
-        return float(ordered[len(ordered) // 10])
+        return float(ordered[len(ordered) // 4])
 
     def period_ns(self, nominal_ns: float = 0.0) -> Optional[float]:
         if nominal_ns > 0:
@@ -207,10 +210,11 @@ class StampGaps:
     def info(self, stamp_ns: int) -> None:
         if self._last_info is not None:
             d = stamp_ns - self._last_info
-            if d > 0:
-                self._info_deltas.append(d)
-            elif d < 0:
+            period = self._low(self._info_deltas)
+            if d < 0 or (period and d > max(2e9, 10 * period)):  # back in time, or a pause: start again
                 self._info_deltas.clear()
+            elif d > 0:
+                self._info_deltas.append(d)
         self._last_info = stamp_ns
         self._info_stamps.append(stamp_ns)
 
@@ -226,13 +230,14 @@ class StampGaps:
                 self._deltas.clear()
             return 0
         period = self.period_ns(nominal_ns)
+        if period and d > max(2e9, 10 * period):  # a pause
+            self.pauses += 1
+            self._deltas.clear()
+            return 0
         self._deltas.append(d)
         if not period:
             return 0
-        frames = int(round(d / period))
-        if d > max(2e9, 10 * period):
-            self.pauses += 1
-            return 0
+        frames = int(d / period + 0.25)
         missing = max(frames - 1, 0)
         self.missing += missing
         return missing
@@ -360,7 +365,7 @@ class DepthNode(Node):
         self._pub_points = self.create_publisher(PointCloud2, "depth/points", publisher_qos(), **overridable())
         self._pub_colored = self.create_publisher(Image, "depth/colored", publisher_qos(), **overridable())
         image_type, image_topic = (CompressedImage, "image/compressed") if cfg.use_compressed else (Image, "image")
-        self._sub_image = None
+        self._sub_image: Any = None
         if SubscriptionEventCallbacks is not None:
             try:  # count what DDS reports lost (Fast DDS and Cyclone DDS do)
                 self._sub_image = self.create_subscription(
