@@ -143,3 +143,23 @@ def test_payload_is_copied_once_and_not_shared(T, depth):
     finally:
         tracemalloc.stop()
     assert rgb.nbytes <= peak < 1.5 * rgb.nbytes and len(img.data) == rgb.nbytes
+
+
+@pytest.mark.parametrize("frame_id", ["", "c", "camera_color_optical_frame", "abc"])
+def test_bench_dds_reads_stamp_and_width_from_serialised_outputs(T, depth, frame_id):
+    """benchmarks/bench_dds.py's subscriber takes serialised messages and reads the stamp and width from
+    the CDR bytes (header, then height, width, for Image, CameraInfo and PointCloud2)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_dds", Path(__file__).parents[1] / "benchmarks" / "bench_dds.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    hdr = conv.make_header(T, 1_700_000_123, 456_789_012, frame_id)
+    small = depth[:48, :64].copy()
+    intr = CameraIntrinsics(fx=50.0, fy=50.0, cx=31.5, cy=23.5, width=64, height=48)
+    msgs = [conv.array_to_image_msg(T, conv.depth_array(small), "32FC1", hdr),
+            conv.intrinsics_to_camera_info(T, intr, hdr),
+            conv.cloud_to_pointcloud2(T, CloudBuilder().build(small, intr), hdr)]
+    for m in msgs:
+        assert bench.cdr_stamp_and_width(serialization.serialize_message(m)) == (1_700_000_123_456_789_012, 64)
