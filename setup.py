@@ -63,6 +63,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        ("share/" + PACKAGE + "/config/dds", glob("config/dds/*.xml")),
     ],
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

@@ -4,6 +4,9 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_node.py                  # 640x480 and 1242x375
     .venv/bin/python benchmarks/bench_node.py --sizes 1242x375 --frames 50 -p depth_encoding=16UC1 -p points_color=true
 
+In-process, without DDS: the message-building cost of each output.  Over real DDS (serialisation,
+transport, the node's rate and latency with a camera and a subscriber) use benchmarks/bench_dds.py.
+
 Runs the real DepthNode through test/fake_rclpy (no ROS 2, no DDS: the fake's message classes apply
 rosidl_generator_py's setter rules, its publish() only keeps the message), a tiny random-weight
 network (160x120 input, as in test/test_node.py) on PyTorch with one thread, rgb8 frames, every

@@ -6,6 +6,12 @@
 Use absolute topic names for image / camera_info.  The node's outputs are relative, so with
 namespace:=cam they are /cam/depth/image, /cam/depth/points, ...; rviz2 is remapped to follow.
 ``model`` / ``backend`` left empty keep the values of ``params_file`` (config/depth.yaml).
+
+``dds_profile`` (default ``default``) gives depth_node (and rviz2) the transport settings of
+config/dds for camera-sized messages: Fast DDS with a 32 MB shared-memory segment, Cyclone DDS with
+larger UDP messages and socket buffers (mono_depth_ros.dds.profile_env computes the environment).
+The camera driver needs the same profile: what the node receives depends on the *publisher's*
+settings (docs/ros.md, "Transport").
 """
 import os
 
@@ -29,6 +35,9 @@ ARGUMENTS = [
     ('use_sim_time', 'false', 'Use /clock (bag replay with --clock)'),
     ('rviz', 'false', 'Start rviz2 showing depth/colored and depth/points'),
     ('fixed_frame', 'camera_color_optical_frame', "rviz2's fixed frame (the camera's optical frame)"),
+    ('dds_profile', 'default', 'DDS transport settings for depth_node and rviz2: default (config/dds: Fast DDS '
+                               '32 MB shared memory, Cyclone DDS 64 KB fragments + socket buffers), none (the '
+                               "RMW's defaults) or a Fast DDS / Cyclone DDS XML file; give the camera driver the same"),
 ]
 
 
@@ -37,8 +46,14 @@ def _truthy(text):
 
 
 def _setup(context, *args, **kwargs):
+    from mono_depth_ros.dds import profile_env
+
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     share = FindPackageShare(PACKAGE).perform(context)
+    try:
+        dds_env = profile_env(value['dds_profile'], share_dir=share, environ=os.environ)
+    except ValueError as exc:  # one line from ros2 launch, before anything starts
+        raise RuntimeError(f'depth.launch.py: {exc}') from None
     params_file = value['params_file'] or os.path.join(share, 'config', 'depth.yaml')
     overrides = {'use_sim_time': _truthy(value['use_sim_time'])}
     for name in ('model', 'backend'):
@@ -50,7 +65,7 @@ def _setup(context, *args, **kwargs):
     image = value['image']
     actions = [Node(
         package=PACKAGE, executable='depth_node', name='depth_node', namespace=ns, output='screen',
-        emulate_tty=True, parameters=[params_file, overrides],
+        emulate_tty=True, parameters=[params_file, overrides], additional_env=dds_env,
         remappings=[('image', image), ('image/compressed', image.rstrip('/') + '/compressed'),
                     ('camera_info', value['camera_info'])])]
     if _truthy(value['rviz']):
@@ -58,7 +73,7 @@ def _setup(context, *args, **kwargs):
         actions.append(Node(
             package='rviz2', executable='rviz2', name='depth_rviz', output='screen',
             arguments=['-d', os.path.join(share, 'config', 'depth.rviz'), '-f', value['fixed_frame']],
-            parameters=[{'use_sim_time': overrides['use_sim_time']}],
+            parameters=[{'use_sim_time': overrides['use_sim_time']}], additional_env=dds_env,
             remappings=[('/depth/colored', prefix + '/depth/colored'),
                         ('/depth/points', prefix + '/depth/points')]))
     return actions

@@ -29,32 +29,58 @@ def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float, cmap: 
                    out: Optional[np.ndarray] = None, inverse: bool = False) -> np.ndarray:
     """(H, W) metres -> (H, W, 3) uint8 RGB. Depth is mapped linearly (``inverse``: in 1/depth,
     which spreads near ranges) from ``max_depth`` (cool end) to ``min_depth`` (warm end) and clipped;
-    NaN, infinite and non-positive depths are black."""
+    NaN, infinite and non-positive depths are black.
+
+    Per pixel: a few float32 passes quantise depth to a uint8 index (0 = invalid, 1..255 = the colour
+    map), then one table lookup gathers a 4-byte RGBX word per pixel and OpenCV drops the X byte into
+    ``out`` (reused when it has the right shape)."""
     if depth.ndim != 2:
         raise ValueError(f"depth must be (H, W), got {depth.shape}")
     if not (max_depth > min_depth >= 0):
         raise ValueError(f"need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
-    lut = _lut_black(cmap)
-    h, w = depth.shape
-    if out is None or out.shape != (h, w, 3) or out.dtype != np.uint8:
-        out = np.empty((h, w, 3), dtype=np.uint8)
-    d = np.asarray(depth, dtype=np.float32)
-    # Index 0 of the table is black (invalid); valid depths map to 1..255.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if inverse:
-            lo, hi = 1.0 / max_depth, 1.0 / max(min_depth, 1e-6)
-            t = (1.0 / d - lo) * (254.0 / (hi - lo))
-        else:
-            t = (max_depth - d) * (254.0 / (max_depth - min_depth))
-        np.clip(t, 0, 254, out=t)
-        t += 1.5
-        t[~(d > 0)] = 0          # NaN and non-positive depth
-        t[~np.isfinite(d)] = 0   # +inf
-    idx = t.astype(np.uint8)
     import cv2
 
-    cv2.LUT(cv2.merge((idx, idx, idx)), lut, dst=out)
+    lut = _lut_rgbx(cmap)
+    h, w = depth.shape
+    if out is None or out.shape != (h, w, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        out = np.empty((h, w, 3), dtype=np.uint8)
+    d = np.asarray(depth, dtype=np.float32)
+    t = np.empty((h, w), dtype=np.float32)
+    valid = np.empty((h, w), dtype=bool)
+    tmp = np.empty((h, w), dtype=bool)
+    # Index 0 of the table is black (invalid); valid depths map to 1..255.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if inverse:
+            lo, hi = 1.0 / max_depth, 1.0 / max(min_depth, 1e-6)
+            np.divide(np.float32(1.0), d, out=t)
+            np.subtract(t, np.float32(lo), out=t)
+            np.multiply(t, np.float32(254.0 / (hi - lo)), out=t)
+        else:
+            np.subtract(np.float32(max_depth), d, out=t)
+            np.multiply(t, np.float32(254.0 / (max_depth - min_depth)), out=t)
+        np.clip(t, 0, 254, out=t)
+        np.add(t, np.float32(1.5), out=t)
+        np.greater(d, 0, out=valid)              # False for NaN and non-positive depth
+        np.less(d, np.float32(np.inf), out=tmp)  # False for NaN and +inf
+        np.logical_and(valid, tmp, out=valid)
+        np.logical_not(valid, out=tmp)
+        np.copyto(t, 0, where=tmp)
+    idx = np.empty((h, w), dtype=np.uint8)
+    np.copyto(idx, t, casting="unsafe")          # floor: 1.5..255.5 -> 1..255
+    rgbx = np.take(lut, idx)                     # (H, W) uint32: bytes R, G, B, 0
+    cv2.cvtColor(rgbx.view(np.uint8).reshape(h, w, 4), cv2.COLOR_RGBA2RGB, dst=out)
     return out
+
+
+def _lut_rgbx(cmap: str) -> np.ndarray:
+    """(256,) uint32 table whose bytes are R, G, B, 0 (index 0 black, 1..255 the colour map)."""
+    key = cmap + ":rgbx"
+    lut = _LUTS.get(key)
+    if lut is None:
+        rgbx = np.zeros((256, 4), dtype=np.uint8)
+        rgbx[:, :3] = _lut_black(cmap).reshape(256, 3)
+        lut = _LUTS[key] = rgbx.view(np.uint32).reshape(256)
+    return lut
 
 
 def _lut_black(cmap: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -92,17 +92,33 @@ def _check(depth: np.ndarray, intrinsics: CameraIntrinsics, stride: int) -> None
 
 
 class CloudBuilder:
-    """Builds clouds into buffers it reuses across frames of the same size (copy ``data`` to keep it)."""
+    """Builds clouds into buffers it reuses across frames of the same size (copy ``data`` to keep it).
+
+    Bounded: it holds the buffers of one geometry only (the last frame's size, stride, colour and
+    intrinsics).  A frame of another geometry replaces them, so one huge frame does not stay in memory
+    after the camera goes back to its usual size, and nothing grows beyond the largest frame built.
+    """
 
     def __init__(self) -> None:
-        self._cache: Dict[tuple, dict] = {}
+        self._key: Optional[tuple] = None
+        self._st: Optional[dict] = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the reusable buffers held now."""
+        if self._st is None:
+            return 0
+        return sum(v.nbytes for v in self._st.values() if isinstance(v, np.ndarray))
+
+    def clear(self) -> None:
+        """Release the buffers (the next build allocates them again)."""
+        self._key = self._st = None
 
     def _state(self, h: int, w: int, intr: CameraIntrinsics, stride: int, with_rgb: bool) -> dict:
         key = (h, w, stride, with_rgb, intr.fx, intr.fy, intr.cx, intr.cy)
-        st = self._cache.get(key)
-        if st is None:
-            if len(self._cache) > 8:
-                self._cache.clear()
+        st = self._st
+        if st is None or key != self._key:
+            self._key = self._st = st = None  # drop the old buffers before allocating the new ones
             us = np.arange(0, w, stride, dtype=np.float32)
             vs = np.arange(0, h, stride, dtype=np.float32)
             hs, ws = len(vs), len(us)
@@ -116,7 +132,7 @@ class CloudBuilder:
                 "mask2": np.empty((hs, ws), dtype=bool),
                 "flat": None,
             }
-            self._cache[key] = st
+            self._key, self._st = key, st
         return st
 
     def build(self, depth: np.ndarray, intrinsics: CameraIntrinsics, rgb: Optional[np.ndarray] = None,

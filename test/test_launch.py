@@ -48,10 +48,12 @@ class _Node:
     """launch_ros.actions.Node's keyword arguments (+ ExecuteProcess's output/emulate_tty)."""
 
     def __init__(self, *, executable, package=None, name=None, namespace=None, exec_name=None, parameters=None,
-                 remappings=None, ros_arguments=None, arguments=None, output="log", emulate_tty=False, **kwargs):
+                 remappings=None, ros_arguments=None, arguments=None, output="log", emulate_tty=False,
+                 additional_env=None, **kwargs):
         assert not kwargs, f"unexpected Node arguments {kwargs}"
         self.__dict__.update(executable=executable, package=package, name=name, namespace=namespace,
-                             parameters=parameters, remappings=remappings, arguments=arguments, output=output)
+                             parameters=parameters, remappings=remappings, arguments=arguments, output=output,
+                             additional_env=additional_env)
 
 
 class _ParameterValue:

@@ -71,9 +71,9 @@ def test_invalid_points_organised_and_unorganised_and_stride():
     np.testing.assert_allclose(st.xyz().reshape(12, 16, 3)[3, 5], [(20 - CAM.cx) * 4 / CAM.fx,
                                                                     (12 - CAM.cy) * 4 / CAM.fy, 4.0], rtol=1e-6)
     np.testing.assert_array_equal(st.rgb().reshape(12, 16, 3)[:, :, 1], rgb[::4, ::4, 1])
-    # buffers are reused across frames of the same size
-    again = b.build(depth, CAM, rgb=rgb)
-    assert again.data is org.data
+    # buffers are reused across frames of the same geometry (size, stride, colour, intrinsics)
+    again = b.build(depth, CAM, rgb=rgb, stride=4)
+    assert again.data is st.data
     with pytest.raises(ValueError, match="intrinsics are for"):
         b.build(depth[:, :32], CAM)
     with pytest.raises(ValueError, match="stride"):
@@ -125,3 +125,73 @@ def test_colorize_near_is_warm_far_is_cool_nan_is_black():
         colorize_depth(d, 1.0, 1.0)
     with pytest.raises(ValueError, match="colour map"):
         colorize_depth(d, 0.5, 10.0, cmap="rainbowish")
+
+
+def test_cloud_builder_holds_one_geometry_and_releases_a_huge_frame():
+    """One huge frame must not stay cached: the next frame of another size replaces its buffers, and
+    nothing held ever exceeds what the largest frame built needs."""
+    b = CloudBuilder()
+    assert b.nbytes == 0
+    small = np.full((48, 64), 3.0, np.float32)
+    b.build(small, CAM, rgb=np.zeros((48, 64, 3), np.uint8), organized=False)
+    small_bytes = b.nbytes
+    assert 48 * 64 * 32 <= small_bytes < 48 * 64 * 32 * 4
+    big_cam = CameraIntrinsics(fx=1000.0, fy=1000.0, cx=499.5, cy=374.5, width=1000, height=750)
+    big = np.full((750, 1000), 3.0, np.float32)
+    b.build(big, big_cam, rgb=np.zeros((750, 1000, 3), np.uint8), organized=False)
+    big_bytes = b.nbytes
+    assert big_bytes >= 1000 * 750 * 32 * 2  # organised + unorganised point buffers
+    cloud = b.build(small, CAM, rgb=np.zeros((48, 64, 3), np.uint8), organized=False)
+    assert b.nbytes == small_bytes  # the 1000x750 buffers are gone, not kept beside the small ones
+    assert cloud.width == 48 * 64 and np.all(cloud.data["z"] == 3.0)
+    # every other geometry (stride, colour, intrinsics) also replaces rather than accumulates
+    for stride in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
+        b.build(small, CAM, stride=stride)
+        assert b.nbytes <= small_bytes
+    b.clear()
+    assert b.nbytes == 0
+
+
+@pytest.mark.parametrize("cmap", ["turbo", "viridis"])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_lut_colourise_matches_the_colour_map_within_one_level(cmap, inverse):
+    """colorize_depth (float32 quantisation + uint32 table + cvtColor) against an independent float64
+    reference through OpenCV's own applyColorMap: every pixel's colour is the map's colour of the
+    reference level or a neighbouring one (float32 vs float64 rounding at level boundaries), invalid
+    pixels (NaN, inf, <= 0) are black, and the ends of the range clip to the map's ends."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    lo, hi = 0.7, 9.0
+    d = rng.uniform(0.2, 12.0, (60, 80)).astype(np.float32)
+    d[0, :6] = [np.nan, np.inf, -np.inf, 0.0, -2.0, 1e-30]
+    d[1, :4] = [lo, hi, lo / 2, hi * 2]
+    got = colorize_depth(d, lo, hi, cmap, inverse=inverse)
+    code = getattr(cv2, "COLORMAP_" + cmap.upper())
+    table = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), code).reshape(256, 3)[:, ::-1]
+    x = d.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if inverse:
+            a, b = 1.0 / hi, 1.0 / lo
+            frac = (1.0 / x - a) / (b - a)    # 0 at the far end, 1 at the near end
+        else:
+            frac = (hi - x) / (hi - lo)
+    valid = np.isfinite(x) & (x > 0)
+    level = np.floor(np.clip(np.where(valid, frac, 0.0), 0.0, 1.0) * 254.0 + 0.5)  # 0..254
+    # level L of 0..254 shows the colour map entry round(L * 255 / 254)
+    ok = np.zeros(d.shape, bool)
+    for k in (-1, 0, 1):
+        lv = np.clip(level + k, 0, 254)
+        ref = table[np.round(lv * 255.0 / 254.0).astype(int)]
+        ok |= np.all(got == ref, axis=-1)
+    assert ok[valid].all(), f"{(~ok[valid]).sum()} pixels off by more than one level"
+    assert (got[~valid] == 0).all()
+    assert valid[0, 5]  # a tiny positive depth is valid (the warm end), not black
+    np.testing.assert_array_equal(got[1, 0], table[255])   # min_depth -> warm end
+    np.testing.assert_array_equal(got[1, 1], table[0])     # max_depth -> cool end
+    np.testing.assert_array_equal(got[1, 2], table[255])   # nearer than the range: clipped
+    np.testing.assert_array_equal(got[1, 3], table[0])     # farther than the range: clipped
+    # a given output buffer is reused
+    out = np.empty((60, 80, 3), np.uint8)
+    assert colorize_depth(d, lo, hi, cmap, out=out, inverse=inverse) is out
+    np.testing.assert_array_equal(out, got)

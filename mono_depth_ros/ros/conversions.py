@@ -11,6 +11,16 @@ which also knows how each flavour wants its array fields:
   integer/bool fields plain Python ``int``/``bool`` (numpy scalars are refused);
 * rosbags: dataclasses whose every field is required; arrays are numpy arrays.
 
+Copies (rclpy).  Jazzy's generated ``uint8[]`` setter copies whatever it is given
+(``self._data = array.array('B', value)``: a memcpy for ``array.array('B')``/``bytes``/``bytearray``,
+an element-by-element loop for anything else, numpy included) *unless* the message was made with
+``check_fields=True``, in which case an ``array.array('B')`` is stored as is; ``__init__(data=...)``
+copies once more (``array.array('B', kwargs['data'])`` and then the setter).  Humble's setter stores an
+``array.array`` as is.  So messages with a ``uint8[]`` payload are built without ``data``, with
+``check_fields=True`` where the class has it, and get ``data`` assigned afterwards: one memcpy in all,
+from the pipeline's buffer into a new ``array.array`` (:func:`_u8_array`).  (rclpy's ``publish`` then
+copies into the C message and the RMW serialises it: those are rclpy's, not ours.)
+
 Conventions (REP 118, REP 103): depth images are 32FC1 metres with NaN = invalid, or 16UC1
 millimetres with 0 = invalid; clouds are in the image's optical frame.
 """
@@ -46,9 +56,16 @@ def _u8_numpy(a: np.ndarray) -> np.ndarray:
 
 
 def _u8_array(a: np.ndarray) -> "array.array[int]":
+    """A new ``array.array('B')`` holding the bytes of ``a``: exactly one memcpy (for a contiguous ``a``)."""
     out = array.array("B")
-    out.frombytes(np.ascontiguousarray(a).data.cast("B"))
+    out.frombytes(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
     return out
+
+
+def _checked_kwargs(cls: Any) -> Dict[str, Any]:
+    """``{'check_fields': True}`` for rosidl classes that have the switch (Jazzy and later): with it the
+    ``uint8[]`` setter keeps an ``array.array('B')`` instead of copying it; {} for other classes."""
+    return {"check_fields": True} if "_check_fields" in getattr(cls, "__slots__", ()) else {}
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,15 @@ class MessageTypes:
     uint8_seq: Callable[[np.ndarray], Any]            # uint8[]  (Image.data, PointCloud2.data)
     float64_seq: Callable[[Sequence[float]], Any]     # float64[] (CameraInfo.d)
     float64_array: Callable[[Sequence[float]], Any]   # float64[N] (CameraInfo.k, r, p)
+    data_after_init: bool = False                     # rclpy: set uint8[] ``data`` after __init__ (one copy)
+
+    def with_data(self, cls: Any, data: np.ndarray, **fields: Any) -> Any:
+        """``cls(**fields, data=<the bytes of data>)`` with one copy of ``data`` (see the module doc)."""
+        if not self.data_after_init:
+            return cls(data=self.uint8_seq(data), **fields)
+        msg = cls(**_checked_kwargs(cls), **fields)
+        msg.data = self.uint8_seq(data)
+        return msg
 
     @classmethod
     def from_typestore(cls, typestore: Any) -> "MessageTypes":
@@ -86,7 +112,8 @@ class MessageTypes:
         return cls(Time, Header, Image, CameraInfo, RegionOfInterest, PointCloud2, PointField,
                    uint8_seq=_u8_array,
                    float64_seq=lambda v: array.array("d", [float(x) for x in v]),
-                   float64_array=lambda v: np.asarray(v, dtype=np.float64).reshape(-1))
+                   float64_array=lambda v: np.asarray(v, dtype=np.float64).reshape(-1),
+                   data_after_init=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,8 +202,8 @@ def array_to_image_msg(types: MessageTypes, arr: np.ndarray, encoding: str, head
         raise ValueError(f"{encoding} needs ({channels} channel(s), {np.dtype(dt)}), got {arr.shape} {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=dt)
     h, w = arr.shape[:2]
-    return types.Image(header=header, height=int(h), width=int(w), encoding=encoding, is_bigendian=0,
-                       step=int(w * channels * arr.itemsize), data=types.uint8_seq(arr.reshape(-1).view(np.uint8)))
+    return types.with_data(types.Image, arr, header=header, height=int(h), width=int(w), encoding=encoding,
+                           is_bigendian=0, step=int(w * channels * arr.itemsize))
 
 
 def rgb_to_image_msg(types: MessageTypes, rgb: np.ndarray, header: Any) -> Any:
@@ -309,12 +336,9 @@ def cloud_to_pointcloud2(types: MessageTypes, cloud: Any, header: Any) -> Any:
         raise ValueError(f"cloud data itemsize {data.dtype.itemsize} != point_step {point_step}")
     if data.size != width * height:
         raise ValueError(f"cloud has {data.size} points, expected width * height = {width} * {height}")
-    raw = data.reshape(-1).view(np.uint8)
-    return types.PointCloud2(header=header, height=height, width=width,
-                             fields=point_fields(types, cloud.fields),
-                             is_bigendian=sys.byteorder != "little", point_step=point_step,
-                             row_step=point_step * width, data=types.uint8_seq(raw),
-                             is_dense=bool(cloud.is_dense))
+    return types.with_data(types.PointCloud2, data, header=header, height=height, width=width,
+                           fields=point_fields(types, cloud.fields), is_bigendian=sys.byteorder != "little",
+                           point_step=point_step, row_step=point_step * width, is_dense=bool(cloud.is_dense))
 
 
 def pointcloud2_to_array(msg: Any) -> np.ndarray:
