@@ -46,14 +46,10 @@ try:  # diagnostic_updater when installed (a ROS install); else the built-in one
     import diagnostic_updater
 except ImportError:  # pip-only installs: the PyPI ROS wheels have no diagnostic_updater
     from . import diagnostics as diagnostic_updater
-try:  # the ecosystem's converters, when installed (the field-level ones in conversions are the fallback)
+try:  # cv_bridge decodes camera images when installed and working (conversions' decoder is the fallback)
     from cv_bridge import CvBridge
 except ImportError:  # pragma: no cover - only without cv_bridge
     CvBridge = None
-try:
-    from sensor_msgs_py import point_cloud2
-except ImportError:  # pragma: no cover
-    point_cloud2 = None
 
 BAD_INPUT_THROTTLE_SEC = 5.0  # one log line per this many seconds for bad inputs (a constant: rclpy
 #                               refuses changing a call site's throttle between calls)
