@@ -1,0 +1,281 @@
+"""The batch data path: uint8 frames in the loader, the paper's augmentation in batch on the training device.
+
+Loader side (:class:`FrameBatches`, a map-style dataset indexed by a whole batch of ``(frame, seed)``
+draws as :class:`training.datasets.StreamBatchSampler` yields them): frames at the base resolution
+come from a cache (:class:`training.cache.FrameCache`, memory-mapped) or are decoded on the fly
+(:class:`training.cache.FramePreparer`, the "decode path"); each batch crosses the process boundary
+as one uint8 RGB tensor (zero-padded to the largest frame), uint16 depth (dense) or uint16 points
+(sparse), and a few per-sample matrices.  The augmentation parameters are drawn exactly as the
+per-sample path draws them (:func:`training.augment.sample_params` with the generator seeded by
+``(seed, stage, k)``), so both paths see the same geometry for the same sample.
+
+Device side (:class:`BatchAugment`): the warp of the RGB (scale, rotation, crop, flip in one affine
+map), colour, normalisation, and the ground truth through the same map -- nearest base-resolution
+depth pixel (dense) or the masked mean of the source points falling in each output pixel (sparse),
+depth divided by the scale; valid and invalid pixels never mix.  Backends: ``torch`` (affine grid +
+``grid_sample``, any device: the GPU path) and ``cv2`` (``cv2.warpAffine`` per image from the uint8
+batch, CPU only; faster than ``grid_sample`` on a CPU, bit-identical images to the per-sample path).
+The ground truth is computed with torch on the device in both.
+
+The per-sample CPU path (:class:`training.augment.JointTransform` in the loader workers) stays as the
+reference; ``test/test_training_batch.py`` checks both give the same geometry and depth.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mono_depth_ros.preprocess import compute_transform
+from mono_depth_ros.profiles import Profile
+
+from .augment import AugmentConfig, augment_matrix, base_matrix, eval_crop_matrix, output_matrix, sample_params
+
+
+class FrameBatches:
+    """Map-style dataset: ``ds[[(frame, seed), ...]]`` -> one collated uint8 batch (dict of tensors).
+
+    ``frames``: a FrameCache or a FramePreparer (``len``, ``frame(i)``, ``sparse``, ``depth_scale``).
+    ``repeat``: the frames listed N times (``repeat`` of the dataset spec).  An int key is one sample
+    seeded ``(seed, key)`` as :class:`training.datasets.DepthDataset` does.
+    """
+
+    def __init__(self, frames: Any, profile: Profile, augment: Optional[AugmentConfig] = None, seed: int = 0,
+                 repeat: int = 1):
+        self.frames, self.profile, self.seed = frames, profile, seed
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.sparse = bool(frames.sparse)
+        self.depth_scale = float(frames.depth_scale)
+        self.n = len(frames)
+        self.repeat = max(1, int(repeat))
+        self._out = output_matrix(profile)
+
+    def __len__(self) -> int:
+        return self.n * self.repeat
+
+    def __getitem__(self, key) -> Dict[str, Any]:
+        if isinstance(key, (int, np.integer)):
+            key = [(int(key), (self.seed, int(key)))]
+        return self.collate(key)
+
+    def matrices(self, src_w: int, src_h: int, base_w: int, base_h: int, seed: Any):
+        """(A base->input, D base->output, S source->output) 3x3, scale, colour of one sample."""
+        t = compute_transform(src_w, src_h, self.profile)
+        if (t.resized_w, t.resized_h) != (base_w, base_h):
+            raise ValueError(f"frame base size {base_w}x{base_h} does not match the profile's "
+                             f"{t.resized_w}x{t.resized_h} for a {src_w}x{src_h} source (a cache of another profile?)")
+        if self.augment is None:
+            A, s, c = eval_crop_matrix(t), 1.0, np.ones(3, np.float32)
+        else:
+            rng = np.random.default_rng(list(seed) if isinstance(seed, (tuple, list)) else seed)
+            p = sample_params(self.augment, rng, t)
+            A, s, c = augment_matrix(t, p), p.scale, p.color
+        D = self._out @ A
+        return A, D, D @ base_matrix(t), s, c
+
+    def collate(self, keys: Sequence[Tuple[int, Any]]) -> Dict[str, Any]:
+        import torch
+
+        B = len(keys)
+        frs = [self.frames.frame(int(k[0]) % self.n) for k in keys]
+        hs = [f.rgb.shape[0] for f in frs]
+        ws = [f.rgb.shape[1] for f in frs]
+        H, W = max(hs), max(ws)
+        same = len(set(hs)) == 1 and len(set(ws)) == 1
+        rgb = np.empty((B, H, W, 3), np.uint8) if same else np.zeros((B, H, W, 3), np.uint8)
+        A = np.empty((B, 3, 3))
+        Ainv = np.empty((B, 3, 3))
+        Dinv = np.empty((B, 3, 3))
+        S = np.empty((B, 3, 3))
+        scale = np.empty(B, np.float32)
+        color = np.empty((B, 3), np.float32)
+        for b, (fr, k) in enumerate(zip(frs, keys)):
+            rgb[b, :hs[b], :ws[b]] = fr.rgb
+            a, d, s_, sc, c = self.matrices(fr.src_w, fr.src_h, ws[b], hs[b], k[1])
+            A[b], Ainv[b], Dinv[b], S[b], scale[b], color[b] = a, np.linalg.inv(a), np.linalg.inv(d), s_, sc, c
+        out: Dict[str, Any] = {
+            "rgb": torch.from_numpy(rgb), "size": torch.tensor([[h, w] for h, w in zip(hs, ws)], dtype=torch.int64),
+            "A": torch.from_numpy(A), "Ainv": torch.from_numpy(Ainv), "Dinv": torch.from_numpy(Dinv),
+            "S": torch.from_numpy(S), "scale": torch.from_numpy(scale), "color": torch.from_numpy(color),
+            "index": torch.tensor([int(k[0]) for k in keys], dtype=torch.int64),
+            "depth_scale": torch.tensor(self.depth_scale, dtype=torch.float64),
+        }
+        if self.sparse:
+            counts = [len(f.z) for f in frs]
+            out["uv"] = torch.from_numpy(np.concatenate([f.uv for f in frs]) if B else np.zeros((0, 2), np.uint16))
+            out["z"] = torch.from_numpy(np.concatenate([f.z for f in frs]) if B else np.zeros(0, np.uint16))
+            out["count"] = torch.tensor(counts, dtype=torch.int64)
+        else:
+            dep = np.empty((B, H, W), np.uint16) if same else np.zeros((B, H, W), np.uint16)
+            for b, fr in enumerate(frs):
+                dep[b, :hs[b], :ws[b]] = fr.depth
+            out["depth16"] = torch.from_numpy(dep)
+        return out
+
+
+class BatchAugment:
+    """A uint8 batch from :class:`FrameBatches` -> ``image`` (B,3,h,w) float32 normalised, ``depth``
+    (B,1,oh,ow) float32 metres (0 = invalid), ``valid`` (B,1,oh,ow) bool, ``index``, on ``device``.
+
+    ``backend``: "torch" (affine grid + grid_sample; any device), "cv2" (CPU only) or "auto" (cv2 on the
+    CPU, torch elsewhere).  ``round_rgb``: round the warped RGB to integers as the uint8 warp of the
+    per-sample path does (torch backend; the cv2 one is uint8 anyway).
+    """
+
+    def __init__(self, profile: Profile, device: Any = "cpu", backend: str = "auto", round_rgb: bool = True):
+        import torch
+
+        self.profile = profile
+        self.device = torch.device(device)
+        if backend == "auto":
+            backend = "cv2" if self.device.type == "cpu" else "torch"
+        if backend not in ("torch", "cv2"):
+            raise ValueError(f"batch augmentation backend must be torch, cv2 or auto, got {backend!r}")
+        if backend == "cv2" and self.device.type != "cpu":
+            raise ValueError("the cv2 batch augmentation backend runs on the CPU only")
+        self.backend = backend
+        self.round_rgb = round_rgb
+        mean = torch.tensor(profile.mean, dtype=torch.float32)
+        std = torch.tensor(profile.std, dtype=torch.float32)
+        self.a = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(self.device)
+        self.b = (-mean / std).view(1, 3, 1, 1).to(self.device)
+        # pixel-centre coordinates of the input and output maps (homogeneous), float64
+        iy, ix = torch.meshgrid(torch.arange(profile.input_h, dtype=torch.float64),
+                                torch.arange(profile.input_w, dtype=torch.float64), indexing="ij")
+        self._in_xy1 = torch.stack([ix, iy, torch.ones_like(ix)], -1).to(self.device)        # (ih, iw, 3)
+        oy, ox = torch.meshgrid(torch.arange(profile.output_h, dtype=torch.float64),
+                                torch.arange(profile.output_w, dtype=torch.float64), indexing="ij")
+        self._out_xy1 = torch.stack([ox, oy, torch.ones_like(ox)], -1).to(self.device)      # (oh, ow, 3)
+        self._cv2_buf: Optional[np.ndarray] = None
+
+    # -- RGB --
+    def _rgb_cv2(self, batch: Dict[str, Any]):
+        import cv2
+        import torch
+
+        p = self.profile
+        rgb = batch["rgb"].numpy()
+        B = rgb.shape[0]
+        if self._cv2_buf is None or self._cv2_buf.shape[0] != B:
+            self._cv2_buf = np.empty((B, p.input_h, p.input_w, 3), np.uint8)
+        out = self._cv2_buf
+        A = batch["A"].numpy()
+        size = batch["size"].numpy()
+        for b in range(B):
+            h, w = int(size[b, 0]), int(size[b, 1])
+            src = rgb[b] if (h, w) == rgb.shape[1:3] else rgb[b, :h, :w]
+            cv2.warpAffine(src, A[b, :2], (p.input_w, p.input_h), dst=out[b], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float()
+
+    def _rgb_torch(self, batch: Dict[str, Any]):
+        import torch
+        import torch.nn.functional as F
+
+        dev = self.device
+        rgb = batch["rgb"].to(dev, non_blocking=True)
+        B, H, W, _ = rgb.shape
+        x = rgb.permute(0, 3, 1, 2).contiguous().float()
+        Ainv = batch["Ainv"].to(dev, non_blocking=True)[:, :2]                         # (B, 2, 3) input -> base
+        uv = torch.einsum("hwk,bjk->bhwj", self._in_xy1, Ainv)                         # base pixel coordinates
+        norm = torch.tensor([W, H], dtype=torch.float64, device=dev)
+        grid = ((2.0 * uv + 1.0) / norm - 1.0).float()                                 # align_corners=False
+        y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.round_rgb:
+            y = torch.round_(y).clamp_(0.0, 255.0)
+        return y
+
+    # -- ground truth --
+    def _depth_dense(self, batch: Dict[str, Any], scale):
+        import torch
+
+        dev = self.device
+        d16 = batch["depth16"].to(dev, non_blocking=True)
+        B, H, W = d16.shape
+        size = batch["size"].to(dev)
+        Dinv = batch["Dinv"].to(dev, non_blocking=True)[:, :2]
+        uv = torch.einsum("hwk,bjk->bhwj", self._out_xy1, Dinv)                        # (B, oh, ow, 2)
+        ui = torch.floor(uv[..., 0] + 0.5).long()
+        vi = torch.floor(uv[..., 1] + 0.5).long()
+        inside = (ui >= 0) & (vi >= 0) & (ui < size[:, 1, None, None]) & (vi < size[:, 0, None, None])
+        idx = torch.where(inside, vi * W + ui, torch.zeros_like(ui)).view(B, -1)
+        code = torch.gather(d16.view(B, -1).to(torch.int32), 1, idx).view_as(ui)
+        ok = inside & (code > 0)
+        ds = batch["depth_scale"].to(dev)
+        d = torch.where(ok, (code.double() / ds).float() / scale[:, None, None], torch.zeros((), device=dev))
+        return d, ok
+
+    def _depth_sparse(self, batch: Dict[str, Any], scale):
+        import torch
+
+        dev = self.device
+        p = self.profile
+        oh, ow = p.output_h, p.output_w
+        count = batch["count"].to(dev)
+        B = count.shape[0]
+        uv = batch["uv"].to(dev, non_blocking=True).to(torch.float64)
+        z = batch["z"].to(dev, non_blocking=True).to(torch.float64)
+        S = batch["S"].to(dev, non_blocking=True)
+        bi = torch.repeat_interleave(torch.arange(B, device=dev), count)
+        M = S[bi]                                                                      # (P, 3, 3)
+        x = M[:, 0, 0] * uv[:, 0] + M[:, 0, 1] * uv[:, 1] + M[:, 0, 2]
+        y = M[:, 1, 0] * uv[:, 0] + M[:, 1, 1] * uv[:, 1] + M[:, 1, 2]
+        xi = torch.floor(x + 0.5).long()
+        yi = torch.floor(y + 0.5).long()
+        inside = (xi >= 0) & (xi < ow) & (yi >= 0) & (yi < oh)
+        idx = (bi * (oh * ow) + yi * ow + xi)[inside]
+        # integer codes summed in float64: exact, so the order of the (GPU) atomics does not matter
+        sums = torch.zeros(B * oh * ow, dtype=torch.float64, device=dev).index_add_(0, idx, z[inside])
+        cnt = torch.zeros(B * oh * ow, dtype=torch.float64, device=dev).index_add_(
+            0, idx, torch.ones_like(z[inside]))
+        ok = cnt > 0
+        ds = batch["depth_scale"].to(dev)
+        mean = torch.where(ok, sums / torch.clamp_min(cnt, 1.0) / ds, torch.zeros((), dtype=torch.float64, device=dev))
+        d = mean.float().view(B, oh, ow) / scale[:, None, None]
+        return d, ok.view(B, oh, ow)
+
+    def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        dev = self.device
+        x = self._rgb_cv2(batch) if self.backend == "cv2" else self._rgb_torch(batch)
+        x = x.to(dev, non_blocking=True)
+        color = batch["color"].to(dev, non_blocking=True).view(-1, 3, 1, 1)
+        x.mul_(color).clamp_max_(255.0).mul_(self.a).add_(self.b)
+        scale = batch["scale"].to(dev, non_blocking=True)
+        d, ok = self._depth_sparse(batch, scale) if "uv" in batch else self._depth_dense(batch, scale)
+        return {"image": x, "depth": d.unsqueeze(1), "valid": ok.unsqueeze(1), "index": batch["index"]}
+
+
+def batch_loader(frames: Any, profile: Profile, augment: Optional[AugmentConfig], sampler: Any, workers: int = 0,
+                 prefetch_factor: int = 4, pin_memory: bool = False, seed: int = 0, repeat: int = 1):
+    """A DataLoader of uint8 batches (one collated batch per sampler element) over ``frames``."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .datasets import worker_init
+
+    ds = FrameBatches(frames, profile, augment, seed=seed, repeat=repeat)
+    kw: Dict[str, Any] = {}
+    if workers > 0:
+        kw = {"worker_init_fn": worker_init, "prefetch_factor": prefetch_factor, "persistent_workers": False}
+    return DataLoader(ds, batch_size=None, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(seed), **kw)
+
+
+def frames_from_config(spec: Dict[str, Any], profile: Profile, gt_resample: Optional[str] = None,
+                       cache: Optional[str] = None) -> Tuple[Any, int]:
+    """(frames, repeat) for the batch path: the cache at ``cache`` (refused unless built with the settings
+    of ``spec`` / ``profile``), else the decode path over the source ``spec`` describes."""
+    from .cache import FramePreparer, cache_settings, open_cache
+    from .datasets import build_source
+
+    settings = cache_settings(spec, profile, gt_resample)
+    repeat = int(spec.get("repeat", 1) or 1)
+    if cache:
+        return open_cache(cache, settings), repeat
+    src = build_source({k: v for k, v in spec.items() if k != "repeat"})
+    return FramePreparer(src, profile, settings), repeat
+
+
+def sample_list(n: int, batch: int, seed: int = 0) -> List[Tuple[int, Tuple[int, int, int]]]:
+    """``batch`` (frame, seed) draws of frames 0..n-1 as the sampler makes them (tests, benchmark)."""
+    return [(k % n, (seed, 0, k)) for k in range(batch)]
