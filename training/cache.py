@@ -370,7 +370,10 @@ def build_cache(spec: Dict[str, Any], profile: Profile, out: "str | Path", gt_re
             import multiprocessing as mp
 
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(prep,))
+            from .datasets import fork_safe_threads
+
+            with fork_safe_threads():
+                pool = ctx.Pool(workers, initializer=_init_worker, initargs=(prep,))
             results = pool.imap(_prepare, range(n), chunksize=4)
         else:
             _init_worker(prep)

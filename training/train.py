@@ -504,7 +504,11 @@ class Trainer:
         loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
         n_acc = 0
         t_last, s_last = time.perf_counter(), step
-        for batch in loader:
+        from .datasets import fork_safe_threads
+
+        with fork_safe_threads():
+            batches = iter(loader)                 # starts the workers
+        for batch in batches:
             if self.batch_aug is not None:
                 batch = self.batch_aug(batch)      # uint8 frames -> augmented batch, on self.device
             x = batch["image"].to(self.device, non_blocking=True)
