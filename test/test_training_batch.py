@@ -117,7 +117,8 @@ def test_decode_path_matches_the_reference_on_source_resolution_frames():
         assert np.abs(out["depth"][b, 0].numpy()[both] - ref.depth[both]).max() <= step + 2e-3
 
 
-def test_sparse_masked_mean_matches_the_reference():
+@pytest.mark.parametrize("impl", ["torch", "numpy"])
+def test_sparse_masked_mean_matches_the_reference(impl):
     """LiDAR-like sparse depth: the batch masked mean of the source points equals the per-sample one
     (depth quantised to 1/256 m in both), flip and scale included; empty pixels stay invalid."""
     rng = np.random.default_rng(7)
@@ -134,7 +135,7 @@ def test_sparse_masked_mean_matches_the_reference():
     assert st["gt"] == "sparse" and st["depth_scale"] == 256.0
     prep = FramePreparer(src, KITTI_TINY, st)
     keys = [(k % 2, (1, 1, k)) for k in range(8)]
-    out = BatchAugment(KITTI_TINY, "cpu", "torch")(FrameBatches(prep, KITTI_TINY, aug)[keys])
+    out = BatchAugment(KITTI_TINY, "cpu", "torch", sparse_impl=impl)(FrameBatches(prep, KITTI_TINY, aug)[keys])
     jt = JointTransform(KITTI_TINY, aug, "masked_mean")
     flips = set()
     for b, (i, seed) in enumerate(keys):

@@ -32,6 +32,20 @@ from mono_depth_ros.profiles import Profile
 from .augment import AugmentConfig, augment_matrix, base_matrix, eval_crop_matrix, output_matrix, sample_params
 
 
+def _alloc(shape: Tuple[int, ...], dtype: Any, zero: bool = False):
+    """A CPU tensor; in a loader worker directly in shared memory (as torch's default_collate does), so
+    handing the batch to the main process copies nothing."""
+    import torch
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None:
+        return torch.zeros(shape, dtype=dtype) if zero else torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    proto = torch.empty(0, dtype=dtype)
+    t = proto.new(proto._typed_storage()._new_shared(numel, device="cpu")).view(shape)
+    return t.zero_() if zero else t
+
+
 class FrameBatches:
     """Map-style dataset: ``ds[[(frame, seed), ...]]`` -> one collated uint8 batch (dict of tensors).
 
@@ -82,7 +96,8 @@ class FrameBatches:
         ws = [f.rgb.shape[1] for f in frs]
         H, W = max(hs), max(ws)
         same = len(set(hs)) == 1 and len(set(ws)) == 1
-        rgb = np.empty((B, H, W, 3), np.uint8) if same else np.zeros((B, H, W, 3), np.uint8)
+        rgb_t = _alloc((B, H, W, 3), torch.uint8, zero=not same)
+        rgb = rgb_t.numpy()
         A = np.empty((B, 3, 3))
         Ainv = np.empty((B, 3, 3))
         Dinv = np.empty((B, 3, 3))
@@ -94,7 +109,7 @@ class FrameBatches:
             a, d, s_, sc, c = self.matrices(fr.src_w, fr.src_h, ws[b], hs[b], k[1])
             A[b], Ainv[b], Dinv[b], S[b], scale[b], color[b] = a, np.linalg.inv(a), np.linalg.inv(d), s_, sc, c
         out: Dict[str, Any] = {
-            "rgb": torch.from_numpy(rgb), "size": torch.tensor([[h, w] for h, w in zip(hs, ws)], dtype=torch.int64),
+            "rgb": rgb_t, "size": torch.tensor([[h, w] for h, w in zip(hs, ws)], dtype=torch.int64),
             "A": torch.from_numpy(A), "Ainv": torch.from_numpy(Ainv), "Dinv": torch.from_numpy(Dinv),
             "S": torch.from_numpy(S), "scale": torch.from_numpy(scale), "color": torch.from_numpy(color),
             "index": torch.tensor([int(k[0]) for k in keys], dtype=torch.int64),
@@ -106,10 +121,11 @@ class FrameBatches:
             out["z"] = torch.from_numpy(np.concatenate([f.z for f in frs]) if B else np.zeros(0, np.uint16))
             out["count"] = torch.tensor(counts, dtype=torch.int64)
         else:
-            dep = np.empty((B, H, W), np.uint16) if same else np.zeros((B, H, W), np.uint16)
+            dep_t = _alloc((B, H, W), torch.uint16, zero=not same)
+            dep = dep_t.numpy()
             for b, fr in enumerate(frs):
                 dep[b, :hs[b], :ws[b]] = fr.depth
-            out["depth16"] = torch.from_numpy(dep)
+            out["depth16"] = dep_t
         return out
 
 
@@ -118,11 +134,12 @@ class BatchAugment:
     (B,1,oh,ow) float32 metres (0 = invalid), ``valid`` (B,1,oh,ow) bool, ``index``, on ``device``.
 
     ``backend``: "torch" (affine grid + grid_sample; any device), "cv2" (CPU only) or "auto" (cv2 on the
-    CPU, torch elsewhere).  ``round_rgb``: round the warped RGB to integers as the uint8 warp of the
+    CPU, torch elsewhere); ``sparse_impl`` likewise for the sparse GT: "torch" (vectorised) or "numpy" (CPU).  ``round_rgb``: round the warped RGB to integers as the uint8 warp of the
     per-sample path does (torch backend; the cv2 one is uint8 anyway).
     """
 
-    def __init__(self, profile: Profile, device: Any = "cpu", backend: str = "auto", round_rgb: bool = True):
+    def __init__(self, profile: Profile, device: Any = "cpu", backend: str = "auto", round_rgb: bool = True,
+                 sparse_impl: str = "auto"):
         import torch
 
         self.profile = profile
@@ -135,6 +152,12 @@ class BatchAugment:
             raise ValueError("the cv2 batch augmentation backend runs on the CPU only")
         self.backend = backend
         self.round_rgb = round_rgb
+        # sparse GT: "torch" (vectorised over the batch; the GPU path) or "numpy" (per image; faster on a CPU)
+        if sparse_impl == "auto":
+            sparse_impl = "numpy" if self.device.type == "cpu" else "torch"
+        if sparse_impl not in ("torch", "numpy") or (sparse_impl == "numpy" and self.device.type != "cpu"):
+            raise ValueError(f"sparse_impl must be torch, numpy (CPU) or auto, got {sparse_impl!r}")
+        self.sparse_impl = sparse_impl
         mean = torch.tensor(profile.mean, dtype=torch.float32)
         std = torch.tensor(profile.std, dtype=torch.float32)
         self.a = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(self.device)
@@ -146,27 +169,41 @@ class BatchAugment:
         oy, ox = torch.meshgrid(torch.arange(profile.output_h, dtype=torch.float64),
                                 torch.arange(profile.output_w, dtype=torch.float64), indexing="ij")
         self._out_xy1 = torch.stack([ox, oy, torch.ones_like(ox)], -1).to(self.device)      # (oh, ow, 3)
-        self._cv2_buf: Optional[np.ndarray] = None
+        self._warp: Optional[np.ndarray] = None
+        self._img: Optional[np.ndarray] = None
+        self._na = self.a.cpu().numpy().reshape(1, 3, 1).astype(np.float32)
+        self._nb = self.b.cpu().numpy().reshape(1, 3, 1).astype(np.float32)
 
     # -- RGB --
     def _rgb_cv2(self, batch: Dict[str, Any]):
+        """Warp (uint8, as the per-sample path) + colour and normalisation as one per-channel lookup table
+        computed with the per-sample path's float32 operations: bit-identical to it.  The returned tensor
+        is a buffer reused by the next call."""
         import cv2
         import torch
 
         p = self.profile
         rgb = batch["rgb"].numpy()
         B = rgb.shape[0]
-        if self._cv2_buf is None or self._cv2_buf.shape[0] != B:
-            self._cv2_buf = np.empty((B, p.input_h, p.input_w, 3), np.uint8)
-        out = self._cv2_buf
+        if self._img is None or self._img.shape[0] != B:
+            self._img = np.empty((B, 3, p.input_h, p.input_w), np.float32)
+            self._warp = np.empty((p.input_h, p.input_w, 3), np.uint8)
+        out, warp = self._img, self._warp
+        # LUT[b, c, v] = (min(v * colour[b, c], 255) * a[c]) + b[c], float32 step by step (training.augment.Normalizer)
+        lut = np.broadcast_to(np.arange(256, dtype=np.float32), (B, 3, 256)) * batch["color"].numpy()[:, :, None]
+        np.minimum(lut, np.float32(255.0), out=lut)
+        lut *= self._na
+        lut += self._nb
         A = batch["A"].numpy()
         size = batch["size"].numpy()
         for b in range(B):
             h, w = int(size[b, 0]), int(size[b, 1])
             src = rgb[b] if (h, w) == rgb.shape[1:3] else rgb[b, :h, :w]
-            cv2.warpAffine(src, A[b, :2], (p.input_w, p.input_h), dst=out[b], flags=cv2.INTER_LINEAR,
+            cv2.warpAffine(src, A[b, :2], (p.input_w, p.input_h), dst=warp, flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float()
+            for c, plane in enumerate(cv2.split(warp)):
+                cv2.LUT(plane, lut[b, c], dst=out[b, c])
+        return torch.from_numpy(out)
 
     def _rgb_torch(self, batch: Dict[str, Any]):
         import torch
@@ -205,8 +242,41 @@ class BatchAugment:
         d = torch.where(ok, (code.double() / ds).float() / scale[:, None, None], torch.zeros((), device=dev))
         return d, ok
 
+    def _depth_sparse_cpu(self, batch: Dict[str, Any], scale):
+        """Per sample with numpy (training.augment.resample_depth's masked mean, on the depth codes)."""
+        import torch
+
+        p = self.profile
+        oh, ow = p.output_h, p.output_w
+        count = batch["count"].numpy()
+        B = len(count)
+        uv, z, S = batch["uv"].numpy(), batch["z"].numpy(), batch["S"].numpy()
+        ds = float(batch["depth_scale"])
+        sc = scale.numpy().astype(np.float32)
+        d = np.zeros((B, oh * ow), np.float32)
+        ok = np.zeros((B, oh * ow), bool)
+        o = 0
+        for b in range(B):
+            u = uv[o:o + count[b], 0].astype(np.float64)
+            v = uv[o:o + count[b], 1].astype(np.float64)
+            zz = z[o:o + count[b]].astype(np.float64)
+            o += count[b]
+            M = S[b]
+            xi = np.floor(M[0, 0] * u + M[0, 1] * v + M[0, 2] + 0.5).astype(np.int64)
+            yi = np.floor(M[1, 0] * u + M[1, 1] * v + M[1, 2] + 0.5).astype(np.int64)
+            inside = (xi >= 0) & (xi < ow) & (yi >= 0) & (yi < oh)
+            idx = yi[inside] * ow + xi[inside]
+            s_ = np.bincount(idx, weights=zz[inside], minlength=oh * ow)
+            n_ = np.bincount(idx, minlength=oh * ow)
+            ok[b] = n_ > 0
+            d[b, ok[b]] = (s_[ok[b]] / n_[ok[b]] / ds).astype(np.float32) / sc[b]
+        return torch.from_numpy(d.reshape(B, oh, ow)), torch.from_numpy(ok.reshape(B, oh, ow))
+
     def _depth_sparse(self, batch: Dict[str, Any], scale):
         import torch
+
+        if self.sparse_impl == "numpy":
+            return self._depth_sparse_cpu(batch, scale)
 
         dev = self.device
         p = self.profile
@@ -236,10 +306,12 @@ class BatchAugment:
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         dev = self.device
-        x = self._rgb_cv2(batch) if self.backend == "cv2" else self._rgb_torch(batch)
-        x = x.to(dev, non_blocking=True)
-        color = batch["color"].to(dev, non_blocking=True).view(-1, 3, 1, 1)
-        x.mul_(color).clamp_max_(255.0).mul_(self.a).add_(self.b)
+        if self.backend == "cv2":
+            x = self._rgb_cv2(batch)                       # colour and normalisation included
+        else:
+            x = self._rgb_torch(batch)
+            color = batch["color"].to(dev, non_blocking=True).view(-1, 3, 1, 1)
+            x.mul_(color).clamp_max_(255.0).mul_(self.a).add_(self.b)
         scale = batch["scale"].to(dev, non_blocking=True)
         d, ok = self._depth_sparse(batch, scale) if "uv" in batch else self._depth_dense(batch, scale)
         return {"image": x, "depth": d.unsqueeze(1), "valid": ok.unsqueeze(1), "index": batch["index"]}
