@@ -25,8 +25,8 @@ the main process doing what the training process does with a batch:
   ``--gpu-workers`` loader processes.
 
 samples/s is wall clock after a warm-up; "per core" is samples per CPU-second of all the processes
-(main + workers, from getrusage), so it does not depend on other load on a shared machine as much as
-the wall-clock figure does.  Every process runs single-threaded (OpenCV, torch, BLAS).
+(main + workers: getrusage and /proc/PID/stat over the same batches), so it depends less on other load
+on a shared machine than the wall-clock figure does (it still grows with cache and SMT contention).  Every process runs single-threaded (OpenCV, torch, BLAS).
 The last lines are ``loader <dataset> <path>: N samples/s (M per core)``.
 """
 from __future__ import annotations
@@ -46,10 +46,18 @@ import numpy as np
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds(pids: List[int] = ()) -> float:
+    """CPU seconds (user + system) of this process and of the live processes ``pids`` (from /proc)."""
     s = resource.getrusage(resource.RUSAGE_SELF)
-    c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+    total = s.ru_utime + s.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 # ---- data --------------------------------------------------------------------------------------------
@@ -114,26 +122,26 @@ def dataset_spec(name: str, tmp: Path, frames: int) -> Dict[str, Any]:
 # ---- one measurement -------------------------------------------------------------------------------------
 def run_loader(loader: Any, consume: Callable[[Any], Any], batches: int, warmup: int, batch_size: int,
                sync: Callable[[], None] = lambda: None) -> Dict[str, float]:
-    """Wall-clock samples/s after ``warmup`` batches, and samples per CPU-second of all processes."""
+    """Wall-clock samples/s and samples per CPU-second of all processes (main + workers), both over the
+    ``batches`` after ``warmup`` batches (worker start-up excluded)."""
     from .datasets import fork_safe_threads
 
-    c0 = _cpu_seconds()
     with fork_safe_threads():
         it = iter(loader)
+    pids = [w.pid for w in getattr(it, "_workers", [])]
     for _ in range(warmup):
         consume(next(it))
     sync()
+    c0 = _cpu_seconds(pids)
     t0 = time.perf_counter()
-    n = 0
-    for b in it:                 # a finite sampler: the workers are joined when it ends
-        consume(b)
-        n += batch_size
+    for _ in range(batches):
+        consume(next(it))
     sync()
     dt = time.perf_counter() - t0
+    cpu = _cpu_seconds(pids) - c0        # read before the workers exit
     del it
-    cpu = _cpu_seconds() - c0
-    total = n + warmup * batch_size
-    return {"samples_per_s": n / dt, "per_core": total / max(cpu, 1e-9), "samples": n, "seconds": dt,
+    n = batches * batch_size
+    return {"samples_per_s": n / dt, "per_core": n / max(cpu, 1e-9), "samples": n, "seconds": dt,
             "cpu_seconds": cpu}
 
 
