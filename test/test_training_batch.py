@@ -196,3 +196,19 @@ def test_batch_crosses_as_uint8_and_the_loader_workers_limit_their_threads():
     assert got["cv2"] == 1 and got["torch"] == 1
     if got["threadpoolctl"] is not None:
         assert got["threadpoolctl"] and all(n == 1 for n in got["threadpoolctl"].values()), got
+
+
+def test_uint16_codes_above_32767_survive_the_transfer():
+    """Depth codes travel to the device as int16 bits (torch's uint16 has few CUDA kernels): far depth
+    (e.g. 40 m at 1/1000 m) must come back unsigned."""
+    from training.batch import _u16
+
+    t = torch.tensor([0, 1, 32767, 32768, 40000, 65535], dtype=torch.int32).to(torch.uint16)
+    assert _u16(t, "cpu").tolist() == [0, 1, 32767, 32768, 40000, 65535]
+    prof = NYU.replace(max_depth=60.0)
+    h, w = 240, 320
+    prep = FramePreparer(_Src([(_texture(h, w, 3), np.full((h, w), 40.0, np.float32))]), prof,
+                         cache_settings({"type": "nyu_sync", "mask_min_max": False}, prof))
+    assert prep.depth_scale == 1000.0 and prep.frame(0).depth.max() == 40000
+    out = BatchAugment(prof, "cpu", "torch")(FrameBatches(prep, prof, PRESETS["none"])[[(0, 0)]])
+    np.testing.assert_allclose(out["depth"][0, 0].numpy(), 40.0, rtol=1e-6)

@@ -129,6 +129,13 @@ class FrameBatches:
         return out
 
 
+def _u16(t: Any, device: Any):
+    """A uint16 CPU tensor on ``device`` as int32 (moved as int16 bits: torch's uint16 has few CUDA kernels)."""
+    import torch
+
+    return t.view(torch.int16).to(device, non_blocking=True).to(torch.int32).bitwise_and_(0xFFFF)
+
+
 class BatchAugment:
     """A uint8 batch from :class:`FrameBatches` -> ``image`` (B,3,h,w) float32 normalised, ``depth``
     (B,1,oh,ow) float32 metres (0 = invalid), ``valid`` (B,1,oh,ow) bool, ``index``, on ``device``.
@@ -227,7 +234,7 @@ class BatchAugment:
         import torch
 
         dev = self.device
-        d16 = batch["depth16"].to(dev, non_blocking=True)
+        d16 = _u16(batch["depth16"], dev)
         B, H, W = d16.shape
         size = batch["size"].to(dev)
         Dinv = batch["Dinv"].to(dev, non_blocking=True)[:, :2]
@@ -236,7 +243,7 @@ class BatchAugment:
         vi = torch.floor(uv[..., 1] + 0.5).long()
         inside = (ui >= 0) & (vi >= 0) & (ui < size[:, 1, None, None]) & (vi < size[:, 0, None, None])
         idx = torch.where(inside, vi * W + ui, torch.zeros_like(ui)).view(B, -1)
-        code = torch.gather(d16.view(B, -1).to(torch.int32), 1, idx).view_as(ui)
+        code = torch.gather(d16.view(B, -1), 1, idx).view_as(ui)
         ok = inside & (code > 0)
         ds = batch["depth_scale"].to(dev)
         d = torch.where(ok, (code.double() / ds).float() / scale[:, None, None], torch.zeros((), device=dev))
@@ -283,8 +290,8 @@ class BatchAugment:
         oh, ow = p.output_h, p.output_w
         count = batch["count"].to(dev)
         B = count.shape[0]
-        uv = batch["uv"].to(dev, non_blocking=True).to(torch.float64)
-        z = batch["z"].to(dev, non_blocking=True).to(torch.float64)
+        uv = _u16(batch["uv"], dev).to(torch.float64)
+        z = _u16(batch["z"], dev).to(torch.float64)
         S = batch["S"].to(dev, non_blocking=True)
         bi = torch.repeat_interleave(torch.arange(B, device=dev), count)
         M = S[bi]                                                                      # (P, 3, 3)

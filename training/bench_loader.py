@@ -20,7 +20,7 @@ the main process doing what the training process does with a batch:
 * ``decode-batch``: decode in the workers, uint8 batches, batch augmentation in the main process on the
   CPU (training.batch, ``augment_on: device`` without a cache);
 * ``cache``: frames from the memory-mapped cache (python -m training.cache), uint8 batches, batch
-  augmentation on the CPU;
+  augmentation on the CPU (``--cache-workers``, default 0: the main process reads the memory map);
 * ``cache-gpu`` (only where CUDA is present): the same with the augmentation on the GPU, pinned batches,
   ``--gpu-workers`` loader processes.
 
@@ -186,7 +186,10 @@ def main(argv: Optional[list] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.bench_loader", description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="nyu,kitti")
     ap.add_argument("--paths", default="decode-sample,decode-batch,cache,cache-gpu")
-    ap.add_argument("--workers", type=int, default=1, help="loader processes of the CPU paths")
+    ap.add_argument("--workers", type=int, default=1, help="loader processes of the decode paths")
+    ap.add_argument("--cache-workers", type=int, default=0,
+                    help="loader processes of the CPU cache path (0: reading the memory map in the main process "
+                         "costs less CPU than handing batches over from a worker)")
     ap.add_argument("--gpu-workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--batches", type=int, default=30)
@@ -230,7 +233,8 @@ def main(argv: Optional[list] = None) -> int:
                       f"({res['cache_build']['bytes'] / m['frames'] / 1e3:.0f} kB/frame)", flush=True)
             for path in paths:
                 gpu = path == "cache-gpu"
-                r = measure(name, spec, path, args.gpu_workers if gpu else args.workers, args.batch_size,
+                w = args.gpu_workers if gpu else args.cache_workers if path == "cache" else args.workers
+                r = measure(name, spec, path, w, args.batch_size,
                             args.gpu_batches if gpu else args.batches, args.warmup, cache_dir)
                 res[path] = r
                 print(f"{name} {path}: {r['samples_per_s']:.0f} samples/s wall ({r['workers']} workers + main), "
