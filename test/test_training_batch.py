@@ -163,7 +163,7 @@ def test_evaluation_mode_batch_equals_the_pipeline_transform():
     for b in range(2):
         assert np.abs(_levels(out["image"][b].numpy(), NYU) - _levels(ref.image, NYU)).max() < 1e-3
         np.testing.assert_allclose(out["depth"][b, 0].numpy(), ref.depth, rtol=1e-6)
-    assert int(fb[5]["index"][0]) == 5
+    assert int(fb[5]["meta"][0, 2]) == 5
 
 
 def test_batch_crosses_as_uint8_and_the_loader_workers_limit_their_threads():

@@ -46,6 +46,25 @@ def _alloc(shape: Tuple[int, ...], dtype: Any, zero: bool = False):
     return t.zero_() if zero else t
 
 
+N_PARAMS = 41
+
+
+def unpack(batch: Dict[str, Any], device: Any) -> Dict[str, Any]:
+    """The packed per-sample numbers of a :class:`FrameBatches` batch as named views, on ``device``."""
+    p = batch["params"].to(device, non_blocking=True)
+    m = batch["meta"].to(device, non_blocking=True)
+    B = p.shape[0]
+    out = {"A": p[:, 0:9].view(B, 3, 3), "Ainv": p[:, 9:18].view(B, 3, 3), "Dinv": p[:, 18:27].view(B, 3, 3),
+           "S": p[:, 27:36].view(B, 3, 3), "scale": p[:, 36].float(), "color": p[:, 37:40].float(),
+           "depth_scale": p[0, 40] if B else p.new_ones(()), "size": m[:, 0:2], "index": batch["meta"][:, 2],
+           "count": m[:, 3], "rgb": batch["rgb"]}
+    if "points" in batch:
+        out["points"] = batch["points"]
+    if "depth16" in batch:
+        out["depth16"] = batch["depth16"]
+    return out
+
+
 class FrameBatches:
     """Map-style dataset: ``ds[[(frame, seed), ...]]`` -> one collated uint8 batch (dict of tensors).
 
@@ -98,28 +117,28 @@ class FrameBatches:
         same = len(set(hs)) == 1 and len(set(ws)) == 1
         rgb_t = _alloc((B, H, W, 3), torch.uint8, zero=not same)
         rgb = rgb_t.numpy()
-        A = np.empty((B, 3, 3))
-        Ainv = np.empty((B, 3, 3))
-        Dinv = np.empty((B, 3, 3))
-        S = np.empty((B, 3, 3))
-        scale = np.empty(B, np.float32)
-        color = np.empty((B, 3), np.float32)
+        # the small per-sample numbers travel packed: one float64 and one int64 tensor (one shared-memory
+        # segment each, not one per array): PARAMS columns A | Ainv | Dinv | S (3x3 each) | scale | colour | depth scale
+        par_t = _alloc((B, N_PARAMS), torch.float64)
+        meta_t = _alloc((B, 4), torch.int64)                # h, w, frame index, point count
+        par, meta = par_t.numpy(), meta_t.numpy()
         for b, (fr, k) in enumerate(zip(frs, keys)):
             rgb[b, :hs[b], :ws[b]] = fr.rgb
             a, d, s_, sc, c = self.matrices(fr.src_w, fr.src_h, ws[b], hs[b], k[1])
-            A[b], Ainv[b], Dinv[b], S[b], scale[b], color[b] = a, np.linalg.inv(a), np.linalg.inv(d), s_, sc, c
-        out: Dict[str, Any] = {
-            "rgb": rgb_t, "size": torch.tensor([[h, w] for h, w in zip(hs, ws)], dtype=torch.int64),
-            "A": torch.from_numpy(A), "Ainv": torch.from_numpy(Ainv), "Dinv": torch.from_numpy(Dinv),
-            "S": torch.from_numpy(S), "scale": torch.from_numpy(scale), "color": torch.from_numpy(color),
-            "index": torch.tensor([int(k[0]) for k in keys], dtype=torch.int64),
-            "depth_scale": torch.tensor(self.depth_scale, dtype=torch.float64),
-        }
+            par[b, 0:9], par[b, 9:18] = a.ravel(), np.linalg.inv(a).ravel()
+            par[b, 18:27], par[b, 27:36] = np.linalg.inv(d).ravel(), s_.ravel()
+            par[b, 36], par[b, 37:40], par[b, 40] = sc, c, self.depth_scale
+            meta[b] = (hs[b], ws[b], int(k[0]), 0 if fr.z is None else len(fr.z))
+        out: Dict[str, Any] = {"rgb": rgb_t, "params": par_t, "meta": meta_t}
         if self.sparse:
-            counts = [len(f.z) for f in frs]
-            out["uv"] = torch.from_numpy(np.concatenate([f.uv for f in frs]) if B else np.zeros((0, 2), np.uint16))
-            out["z"] = torch.from_numpy(np.concatenate([f.z for f in frs]) if B else np.zeros(0, np.uint16))
-            out["count"] = torch.tensor(counts, dtype=torch.int64)
+            pts_t = _alloc((int(meta[:, 3].sum()), 3), torch.uint16)   # u, v (source pixel), depth code
+            pts = pts_t.numpy()
+            o = 0
+            for fr in frs:
+                pts[o:o + len(fr.z), :2] = fr.uv
+                pts[o:o + len(fr.z), 2] = fr.z
+                o += len(fr.z)
+            out["points"] = pts_t
         else:
             dep_t = _alloc((B, H, W), torch.uint16, zero=not same)
             dep = dep_t.numpy()
@@ -198,6 +217,7 @@ class BatchAugment:
         out, warp = self._img, self._warp
         # LUT[b, c, v] = (min(v * colour[b, c], 255) * a[c]) + b[c], float32 step by step (training.augment.Normalizer)
         lut = np.broadcast_to(np.arange(256, dtype=np.float32), (B, 3, 256)) * batch["color"].numpy()[:, :, None]
+        lut = np.ascontiguousarray(lut)
         np.minimum(lut, np.float32(255.0), out=lut)
         lut *= self._na
         lut += self._nb
@@ -257,7 +277,8 @@ class BatchAugment:
         oh, ow = p.output_h, p.output_w
         count = batch["count"].numpy()
         B = len(count)
-        uv, z, S = batch["uv"].numpy(), batch["z"].numpy(), batch["S"].numpy()
+        pts, S = batch["points"].numpy(), batch["S"].numpy()
+        uv, z = pts[:, :2], pts[:, 2]
         ds = float(batch["depth_scale"])
         sc = scale.numpy().astype(np.float32)
         d = np.zeros((B, oh * ow), np.float32)
@@ -290,8 +311,8 @@ class BatchAugment:
         oh, ow = p.output_h, p.output_w
         count = batch["count"].to(dev)
         B = count.shape[0]
-        uv = _u16(batch["uv"], dev).to(torch.float64)
-        z = _u16(batch["z"], dev).to(torch.float64)
+        pts = _u16(batch["points"], dev).to(torch.float64)
+        uv, z = pts[:, :2], pts[:, 2]
         S = batch["S"].to(dev, non_blocking=True)
         bi = torch.repeat_interleave(torch.arange(B, device=dev), count)
         M = S[bi]                                                                      # (P, 3, 3)
@@ -313,6 +334,7 @@ class BatchAugment:
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         dev = self.device
+        batch = unpack(batch, dev)
         if self.backend == "cv2":
             x = self._rgb_cv2(batch)                       # colour and normalisation included
         else:
@@ -320,7 +342,7 @@ class BatchAugment:
             color = batch["color"].to(dev, non_blocking=True).view(-1, 3, 1, 1)
             x.mul_(color).clamp_max_(255.0).mul_(self.a).add_(self.b)
         scale = batch["scale"].to(dev, non_blocking=True)
-        d, ok = self._depth_sparse(batch, scale) if "uv" in batch else self._depth_dense(batch, scale)
+        d, ok = self._depth_sparse(batch, scale) if "points" in batch else self._depth_dense(batch, scale)
         return {"image": x, "depth": d.unsqueeze(1), "valid": ok.unsqueeze(1), "index": batch["index"]}
 
 
