@@ -1,6 +1,7 @@
 """training.cache: decode once into memory-mapped arrays; round trip, refusal of a stale cache, atomic and
 never-overwriting writes, and training from it (same loss curve as the decode path)."""
 import json
+import os
 
 import cv2
 import numpy as np
@@ -52,7 +53,8 @@ def test_dense_cache_round_trip_and_manifest(tmp_path):
         np.testing.assert_array_equal(a.depth, b.depth)
         assert (a.depth == 0).any() and a.depth.max() < 10000     # hole + each image's max masked
     lines = [json.loads(ln) for ln in (tmp_path / "c" / "frames.jsonl").read_text().splitlines()]
-    assert lines[0]["sources"][0].endswith("rgb_00000.jpg") and lines[0]["base_size"] == [152, 114]
+    assert lines[0]["sources"][0] == os.path.abspath(data / "scene_0" / "rgb_00000.jpg") and lines[0]["base_size"] == [152, 114]
+    assert lines[0]["sources"][1].endswith("sync_depth_00000.png")
     assert cache.name(2) == lines[2]["name"]
     # the decoded depth is the source's (mm), masked: compare one valid pixel through the base map
     d_src = cv2.imread(str(data / "scene_0" / "sync_depth_00000.png"), cv2.IMREAD_UNCHANGED)

@@ -199,7 +199,11 @@ class FramePreparer:
 
 
 def frame_paths(src: FrameSource, i: int) -> List[str]:
-    """The files frame i of a source is read from (for the manifest); [] where there are none."""
+    """The files frame i of a source is read from, absolute (for the manifest); [] where there are none."""
+    return [os.path.abspath(p) for p in _frame_paths(src, i)]
+
+
+def _frame_paths(src: FrameSource, i: int) -> List[str]:
     from .datasets import CachedSource, KittiObject, KittiRaw, NyuLabeledMat, NyuSync, Subset
 
     while isinstance(src, (Subset, CachedSource)):
@@ -217,7 +221,9 @@ def frame_paths(src: FrameSource, i: int) -> List[str]:
         return [str(src.image_path(it)), str(off if off is not None else src.velodyne_path(it))]
     if isinstance(src, KittiObject):
         k = src.ids[i]
-        return [str(src.root / "image_2" / f"{k}.png")]
+        png = src.root / "proj_depth_velodyne" / f"{k}.png"
+        use_png = src.gt == "png" or (src.gt == "auto" and png.is_file())
+        return [str(src.root / "image_2" / f"{k}.png"), str(png if use_png else src.root / "velodyne" / f"{k}.bin")]
     return []
 
 
