@@ -1,5 +1,7 @@
 """training.batch: the batched augmentation (uint8 batch, torch / cv2 on the training device) against the
 per-sample reference path (training.augment.JointTransform), with controlled draws."""
+import contextlib
+
 import cv2
 import numpy as np
 import pytest
@@ -212,3 +214,55 @@ def test_uint16_codes_above_32767_survive_the_transfer():
     assert prep.depth_scale == 1000.0 and prep.frame(0).depth.max() == 40000
     out = BatchAugment(prof, "cpu", "torch")(FrameBatches(prep, prof, PRESETS["none"])[[(0, 0)]])
     np.testing.assert_allclose(out["depth"][0, 0].numpy(), 40.0, rtol=1e-6)
+
+
+@contextlib.contextmanager
+def _thread_settings_restored():
+    import os
+
+    from training.datasets import THREAD_ENV
+
+    env = {k: os.environ.get(k) for k in THREAD_ENV}
+    t, c = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+        pools = threadpool_info()
+    except ImportError:
+        pools = None
+    try:
+        yield
+    finally:
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        torch.set_num_threads(t)
+        cv2.setNumThreads(c)
+        if pools is not None:
+            threadpool_limits(limits=pools)
+
+
+def test_bench_loader_runs_and_ends_with_one_line_per_dataset_and_path(capsys, tmp_path):
+    """The benchmark script itself (tiny settings; no figure is checked, only that it measures and reports)."""
+    from conftest import shared_path
+
+    from training.bench_loader import main as bench_main
+
+    shared_path("nyu_depth_v2_samples/open3d_nyu_raw/NYU_color.ppm")
+    shared_path("kitti_raw_layout_repackaged")
+    out = tmp_path / "b.json"
+    with _thread_settings_restored():      # the benchmark makes its process single-threaded
+        assert bench_main(["--paths", "decode-batch,cache", "--batches", "1", "--warmup", "1", "--frames", "2",
+                           "--batch-size", "2", "--workers", "0", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    import re
+
+    tail = lines[-4:]
+    assert [ln.split(":")[0] for ln in tail] == ["loader nyu decode-batch", "loader nyu cache",
+                                                  "loader kitti decode-batch", "loader kitti cache"]
+    assert all(re.fullmatch(r"loader \w+ [\w-]+: \d+ samples/s \(\d+ per core\)", ln) for ln in tail), tail
+    import json
+
+    res = json.loads(out.read_text())["results"]
+    assert res["kitti"]["cache_build"]["frames"] == 2 and res["nyu"]["cache"]["samples"] == 2
