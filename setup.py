@@ -38,7 +38,8 @@ EXTRAS = {
     # TensorRT 10 Python bindings come with JetPack / the TensorRT tarball / NVIDIA's index. The
     # backend also needs a CUDA build of torch (device buffers, streams) and onnx (export).
     "tensorrt": ["tensorrt>=10.0,<11", "torch>=2.1", "onnx>=1.15"],
-    "training": ["h5py>=3.0", "tensorboard>=2.10", "matplotlib>=3.5", "scipy>=1.7"],
+    # threadpoolctl: loader workers cap the BLAS / OpenMP pools numpy already loaded (training.datasets.limit_threads)
+    "training": ["h5py>=3.0", "tensorboard>=2.10", "matplotlib>=3.5", "scipy>=1.7", "threadpoolctl>=3"],
     # plots of the bag evaluation (mono-depth bag --eval)
     "eval": ["matplotlib>=3.5"],
     # colcon: test/test_packaging.py runs a real `colcon build` (plain and --symlink-install) of the package

@@ -2,8 +2,11 @@
 
 All functions take depth in metres (not log depth) as numpy arrays of the same shape.
 
-Valid pixels: ground truth finite and inside (min_depth, max_depth], prediction finite and > 0,
-and the optional mask.  Zero / NaN / inf ground truth is *excluded*, never a NaN in the result.
+Valid pixels: ground truth finite and inside (min_depth, max_depth), prediction finite and > 0,
+and the optional mask.  The cap is exclusive by default (``gt < max_depth``), as the reference
+evaluation code of monodepth2 and BTS has it, so published figures compare: ground truth exactly at
+the cap (a saturated sensor, e.g. NYU's 10.000 m, about a fifth of the valid pixels of some frames)
+is dropped; ``cap_inclusive=True`` keeps it (``gt <= max_depth``).  Zero / NaN / inf ground truth is *excluded*, never a NaN in the result.
 An image with no valid pixel has no metrics: :func:`depth_metrics` returns ``None`` and the
 :class:`MetricAccumulator` counts it under ``skipped``.
 
@@ -66,11 +69,12 @@ def crop_mask(name: str, shape: Tuple[int, int]) -> Optional[np.ndarray]:
 
 
 def valid_mask(pred: np.ndarray, gt: np.ndarray, mask: Optional[np.ndarray] = None,
-               min_depth: float = 1e-3, max_depth: Optional[float] = None) -> np.ndarray:
+               min_depth: float = 1e-3, max_depth: Optional[float] = None, cap_inclusive: bool = False) -> np.ndarray:
+    """gt finite, min_depth < gt < max_depth (``<=`` with ``cap_inclusive``), pred finite and > 0, mask."""
     with np.errstate(invalid="ignore"):
         v = np.isfinite(gt) & (gt > min_depth) & np.isfinite(pred) & (pred > 0)
         if max_depth is not None:
-            v &= gt <= max_depth
+            v &= (gt <= max_depth) if cap_inclusive else (gt < max_depth)
     if mask is not None:
         if mask.shape != gt.shape:
             raise ValueError(f"mask shape {mask.shape} != ground-truth shape {gt.shape}")
@@ -126,7 +130,8 @@ def _from_sums(s: Dict[str, float]) -> Dict[str, float]:
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray, mask: Optional[np.ndarray] = None,
                   min_depth: float = 1e-3, max_depth: Optional[float] = None,
-                  median_scaling: bool = False, clamp_pred: bool = True) -> Optional[Dict[str, float]]:
+                  median_scaling: bool = False, clamp_pred: bool = True,
+                  cap_inclusive: bool = False) -> Optional[Dict[str, float]]:
     """The eight metrics of one image over its valid pixels, or ``None`` if it has none.
 
     ``pred`` is resized to ``gt``'s shape if they differ.  With ``clamp_pred`` the prediction is
@@ -139,7 +144,7 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, mask: Optional[np.ndarray] =
         raise ValueError(f"expected 2-D depth maps, got pred {pred.shape} and gt {gt.shape}")
     if pred.shape != gt.shape:
         pred = upsample_prediction(pred, gt.shape).astype(np.float64)
-    valid = valid_mask(pred, gt, mask, min_depth, max_depth)
+    valid = valid_mask(pred, gt, mask, min_depth, max_depth, cap_inclusive)
     if not valid.any():
         return None
     p = pred[valid]
@@ -156,12 +161,12 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, mask: Optional[np.ndarray] =
     return out
 
 
-def _image_sums(pred, gt, mask, min_depth, max_depth, median_scaling, clamp_pred):
+def _image_sums(pred, gt, mask, min_depth, max_depth, median_scaling, clamp_pred, cap_inclusive=False):
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
         pred = upsample_prediction(pred, gt.shape).astype(np.float64)
-    valid = valid_mask(pred, gt, mask, min_depth, max_depth)
+    valid = valid_mask(pred, gt, mask, min_depth, max_depth, cap_inclusive)
     if not valid.any():
         return None, 1.0
     p, g = pred[valid], gt[valid]
@@ -186,6 +191,7 @@ class MetricAccumulator:
     max_depth: Optional[float] = None
     median_scaling: bool = False
     clamp_pred: bool = True
+    cap_inclusive: bool = False        # False: gt < max_depth (monodepth2 / BTS); True: gt <= max_depth
     per_image: List[Dict[str, float]] = field(default_factory=list)
     skipped: int = 0
     _pooled: Dict[str, float] = field(default_factory=dict)
@@ -198,7 +204,7 @@ class MetricAccumulator:
     def add(self, pred: np.ndarray, gt: np.ndarray, mask: Optional[np.ndarray] = None,
             name: Optional[str] = None) -> Optional[Dict[str, float]]:
         sums, scale = _image_sums(pred, gt, mask, self.min_depth, self.max_depth, self.median_scaling,
-                                  self.clamp_pred)
+                                  self.clamp_pred, self.cap_inclusive)
         if sums is None:
             self.skipped += 1
             return None
@@ -247,13 +253,14 @@ def to_json(rows: Dict[str, Dict[str, float]]) -> str:
 
 
 def mean_depth_baseline(gt_images: Iterable[np.ndarray], masks: Optional[Iterable[Optional[np.ndarray]]] = None,
-                        min_depth: float = 1e-3, max_depth: Optional[float] = None) -> float:
+                        min_depth: float = 1e-3, max_depth: Optional[float] = None,
+                        cap_inclusive: bool = False) -> float:
     """The constant the paper's mean-depth baseline predicts: mean valid GT depth over a set."""
     total, count = 0.0, 0
     masks = list(masks) if masks is not None else None
     for i, gt in enumerate(gt_images):
         gt = np.asarray(gt, dtype=np.float64)
-        m = valid_mask(np.ones_like(gt), gt, None if masks is None else masks[i], min_depth, max_depth)
+        m = valid_mask(np.ones_like(gt), gt, None if masks is None else masks[i], min_depth, max_depth, cap_inclusive)
         total += float(gt[m].sum())
         count += int(m.sum())
     if count == 0:

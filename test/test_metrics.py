@@ -65,8 +65,8 @@ def test_prediction_is_upsampled_and_clamped():
     gt = np.full((8, 8), 2.0)
     pred = np.full((4, 4), 2.0)
     assert depth_metrics(pred, gt)["abs_rel"] == pytest.approx(0.0)
-    m = depth_metrics(np.full((8, 8), 500.0), np.full((8, 8), 80.0), max_depth=80.0)
-    assert m["abs_rel"] == pytest.approx(0.0)  # clamped to the cap
+    m = depth_metrics(np.full((8, 8), 500.0), np.full((8, 8), 79.0), max_depth=80.0)
+    assert m["abs_rel"] == pytest.approx(1.0 / 79.0)  # clamped to the cap (gt at the cap itself is dropped)
 
 
 def test_accumulator_image_vs_pixel_mean():

@@ -54,11 +54,11 @@ class Protocol:
 
 def protocols_for(family: str, profile: Profile) -> List[Protocol]:
     paper = Protocol("paper", "none", max(profile.min_depth, 1e-3), profile.max_depth,
-                     f"no crop, depth in ({max(profile.min_depth, 1e-3):g}, {profile.max_depth:g}] m")
+                     f"no crop, depth in ({max(profile.min_depth, 1e-3):g}, {profile.max_depth:g}) m")
     if family == "nyu":
-        return [paper, Protocol("modern", "nyu_eigen", 1e-3, 10.0, "NYU Eigen crop, depth in (0.001, 10] m")]
+        return [paper, Protocol("modern", "nyu_eigen", 1e-3, 10.0, "NYU Eigen crop, depth in (0.001, 10) m")]
     if family == "kitti":
-        return [paper, Protocol("modern", "kitti_garg", 1e-3, 80.0, "KITTI Garg crop, depth in (0.001, 80] m")]
+        return [paper, Protocol("modern", "kitti_garg", 1e-3, 80.0, "KITTI Garg crop, depth in (0.001, 80) m")]
     return [paper]
 
 

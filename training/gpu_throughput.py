@@ -5,7 +5,9 @@ profile (304x228), batch 32, with and without the loader, fp32 and bf16.
 
 Parts: (1) the loader alone (NYU sync-layout JPEG + PNG frames at 640x480, the paper's augmentation, N
 workers); (2) the GPU step alone (batches already on the GPU); (3) end to end through
-``training.train.train`` (loader + step, as a real run), read from its log.jsonl.  Prints the projected
+``training.train.train`` (loader + step, as a real run), read from its log.jsonl: the decode path
+(per-sample augmentation in the workers) and the cache path (``data.train_cache``: training.cache, the
+augmentation in batch on the GPU).  The loader figures of both paths: ``python -m training.bench_loader``.  Prints the projected
 wall time of the paper's budgets (coarse 2 M samples, fine 1.5 M).  With $OUT set, the JSON goes there.
 """
 from __future__ import annotations
@@ -61,7 +63,7 @@ def gpu_step_rate(stage: str, amp: Optional[str], batch: int = 32, warmup: int =
 
 
 def end_to_end(data: Path, workers: int, steps: int, amp: Optional[str], out: Path,
-               device: Optional[str] = None) -> Dict[str, float]:
+               device: Optional[str] = None, cache: Optional[Path] = None) -> Dict[str, float]:
     from .train import train
 
     cfg = {"profile": "nyu",
@@ -71,6 +73,8 @@ def end_to_end(data: Path, workers: int, steps: int, amp: Optional[str], out: Pa
            "train": {"batch_size": 32, "samples": {"coarse": 32 * steps, "fine": 32 * steps}, "workers": workers,
                      "prefetch_factor": 4, "amp": amp, "log_every": 10, "image_every": 0, "checkpoint_every": 0,
                      "tensorboard": False, "progress": False}}
+    if cache is not None:     # decode once, augmentation in batch on the device (training.cache / training.batch)
+        cfg["data"]["train_cache"] = str(cache)
     train(cfg, out, overwrite=True, device=device)
     rates: Dict[str, list] = {"coarse": [], "fine": []}
     for ln in (out / "log.jsonl").read_text().splitlines():
@@ -118,13 +122,21 @@ def main(argv: Optional[list] = None) -> int:
                 res["gpu_only"][f"{stage}_{amp or 'fp32'}"] = r
                 print(f"GPU step alone, {stage} {amp or 'fp32'}: {r:.0f} samples/s", flush=True)
         res["end_to_end"] = {}
-        for amp in (None, "bf16"):
-            if time.perf_counter() - t_start > 170:
-                print("skipping the remaining end-to-end run (time budget)", flush=True)
-                break
-            e2e = end_to_end(data, args.workers, args.steps, amp, Path(tmp) / f"run_{amp or 'fp32'}", device=dev)
-            res["end_to_end"][amp or "fp32"] = e2e
-            print(f"end to end (loader + step), {amp or 'fp32'}: coarse {e2e['coarse']:.0f}, fine {e2e['fine']:.0f} samples/s",
+        from mono_depth_ros.profiles import get_profile
+
+        from .cache import build_cache
+
+        cache = Path(tmp) / "cache"
+        build_cache({"type": "nyu_sync", "root": str(data)}, get_profile("nyu"), cache)
+        for amp, path in ((None, "decode"), ("bf16", "decode"), ("bf16", "cache"), (None, "cache")):
+            if time.perf_counter() - t_start > 170 and path == "decode":
+                print(f"skipping the end-to-end {path} run {amp or 'fp32'} (time budget)", flush=True)
+                continue
+            key = f"{amp or 'fp32'}" + ("_cache" if path == "cache" else "")
+            e2e = end_to_end(data, args.workers, args.steps, amp, Path(tmp) / f"run_{key}", device=dev,
+                             cache=cache if path == "cache" else None)
+            res["end_to_end"][key] = e2e
+            print(f"end to end (loader + step), {key}: coarse {e2e['coarse']:.0f}, fine {e2e['fine']:.0f} samples/s",
                   flush=True)
     for amp, rates in res["end_to_end"].items():
         c, f = 2_000_000 / rates["coarse"] / 60, 1_500_000 / rates["fine"] / 60

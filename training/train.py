@@ -34,7 +34,8 @@ STAGE_INDEX = {"coarse": 0, "fine": 1}
 
 DEFAULTS: Dict[str, Any] = {
     "profile": "nyu",
-    "data": {"train": None, "val": None, "val_family": None},
+    # train_cache: a folder made by `python -m training.cache` from this data.train (refused if built otherwise)
+    "data": {"train": None, "val": None, "val_family": None, "train_cache": None},
     "augment": {"preset": "nyu"},
     "gt_resample": None,                # nearest (dense) | masked_mean (sparse); default by dataset
     "loss": {"lam": 0.5, "grad_weight": 0.0},
@@ -47,6 +48,9 @@ DEFAULTS: Dict[str, Any] = {
         "batch_size": 32,
         "samples": {"coarse": 2_000_000, "fine": 1_500_000},
         "workers": 4, "prefetch_factor": 4,
+        # augment_on: loader (per-sample, CPU, in the workers: the reference) | device (uint8 batches, the
+        # augmentation in batch on the training device) | auto (device when data.train_cache is set)
+        "augment_on": "auto",
         "seed": 0, "device": "auto", "amp": None,   # amp: null | bf16 | fp16 (CUDA only)
         "channels_last": False, "compile": False,
         "log_every": 20, "image_every": 500, "checkpoint_every": 2000, "val_every": 0,
@@ -295,10 +299,25 @@ class Trainer:
         from .datasets import DepthDataset, build_source
 
         dcfg = self.cfg["data"]
-        train_src = build_source(dcfg["train"])
         aug = AugmentConfig.from_dict(self.cfg.get("augment"))
         gt_resample = self.cfg.get("gt_resample") or dcfg["train"].get("gt_resample")
-        self.train_ds = DepthDataset(train_src, self.profile, aug, gt_resample, seed=int(self.cfg["train"]["seed"]))
+        seed = int(self.cfg["train"]["seed"])
+        on = self.cfg["train"].get("augment_on") or "auto"
+        if on not in ("auto", "loader", "device"):
+            raise TrainError(f"train.augment_on must be auto, loader or device, got {on!r}")
+        cache = dcfg.get("train_cache")
+        if cache and on == "loader":
+            raise TrainError("data.train_cache holds base-resolution frames for train.augment_on: device (or auto)")
+        self.batch_aug = None
+        if on == "device" or (on == "auto" and cache):
+            from .batch import BatchAugment, FrameBatches, frames_from_config
+
+            frames, repeat = frames_from_config(dcfg["train"], self.profile, gt_resample, cache)
+            self.train_ds = FrameBatches(frames, self.profile, aug, seed=seed, repeat=repeat)
+            self.batch_aug = BatchAugment(self.profile, self.device)
+        else:
+            train_src = build_source(dcfg["train"])
+            self.train_ds = DepthDataset(train_src, self.profile, aug, gt_resample, seed=seed)
         self.val_src = build_source(dcfg["val"]) if dcfg.get("val") else None
         fam = dcfg.get("val_family")
         if fam is None and dcfg.get("val"):
@@ -320,6 +339,9 @@ class Trainer:
         # its own generator: creating the iterator must not draw from the global RNG (dropout), or a
         # resumed run would diverge from an uninterrupted one
         gen = torch.Generator().manual_seed(int(self.cfg["train"]["seed"]))
+        if self.batch_aug is not None:   # one uint8 batch per sampler element (collated in the worker)
+            return DataLoader(self.train_ds, batch_size=None, sampler=sampler, num_workers=w, generator=gen,
+                              pin_memory=self.device.type == "cuda", **kw)
         return DataLoader(self.train_ds, batch_sampler=sampler, num_workers=w, generator=gen,
                           pin_memory=self.device.type == "cuda", **kw)
 
@@ -362,6 +384,8 @@ class Trainer:
                 p.requires_grad_(False)
         else:
             model.freeze_coarse(True)
+            for p in model.coarse.parameters():
+                p.grad = None            # the coarse stage's last gradients (~280 MB at NYU size) are not needed
             for p in model.fine.parameters():
                 p.requires_grad_(True)
         model.stage = stage
@@ -549,7 +573,13 @@ class Trainer:
         loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
         n_acc = 0
         t_last, s_last = time.perf_counter(), step
-        for batch in loader:
+        from .datasets import fork_safe_threads
+
+        with fork_safe_threads():
+            batches = iter(loader)                 # starts the workers
+        for batch in batches:
+            if self.batch_aug is not None:
+                batch = self.batch_aug(batch)      # uint8 frames -> augmented batch, on self.device
             x = batch["image"].to(self.device, non_blocking=True)
             depth = batch["depth"].to(self.device, non_blocking=True)
             valid = batch["valid"].to(self.device, non_blocking=True)
@@ -653,8 +683,8 @@ class Trainer:
         n = min(4, pred.shape[0])
         p = self.profile
         for i in range(n):
-            rgb = denormalize(batch["image"][i].numpy(), p)
-            gt = batch["depth"][i, 0].numpy()
+            rgb = denormalize(batch["image"][i].detach().cpu().numpy(), p)
+            gt = batch["depth"][i, 0].detach().cpu().numpy()
             pr = np.exp(pred[i, 0].cpu().numpy())
             ok = gt > 0
             lo = float(gt[ok].min()) if ok.any() else p.min_depth

@@ -12,7 +12,7 @@ Protocols (:data:`PROTOCOLS`), each with the paper's eight metrics (mono_depth_r
 
 * ``paper`` -- Eigen et al. 2014's own: every pixel with ground truth (depth > 1e-3 m) where the
   prediction is valid, no crop, no cap.
-* ``garg80`` -- what later KITTI work reports: Garg et al.'s crop, depth in [1e-3, 80] m, the
+* ``garg80`` -- what later KITTI work reports: Garg et al.'s crop, depth in (1e-3, 80) m, the
   prediction clamped to that range.
 
 Valid pixels also need a valid prediction: pixels the network does not see (NaN in a REP 118 depth
@@ -55,10 +55,10 @@ PROTOCOLS: Dict[str, Protocol] = {
     "paper": Protocol("paper", "none", 1e-3, None,
                       "Eigen et al. 2014: all pixels with ground truth > 1e-3 m, no crop, no cap"),
     "garg80": Protocol("garg80", "kitti_garg", 1e-3, 80.0,
-                       "KITTI Garg crop, ground truth in [1e-3, 80] m, prediction clamped to it"),
+                       "KITTI Garg crop, ground truth in (1e-3, 80) m, prediction clamped to it"),
     "eigen80": Protocol("eigen80", "kitti_eigen", 1e-3, 80.0,
-                        "KITTI Eigen crop, ground truth in [1e-3, 80] m"),
-    "nyu10": Protocol("nyu10", "nyu_eigen", 1e-3, 10.0, "NYU Eigen crop, ground truth in [1e-3, 10] m"),
+                        "KITTI Eigen crop, ground truth in (1e-3, 80) m"),
+    "nyu10": Protocol("nyu10", "nyu_eigen", 1e-3, 10.0, "NYU Eigen crop, ground truth in (1e-3, 10) m"),
 }
 DEFAULT_PROTOCOLS = ("paper", "garg80")
 
