@@ -188,6 +188,11 @@ def test_runtime_parameter_changes_and_rejections(make_node, bag_frames):
     assert "16UC1" in reject("depth_encoding", "8UC1")           # choices, with the list in the reason
     assert "smaller than" in reject("min_depth", 40.0)           # min >= max (30)
     assert "turbo" in reject("colormap", "rainbow")
+    assert "fixed at start-up" in reject("diagnostic_updater.period", 2.0)
+    # use_fqn is read once by the Updater: a change is refused instead of accepted and ignored
+    # (called on the node's callback: the fake diagnostic_updater does not declare use_fqn)
+    r = node._on_set_parameters([Parameter("diagnostic_updater.use_fqn", value=True)])
+    assert not r.successful and "fixed at start-up" in r.reason
     # nothing of the rejected changes leaked into the node
     assert node.get_parameter("min_depth").value == 1.0 and node._cfg.min_depth == 1.0
     assert node._cfg.points_stride == 1 and node._cfg.depth_encoding == "32FC1"
@@ -502,6 +507,8 @@ def test_main_startup_errors_exit_non_zero_with_one_fatal_line(fake_ros, tiny_mo
     assert rc == 1
     fatal = [m for sev, m in sink[0].logged if sev == "FATAL"]
     assert len(fatal) == 1 and needle in fatal[0]
+    # the decimal-point hint only where it is the fix: an int given for a floating-point parameter
+    assert ("decimal point" in fatal[0]) == (needle == "expecting type 'DOUBLE'"), fatal[0]
     if "nonexistent" in needle:
         assert "Fix:" in fatal[0] and "model:=" in fatal[0]
     assert not fake_ros.ok()

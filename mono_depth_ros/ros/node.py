@@ -16,6 +16,7 @@ import collections
 import signal
 import threading
 import time
+import warnings
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -138,6 +139,17 @@ def _qos_text(qos: Any) -> str:
 
     history = name(qos.history)
     return f"{name(qos.reliability)}, {history}" + (f" {qos.depth}" if history == "keep_last" else "")
+
+
+def _declare_hint(spec: ParamSpec, exc: Exception) -> str:
+    """The fix for a value rclpy refused at declaration: the decimal-point hint only for a type error of
+    a floating-point parameter (an int given for a double), else the default and the allowed values."""
+    hint = f"default {spec.default!r}"
+    if spec.type is float and "Type" in type(exc).__name__:
+        return hint + "; floating-point parameters need a decimal point, e.g. 5.0"
+    if spec.range is not None:
+        return hint + f"; range {spec.range[0]:g} - {spec.range[1]:g}"
+    return hint
 
 
 class StartupError(RuntimeError):
@@ -286,8 +298,7 @@ class DepthNode(Node):
             try:
                 values[spec.name] = self.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
             except Exception as exc:  # noqa: BLE001 - rclpy's Parameter*Exception classes differ per distro
-                self._fatal(f"invalid parameter {spec.name}: {exc} (default {spec.default!r}; "
-                            "floating-point parameters need a decimal point, e.g. 5.0)")
+                self._fatal(f"invalid parameter {spec.name}: {exc} ({_declare_hint(spec, exc)})")
         cfg = NodeConfig.from_mapping(values)
         reason = next((r for r in (validate_value(k, v) for k, v in values.items()) if r), None) \
             or validate_config(cfg)
@@ -308,7 +319,9 @@ class DepthNode(Node):
 
         # topics (QoS: defaults below, each overridable through qos_overrides.<topic>.<entity>.<policy>)
         try:
-            self._create_topics(cfg)
+            with warnings.catch_warnings():  # rclpy warns about a depth-0 override before our check refuses it
+                warnings.filterwarnings("ignore", message="A zero depth with KEEP_LAST", category=UserWarning)
+                self._create_topics(cfg)
         except StartupError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bad qos_overrides value: rclpy raises RuntimeError,
@@ -489,9 +502,11 @@ class DepthNode(Node):
             self._stats.dds_lost = max(self._stats.dds_lost, int(info.total_count))
 
     def _on_set_parameters(self, params: Any) -> SetParametersResult:
-        if any(p.name == diagnostics.PERIOD_PARAMETER for p in params):
-            return SetParametersResult(successful=False, reason=f"{diagnostics.PERIOD_PARAMETER} is fixed at "
-                                       "start-up (restart the node to change it)")
+        fixed = next((p.name for p in params if p.name in (diagnostics.PERIOD_PARAMETER,
+                                                           diagnostics.USE_FQN_PARAMETER)), None)
+        if fixed:  # read once by the Updater (diagnostic_updater's and ours): a change would do nothing
+            return SetParametersResult(successful=False, reason=f"{fixed} is fixed at start-up (restart the "
+                                       "node to change it)")
         new, reason = validate_changes(self._cfg, {p.name: p.value for p in params})
         if new is not None:
             reason = self._range_problem(new)
