@@ -94,6 +94,14 @@ def check_out_dir(out: "str | Path", overwrite: bool = False) -> Path:
     return out
 
 
+def _as_made_by_mkdir(path: Path) -> None:
+    """mkdtemp makes 0700 folders; give ``path`` the mode ``mkdir`` would (0777 less the umask), so a demo
+    output moved into place is as readable as any folder the user makes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
 def _swap_in(staging: Path, out: Path, log: Log) -> None:
     """Move the finished demo output from ``staging`` into ``out``: only the demo's own entries of ``out``
     are replaced (other files stay); on any failure the previous entries are put back."""
@@ -593,6 +601,7 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         parent = parent.parent
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.demo-new-", dir=str(out.parent)))
+    _as_made_by_mkdir(staging)   # it becomes ``out`` when ``out`` is new
     try:
         (staging / MARKER).write_text(json.dumps({"made_by": "mono-depth demo", "time": time.time()}) + "\n")
         result = _run_demo_steps(staging, out, model, model_path, in_path, input_is_bag, frames_in, frames, width,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,10 @@ def test_outputs_exist(demo_run):
     sbs = cv2.imread(str(out / "side_by_side" / "frame_0000.png"))
     assert sbs.shape == (H, 4 * W, 3)   # RGB | GT | prediction | error
     assert str(out / "depth_bag") in (out / "README.md").read_text()
+    # a new output folder has mkdir's mode (0777 less the umask), not the 0700 of its temporary staging folder
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_bags_reread(demo_run):
