@@ -28,6 +28,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from ..image_files import read_header_bytes
+from ..model_spec import geometry_note
 from . import conversions as conv
 from . import diagnostics
 from .params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
@@ -77,43 +79,10 @@ def _profile_text(profile: Any) -> str:
             f"{profile.input_h}, {profile.min_depth:g}-{profile.max_depth:g} m)")
 
 
-def _geometry_problem(profile: Any, w: int, h: int) -> Optional[str]:
-    tw, th = (profile.resize_w, profile.resize_h) if profile.resize_w and profile.resize_h \
-        else (profile.input_w, profile.input_h)
-    aspect, trained = w / h, tw / th
-    what = f"model profile '{profile.name}' was trained on {tw}x{th} images (network input {profile.input_w}x" \
-        f"{profile.input_h})"
-    if max(aspect / trained, trained / aspect) > 1.5:
-        return (f"input images are {w}x{h} (aspect {aspect:.2f}) but the {what}, aspect {trained:.2f}: the depth "
-                "is unreliable; use a model trained for this camera")
-    if w < profile.input_w / 2 or h < profile.input_h / 2:
-        return f"input images are {w}x{h}, less than half the network input: the {what}; the depth is unreliable"
-    return None
-
-
 def _encoded_size(data: Any) -> Optional[Tuple[int, int]]:
-    """(width, height) from a PNG or JPEG header without decoding; None when not found."""
-    head = bytes(memoryview(data)[:32])
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if head[:2] != b"\xff\xd8":
-        return None
-    buf = memoryview(data)
-    i, n = 2, len(buf)
-    while i + 9 < n:  # walk the JPEG segments to the first SOFn
-        if buf[i] != 0xFF:
-            return None
-        marker = buf[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return (buf[i + 7] << 8) | buf[i + 8], (buf[i + 5] << 8) | buf[i + 6]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
-    return None
+    """(width, height) from a PNG or JPEG header without decoding (image_files' parser); None when not found."""
+    header = read_header_bytes(data)
+    return (header.width, header.height) if header is not None else None
 
 
 def _too_large(msg: Any, limit: int) -> Optional[str]:
@@ -633,7 +602,7 @@ class DepthNode(Node):
         if self._geometry == (w, h):
             return
         self._geometry = (w, h)
-        note = _geometry_problem(self._pipeline.profile, w, h)
+        note = geometry_note(self._pipeline.profile, w, h)  # the CLI's and bag tools' check
         self._geometry_note = note or "ok"
         if note:
             self.get_logger().warning(note, once=True)
