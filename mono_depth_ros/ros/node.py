@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -747,7 +748,14 @@ def _shutdown(node: Optional[DepthNode]) -> None:
 
 
 def _main(args: Any) -> int:
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 - RCLError (rclpy's C extension): a params file that does not
+        #                       parse, a malformed --ros-args; rcl has logged its own ERROR line
+        text = " | ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        print(f"[FATAL] [depth_node]: cannot start ROS 2 ({type(exc).__name__}): {text}. Check the --ros-args "
+              "and the params file (YAML; config/depth.yaml is an example)", file=sys.stderr)
+        return 1
     node = None
     try:
         node = DepthNode()
@@ -772,6 +780,4 @@ def main(args: Any = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())
