@@ -71,6 +71,18 @@ def bag_frames():
     return list(zip(images, infos))
 
 
+@pytest.fixture(autouse=True)
+def _sigint_handler_restored():
+    """node.main() ends with SIGINT ignored (its process exits next; see _ignore_sigint). Called in-process
+    here, that would outlive the test: children inherit SIG_IGN, and a later test's Ctrl-C to a subprocess
+    (test_user_errors' predict run) would be ignored. Restore the test process's handler."""
+    import signal
+
+    old = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.fixture
 def fake_ros():
     with installed() as rclpy:
