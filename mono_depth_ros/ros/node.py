@@ -234,7 +234,7 @@ class _Stats:
         self.dds_lost_supported = False
         self.gaps = StampGaps()
         self.loss_window: "collections.deque[Tuple[int, int]]" = collections.deque(maxlen=10)  # per update
-        self.received_at_last_report = self.dds_lost_at_last_report = self.missing_at_last_report = 0
+        self.received_at_last_report = self.lost_at_last_report = 0
         self.latencies: "collections.deque[float]" = collections.deque(maxlen=100)
         self.infer_times: "collections.deque[float]" = collections.deque(maxlen=100)
         self.last_bad = ""
@@ -677,12 +677,13 @@ class DepthNode(Node):
             s.bad_at_last_report, s.dropped_at_last_report, s.queue_full_at_last_report = s.bad, s.dropped, s.queue_full
             queue = (len(self._queue), s.queue_full)
             geometry = self._geometry_note
-            # input loss: what DDS reported lost, or what the stamps show missing, whichever is larger
-            # (both can see the same frame), over the last 10 updates
-            s.loss_window.append((s.received - s.received_at_last_report,
-                                  max(s.dds_lost - s.dds_lost_at_last_report, s.gaps.missing - s.missing_at_last_report)))
-            s.received_at_last_report = s.received
-            s.dds_lost_at_last_report, s.missing_at_last_report = s.dds_lost, s.gaps.missing
+            # input loss over the last 10 updates: frames lost = the larger of what DDS reported lost and what
+            # the stamps show missing (both can see the same frame), taken of the two running totals: the two
+            # see a frame at different times (DDS when it gives up, the stamps when the next frame comes), so
+            # the larger of each update's two increments would count such a frame twice
+            lost = max(s.dds_lost, s.gaps.missing)
+            s.loss_window.append((s.received - s.received_at_last_report, lost - s.lost_at_last_report))
+            s.received_at_last_report, s.lost_at_last_report = s.received, lost
             window_received = sum(r for r, _ in s.loss_window)
             window_lost = sum(n for _, n in s.loss_window)
             period = s.gaps.period_ns(1e9 / cfg.camera_rate if cfg.camera_rate > 0 else 0.0)
