@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -92,6 +92,14 @@ def check_out_dir(out: "str | Path", overwrite: bool = False) -> Path:
                         "refusing to write into it. Choose another --out, or pass --overwrite (it then "
                         f"replaces only the demo's own entries: {', '.join(ENTRIES[:-1])})")
     return out
+
+
+def _as_made_by_mkdir(path: Path) -> None:
+    """mkdtemp makes 0700 folders; give ``path`` the mode ``mkdir`` would (0777 less the umask), so a demo
+    output moved into place is as readable as any folder the user makes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
 
 
 def _swap_in(staging: Path, out: Path, log: Log) -> None:
@@ -416,6 +424,82 @@ class DemoResult:
     model: str = ""
     backend: str = ""
     seconds: float = 0.0
+    frame_id: str = FRAME_ID   # the depth's frame (an input bag's camera frame; rviz2's Fixed Frame)
+
+
+def _depth_frames(reader: Any, bio: Any, conv: Any) -> Iterator[Tuple[int, np.ndarray, Any, Optional[np.ndarray]]]:
+    """(stamp, depth, intrinsics or None, colourised depth or None) per frame of a depth bag, in bag order,
+    holding one frame at a time (its messages share the stamp and are written together)."""
+    topics = [f"{NAMESPACE}/image", f"{NAMESPACE}/camera_info", f"{NAMESPACE}/colored"]
+    cur: Optional[int] = None
+    parts: Dict[str, Any] = {}
+
+    def frame() -> Tuple[int, np.ndarray, Any, Optional[np.ndarray]]:
+        assert cur is not None
+        return cur, parts["image"], parts.get("camera_info"), parts.get("colored")
+
+    for topic, _, m in reader.messages(topics):
+        s = bio.stamp_to_ns(m.header.stamp)
+        if s != cur:
+            if cur is not None and "image" in parts:
+                yield frame()
+            cur, parts = s, {}
+        kind = topic.rsplit("/", 1)[1]
+        if kind == "image":
+            parts[kind] = conv.image_msg_to_depth(m).astype(np.float32, copy=False)
+        elif kind == "camera_info":
+            parts[kind] = conv.camera_info_to_intrinsics(m)
+        else:
+            parts[kind] = conv.image_msg_to_rgb(m)
+    if cur is not None and "image" in parts:
+        yield frame()
+
+
+class _InputByStamp:
+    """The input bag's camera image (and ground truth) for a stamp, read forward in step with the depth
+    bag (same order); at most ``keep`` unmatched stamps are held (the frames the depth run skipped)."""
+
+    def __init__(self, reader: Any, topic: str, gt_topic: Optional[str], keep: int = 32) -> None:
+        from .bag import io as bio
+        from .ros import conversions as conv
+
+        self._bio, self._conv, self._topic, self._gt, self._keep = bio, conv, topic, gt_topic, keep
+        self._it = iter(reader.raw_messages([topic] + ([gt_topic] if gt_topic else [])))
+        self._reader = reader
+        self._held: "Dict[int, Dict[str, Any]]" = {}   # insertion order = bag order
+
+    def _complete(self, s: int) -> bool:
+        got = self._held.get(s, {})
+        return "rgb" in got and (self._gt is None or "gt" in got)
+
+    def get(self, s: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        bio, conv = self._bio, self._conv
+        while not self._complete(s):
+            nxt = next(self._it, None)
+            if nxt is None:
+                break
+            conn, _, raw = nxt
+            m = self._reader.deserialize(raw, conn)
+            t = bio.stamp_to_ns(m.header.stamp)
+            slot = self._held.setdefault(t, {})
+            if conn.topic == self._topic:
+                slot["rgb"] = conv.compressed_msg_to_rgb(m) if conn.msgtype == bio.COMPRESSED_IMAGE \
+                    else conv.image_msg_to_rgb(m)
+            else:
+                slot["gt"] = bio.depth_image_to_metres(m, self._gt)
+            while len(self._held) > self._keep:   # frames without depth (skipped by the run): let them go
+                oldest = next(iter(self._held))
+                if oldest == s:
+                    break
+                del self._held[oldest]
+        if s not in self._held:
+            return None, None
+        for t in list(self._held):   # read before s: earlier frames the depth run skipped
+            if t == s:
+                break
+            del self._held[t]
+        got = self._held.pop(s)
+        return got.get("rgb"), got.get("gt")
 
 
 def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, model_name: str,
@@ -429,70 +513,54 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
     from .pointcloud import CloudBuilder, write_ply
     from .ros import conversions as conv
 
-    ns = NAMESPACE
-    with bio.BagReader(depth_bag) as r:
-        depth = {bio.stamp_to_ns(m.header.stamp): conv.image_msg_to_depth(m)
-                 for _, _, m in r.messages([f"{ns}/image"])}
-        infos = {bio.stamp_to_ns(m.header.stamp): conv.camera_info_to_intrinsics(m)
-                 for _, _, m in r.messages([f"{ns}/camera_info"])}
-        colored = {bio.stamp_to_ns(m.header.stamp): conv.image_msg_to_rgb(m)
-                   for _, _, m in r.messages([f"{ns}/colored"])}
-    with bio.BagReader(input_bag) as r:
-        topic = image_topic or bio.detect_image_topic(r.topics, input_bag)
-        rgbs: Dict[int, np.ndarray] = {}
-        for conn, _, raw in r.raw_messages([topic]):
-            m = r.deserialize(raw, conn)
-            s = bio.stamp_to_ns(m.header.stamp)
-            if s in depth:
-                rgbs[s] = conv.compressed_msg_to_rgb(m) if conn.msgtype == bio.COMPRESSED_IMAGE \
-                    else conv.image_msg_to_rgb(m)
-        gts: Dict[int, np.ndarray] = {}
-        if with_gt:
-            gts = {bio.stamp_to_ns(m.header.stamp): bio.depth_image_to_metres(m, GT_TOPIC)
-                   for _, _, m in r.messages([GT_TOPIC])}
-    stamps = sorted(depth)
     dirs = {k: out / k for k in ("depth", "color", "side_by_side", "clouds")}
     for sub in dirs.values():
         sub.mkdir(parents=True, exist_ok=True)
     files: Dict[str, List[Path]] = {k: [] for k in ("depth_png", "depth_npy", "color", "side_by_side", "ply")}
     builder = CloudBuilder()
     preds, gt_list = [], []
-    for i, s in enumerate(_progress(stamps, len(stamps), "write outputs", progress)):
-        d = depth[s].astype(np.float32)
-        name = f"frame_{i:04d}"
-        np.save(dirs["depth"] / f"{name}.npy", d)
-        with np.errstate(invalid="ignore"):
-            mm = np.where(np.isfinite(d), np.clip(np.round(d * 1000.0), 0, 65535), 0).astype(np.uint16)
-        cv2.imwrite(str(dirs["depth"] / f"{name}.png"), mm)
-        files["depth_npy"].append(dirs["depth"] / f"{name}.npy")
-        files["depth_png"].append(dirs["depth"] / f"{name}.png")
-        if s in colored:
-            cv2.imwrite(str(dirs["color"] / f"{name}.png"), cv2.cvtColor(colored[s], cv2.COLOR_RGB2BGR))
-            files["color"].append(dirs["color"] / f"{name}.png")
-        rgb = rgbs.get(s)
-        if rgb is not None and rgb.shape[:2] != d.shape:
-            rgb = cv2.resize(rgb, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_AREA)
-        gt = gts.get(s)
-        if gt is not None and gt.shape != d.shape:
-            gt = None  # (the demo's own bags are pixel-aligned; a foreign GT would need resampling)
-        fin = d[np.isfinite(d)]
-        if gt is not None and np.isfinite(gt).any():
-            lo, hi = float(np.nanpercentile(gt, 1)), float(np.nanpercentile(gt, 99))
-        elif fin.size:
-            lo, hi = float(np.percentile(fin, 1)), float(np.percentile(fin, 99))
-        else:
-            lo, hi = 0.0, 1.0
-        hi = max(hi, lo + 1e-3)
-        if rgb is not None:
-            sbs = side_by_side(rgb, d, gt, lo, hi)
-            cv2.imwrite(str(dirs["side_by_side"] / f"{name}.png"), cv2.cvtColor(sbs, cv2.COLOR_RGB2BGR))
-            files["side_by_side"].append(dirs["side_by_side"] / f"{name}.png")
-        cloud = builder.build(d, infos[s], rgb=rgb, organized=False)
-        write_ply(dirs["clouds"] / f"{name}.ply", cloud)
-        files["ply"].append(dirs["clouds"] / f"{name}.ply")
-        if gt is not None:
-            preds.append(d.copy())
-            gt_list.append(gt)
+    # One frame at a time (memory does not grow with the bag): the depth bag's messages of one input image
+    # share its stamp and log time, and come in the input's order, so both bags are read side by side.
+    with bio.BagReader(depth_bag) as dr, bio.BagReader(input_bag) as ir:
+        topic = image_topic or bio.detect_image_topic(ir.topics, input_bag)
+        inputs = _InputByStamp(ir, topic, GT_TOPIC if with_gt else None)
+        total = dr.topics[f"{NAMESPACE}/image"].count if f"{NAMESPACE}/image" in dr.topics else 0
+        frames = _depth_frames(dr, bio, conv)
+        for i, (s, d, intr, col) in enumerate(_progress(frames, total, "write outputs", progress)):
+            name = f"frame_{i:04d}"
+            np.save(dirs["depth"] / f"{name}.npy", d)
+            with np.errstate(invalid="ignore"):
+                mm = np.where(np.isfinite(d), np.clip(np.round(d * 1000.0), 0, 65535), 0).astype(np.uint16)
+            cv2.imwrite(str(dirs["depth"] / f"{name}.png"), mm)
+            files["depth_npy"].append(dirs["depth"] / f"{name}.npy")
+            files["depth_png"].append(dirs["depth"] / f"{name}.png")
+            if col is not None:
+                cv2.imwrite(str(dirs["color"] / f"{name}.png"), cv2.cvtColor(col, cv2.COLOR_RGB2BGR))
+                files["color"].append(dirs["color"] / f"{name}.png")
+            rgb, gt = inputs.get(s)
+            if rgb is not None and rgb.shape[:2] != d.shape:
+                rgb = cv2.resize(rgb, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_AREA)
+            if gt is not None and gt.shape != d.shape:
+                gt = None  # (the demo's own bags are pixel-aligned; a foreign GT would need resampling)
+            fin = d[np.isfinite(d)]
+            if gt is not None and np.isfinite(gt).any():
+                lo, hi = float(np.nanpercentile(gt, 1)), float(np.nanpercentile(gt, 99))
+            elif fin.size:
+                lo, hi = float(np.percentile(fin, 1)), float(np.percentile(fin, 99))
+            else:
+                lo, hi = 0.0, 1.0
+            hi = max(hi, lo + 1e-3)
+            if rgb is not None:
+                sbs = side_by_side(rgb, d, gt, lo, hi)
+                cv2.imwrite(str(dirs["side_by_side"] / f"{name}.png"), cv2.cvtColor(sbs, cv2.COLOR_RGB2BGR))
+                files["side_by_side"].append(dirs["side_by_side"] / f"{name}.png")
+            if intr is not None:
+                cloud = builder.build(d, intr, rgb=rgb, organized=False)
+                write_ply(dirs["clouds"] / f"{name}.ply", cloud)
+                files["ply"].append(dirs["clouds"] / f"{name}.ply")
+            if gt is not None:   # the metrics need every frame: only with ground truth (the synthetic sequence)
+                preds.append(d)
+                gt_list.append(gt)
     rows = None
     md = ""
     if preds:
@@ -593,6 +661,7 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         parent = parent.parent
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.demo-new-", dir=str(out.parent)))
+    _as_made_by_mkdir(staging)   # it becomes ``out`` when ``out`` is new
     try:
         (staging / MARKER).write_text(json.dumps({"made_by": "mono-depth demo", "time": time.time()}) + "\n")
         result = _run_demo_steps(staging, out, model, model_path, in_path, input_is_bag, frames_in, frames, width,
@@ -675,9 +744,19 @@ def _run_demo_steps(staging: Path, out: Path, model: Optional[str], model_path: 
     files = {k: [_rebase(p, staging, out) for p in v] for k, v in files.items()}
     result = DemoResult(out=out, frames=res.frames, input_bag=_rebase(Path(input_bag), staging, out),
                         depth_bag=_rebase(depth_bag, staging, out), files=files, metrics=rows, markdown=md,
-                        model=model_path)
+                        model=model_path, frame_id=_depth_frame_id(depth_bag))
     (staging / "README.md").write_text(describe(result, with_gt))
     return result
+
+
+def _depth_frame_id(depth_bag: Path) -> str:
+    """The frame_id of the depth bag's first depth image (the input camera's frame), else FRAME_ID."""
+    from .bag import io as bio
+
+    with bio.BagReader(depth_bag) as r:
+        for _, _, m in r.messages([f"{NAMESPACE}/image"]):
+            return str(m.header.frame_id) or FRAME_ID
+    return FRAME_ID
 
 
 def describe(r: DemoResult, with_gt: bool) -> str:
@@ -705,7 +784,7 @@ def describe(r: DemoResult, with_gt: bool) -> str:
               f"- PLY: meshlab / CloudCompare / `python -c \"import open3d as o3d; "
               f"o3d.visualization.draw_geometries([o3d.io.read_point_cloud('{o / 'clouds'}/frame_0000.ply')])\"`",
               f"- ROS 2: `ros2 bag play {r.depth_bag} --loop`, then rviz2 with Fixed Frame "
-              f"`{FRAME_ID}`" + (f" (or `{WORLD_FRAME}`: /tf is in the bag)" if with_gt else "") +
+              f"`{r.frame_id}`" + (f" (or `{WORLD_FRAME}`: /tf is in the bag)" if with_gt else "") +
               f", add PointCloud2 {NAMESPACE}/points and Image {NAMESPACE}/colored",
               f"- Foxglove Studio: Open local file -> {r.depth_bag}/depth_bag.mcap (3D panel: {NAMESPACE}/points; "
               f"Image panels: {NAMESPACE}/colored" + (", /camera/image_raw" if with_gt else "") + ")",

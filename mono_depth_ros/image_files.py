@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -61,6 +61,8 @@ def _jpeg(f, b: bytes) -> Optional[ImageHeader]:
     f.seek(2)
     while True:
         m = f.read(1)
+        if m != b"\xff":  # every marker starts with 0xFF: anything else is no JPEG header (stop, do not walk on)
+            return None
         while m == b"\xff":
             m = f.read(1)
         if not m:
@@ -111,26 +113,59 @@ def _pnm(b: bytes) -> Optional[ImageHeader]:
     return ImageHeader(vals[0], vals[1], channels, 16 if maxval > 255 else 8)
 
 
+def _parse(f) -> Optional[ImageHeader]:
+    """The header of the image file-like ``f`` (read from its start), or None."""
+    b = f.read(64)
+    if b[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png(b)
+    if b[:2] == b"\xff\xd8":
+        return _jpeg(f, b)
+    if b[:2] == b"BM" and len(b) >= 30:
+        w, h = struct.unpack("<ii", b[18:26])
+        bpp = struct.unpack("<H", b[28:30])[0]
+        return ImageHeader(abs(w), abs(h), 4 if bpp == 32 else 3 if bpp >= 16 else 1, 8)
+    if len(b) > 2 and b[:1] == b"P" and b[1:2] in b"123456":
+        b += f.read(448)
+        return _pnm(b)
+    return None
+
+
+class _BufferReader:
+    """read/seek over an in-memory buffer (bytes, array.array, a numpy uint8 array) without copying it."""
+
+    def __init__(self, data: Any) -> None:
+        self._mv = memoryview(data).cast("B")
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._mv) if n < 0 else min(self._pos + n, len(self._mv))
+        out = bytes(self._mv[self._pos:end])
+        self._pos = max(end, self._pos)
+        return out
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, len(self._mv))[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+
 def read_header(path: "str | Path") -> Optional[ImageHeader]:
     """(width, height, channels, bits) from the file's header; None for formats not parsed here or a header
     that does not parse (the decoder then decides)."""
     try:
         with open(path, "rb") as f:
-            b = f.read(64)
-            if b[:8] == b"\x89PNG\r\n\x1a\n":
-                return _png(b)
-            if b[:2] == b"\xff\xd8":
-                return _jpeg(f, b)
-            if b[:2] == b"BM" and len(b) >= 30:
-                w, h = struct.unpack("<ii", b[18:26])
-                bpp = struct.unpack("<H", b[28:30])[0]
-                return ImageHeader(abs(w), abs(h), 4 if bpp == 32 else 3 if bpp >= 16 else 1, 8)
-            if len(b) > 2 and b[:1] == b"P" and b[1:2] in b"123456":
-                b += f.read(448)
-                return _pnm(b)
+            return _parse(f)
     except (OSError, struct.error):
         return None
-    return None
+
+
+def read_header_bytes(data: Any) -> Optional[ImageHeader]:
+    """:func:`read_header` of an encoded image in memory (e.g. a sensor_msgs/CompressedImage's ``data``),
+    reading only the header bytes; None when it does not parse."""
+    try:
+        return _parse(_BufferReader(data))
+    except (struct.error, TypeError, ValueError):
+        return None
 
 
 def looks_truncated(path: "str | Path") -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,10 @@ def test_outputs_exist(demo_run):
     sbs = cv2.imread(str(out / "side_by_side" / "frame_0000.png"))
     assert sbs.shape == (H, 4 * W, 3)   # RGB | GT | prediction | error
     assert str(out / "depth_bag") in (out / "README.md").read_text()
+    # a new output folder has mkdir's mode (0777 less the umask), not the 0700 of its temporary staging folder
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_bags_reread(demo_run):
@@ -206,3 +211,58 @@ def test_shipped_model_file_and_pipeline_default(tmp_path, monkeypatch):
     assert Path(pipe.spec.path).resolve() == demo.DEMO_MODEL.resolve() and pipe.metric
     assert (pipe.profile.resize_w, pipe.profile.resize_h) == (168, 126)   # its camera: 320x240 (4:3)
     pipe.close()
+
+
+def test_outputs_are_read_back_one_frame_at_a_time(demo_run):
+    """export_outputs streams both bags: at most one depth frame is alive at a time, and the input bag's image
+    and ground truth are found by stamp also when the depth run skipped frames (a few held, not all)."""
+    import weakref
+
+    from mono_depth_ros.ros import conversions as conv
+
+    alive = []
+
+    class CountingConv:
+        def __getattr__(self, name):
+            return getattr(conv, name)
+
+        def image_msg_to_depth(self, m):
+            a = conv.image_msg_to_depth(m).astype(np.float32)   # a new array per message
+            alive.append(weakref.ref(a))
+            return a
+
+    stamps = []
+    with bio.BagReader(demo_run.depth_bag) as r:
+        for s, d, intr, col in demo._depth_frames(r, bio, CountingConv()):
+            assert d.shape == (H, W) and intr is not None and col is not None
+            stamps.append(s)
+            del d, col
+            assert sum(w() is not None for w in alive) <= 1
+    assert stamps == [demo.STAMP0_NS + i * int(1e9 / demo.DEMO_FPS) for i in range(N)]
+
+    with bio.BagReader(demo_run.input_bag) as r:
+        direct = {bio.stamp_to_ns(m.header.stamp): conv.image_msg_to_rgb(m) for _, _, m in r.messages([demo.IMAGE_TOPIC])}
+    with bio.BagReader(demo_run.input_bag) as r:
+        inputs = demo._InputByStamp(r, demo.IMAGE_TOPIC, demo.GT_TOPIC, keep=2)
+        for s in (stamps[1], stamps[3]):   # frames 0 and 2 skipped, as if the depth run had dropped them
+            rgb, gt = inputs.get(s)
+            assert np.array_equal(rgb, direct[s]) and gt is not None and gt.shape == (H, W)
+            assert len(inputs._held) <= 2
+        assert inputs.get(stamps[0]) == (None, None)   # gone: only forward, nothing hoarded
+
+
+def test_bag_input_readme_names_the_cameras_frame(tmp_path):
+    """With a user's bag the README's rviz2 hint names that camera's frame (the depth's frame_id), not the
+    synthetic sequence's camera_optical_frame (rviz2 would show nothing)."""
+    _needs_model()
+    from conftest import shared_path
+
+    bag = shared_path("ros2_bags", "kitti_2frames_repackaged.mcap")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))
+        res = demo.run_demo(out=tmp_path / "o", input=str(bag), progress=False, log=lambda s: None)
+    with bio.BagReader(res.depth_bag) as r:
+        frame = next(m for _, _, m in r.messages([f"{demo.NAMESPACE}/image"])).header.frame_id
+    assert frame and frame != demo.FRAME_ID and res.frame_id == frame
+    text = (res.out / "README.md").read_text()
+    assert f"Fixed Frame `{frame}`" in text and demo.FRAME_ID not in text

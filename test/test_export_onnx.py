@@ -208,6 +208,10 @@ def test_engine_metadata_and_backend_choice(models, tmp_path):
         create_backend(pt, "torch", device="cpu", precision="fp16")
     with pytest.raises(BackendError, match="quantised"):
         create_backend(pt, "onnxruntime", precision="int8")
+    # fp16 is refused before a checkpoint is exported: nothing is written to the ONNX cache
+    with pytest.raises(BackendError, match="own precision"):
+        create_backend(pt, "onnxruntime", precision="fp16", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.onnx"))
     with pytest.raises(ModelFileError, match="does not exist"):
         load_spec(tmp_path / "nope.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")

@@ -74,6 +74,18 @@ def bag_frames():
     return list(zip(images, infos))
 
 
+@pytest.fixture(autouse=True)
+def _sigint_handler_restored():
+    """node.main() ends with SIGINT ignored (its process exits next; see _ignore_sigint). Called in-process
+    here, that would outlive the test: children inherit SIG_IGN, and a later test's Ctrl-C to a subprocess
+    (test_user_errors' predict run) would be ignored. Restore the test process's handler."""
+    import signal
+
+    old = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.fixture
 def fake_ros():
     with installed() as rclpy:
@@ -352,6 +364,26 @@ def test_expected_max_rate_zero_means_no_upper_bound(make_node):
         node._freq.tick()
     st = topic_status(node)
     assert node._freq_bounds["max"] == 50.0 and st.level == DiagnosticStatus.WARN and "too high" in st.message
+
+
+def test_input_loss_counts_a_frame_seen_by_dds_and_by_stamps_once(make_node):
+    """DDS reports a lost frame when it gives up on it, the stamp gap shows it only when the next frame comes:
+    often in different diagnostics updates. The recent loss must count it once."""
+    def processing(node):
+        node._updater.update()
+        st = {s.name: s for s in published(node, "/diagnostics")[-1].status}["depth_node: processing"]
+        return {kv.key: kv.value for kv in st.values}, st
+
+    node = make_node()
+    s = node._stats
+    s.received, s.dds_lost = 10, 10            # update 1: 10 received, DDS reports 10 lost
+    assert processing(node)[0]["input loss (recent %)"] == "50.0"
+    s.received, s.gaps.missing = 20, 10        # update 2: 10 more received; the stamps now show the same 10
+    values, st = processing(node)
+    assert values["input loss (recent %)"] == f"{100 * 10 / 30:.1f}"   # 10 of 30, not 20 of 40
+    assert "10 in the last 2 updates" in st.message
+    s.received, s.dds_lost, s.gaps.missing = 30, 15, 12   # update 3: 5 more lost (DDS), 2 of them by stamps
+    assert processing(node)[0]["input loss (recent %)"] == f"{100 * 15 / 45:.1f}"
 
 
 def _fake_cv_bridge(broken: bool):

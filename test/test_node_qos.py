@@ -116,4 +116,17 @@ def test_bad_override_is_one_fatal_line_and_exit_1(h, model, tmp_path, override,
     text = log.read_text()
     fatal = [line for line in text.splitlines() if "[FATAL]" in line]
     assert len(fatal) == 1 and needle in fatal[0] and "qos" in fatal[0].lower(), text
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "UserWarning" not in text, text  # rclpy's depth-0 warning filtered
+
+
+def test_unparsable_params_file_is_one_fatal_line_and_exit_1(h, tmp_path):
+    """rclpy.init refuses a params file that is no valid YAML (RCLError): one FATAL line, no traceback."""
+    params = tmp_path / "broken.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    min_depth: [1.0\n    max_depth: 2.0\n")
+    log = tmp_path / "node.log"
+    proc = start_node(h, "--params-file", str(params), log=log)
+    assert proc.wait(timeout=120) == 1
+    text = log.read_text()
+    fatal = [line for line in text.splitlines() if "[FATAL]" in line]
+    assert len(fatal) == 1 and "params file" in fatal[0] and str(params) in fatal[0], text
+    assert "Traceback" not in text, text

@@ -274,6 +274,8 @@ def test_parameter_changes_accepted_and_refused_with_the_reason(run):
         "min_depth": (2, ""),                     # an integer for a double parameter
         "depth_encoding": ("8UC1", "16UC1"),      # not one of the choices: the list in the reason
         "colormap": ("rainbow", "turbo"),
+        "diagnostic_updater.period": (2.0, "fixed at start-up"),   # the Updater reads both once
+        "diagnostic_updater.use_fqn": (True, "fixed at start-up"),
     }
     for name, (value, needle) in refused.items():
         (r,) = run.set_params(**{name: value})
@@ -431,6 +433,8 @@ def test_startup_errors_give_one_fatal_line_and_exit_1(run, tmp_path, args, need
     assert "Traceback" not in text
     if "nonexistent" in needle:
         assert "Fix:" in fatal[0] and "model:=" in fatal[0]
+    # the decimal-point hint only where it is the fix: an int given for a floating-point parameter
+    assert ("decimal point" in fatal[0]) == ("min_depth:=5" in args), fatal[0]
 
 
 def test_zz_sigint_ends_the_node_with_exit_0_and_no_traceback(run):

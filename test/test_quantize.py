@@ -197,6 +197,9 @@ def test_cli_quantize(tiny_onnx, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["quantize", "--model", str(out), "--out", str(tmp_path / "again.onnx")]) == 2
     assert "already quantised" in capsys.readouterr().err
+    # an ONNX model under another name would not load as one later (the kind comes from the suffix)
+    assert main(["quantize", "--model", str(tiny_onnx), "--out", str(tmp_path / "q.txt")]) == 2
+    assert "name it X.onnx" in capsys.readouterr().err and not (tmp_path / "q.txt").exists()
 
 
 def test_quantize_refuses_to_replace_its_own_input(tiny_onnx, tmp_path, capsys):

@@ -392,6 +392,10 @@ def test_messages_are_right(model, onnx_model, tmp_path, capfd):
     rc = main(["quantize", "--model", str(foreign), "--out", str(tmp_path / "q.onnx")])
     line = one_error_line(capfd.readouterr().err)
     assert rc == 2 and "profile" not in line and "mono-depth export" in line
+    # info checks its --image before it prints (or computes) anything
+    rc = main(["info", "--model", str(model), "--image", str(tmp_path / "missing.png")])
+    out, err = capfd.readouterr()
+    assert rc == 2 and out == "" and "cannot read image" in one_error_line(err)
 
 
 def test_kitti2bag_no_velodyne_needs_no_velo_calibration(tmp_path, capfd):

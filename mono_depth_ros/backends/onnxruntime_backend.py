@@ -63,6 +63,9 @@ def _model_path(spec: ModelSpec, precision: str, cache_dir: "str | Path | None",
     """The .onnx file to run: ``onnx_path``, the model itself, or a checkpoint's cached export."""
     if spec.kind == "engine":
         raise BackendError(f"{spec.path.name} is a TensorRT engine; ONNX Runtime runs .onnx models")
+    if precision == "fp16":  # before a checkpoint's export: refused without writing to the cache
+        raise BackendError("the ONNX Runtime backend runs the model in its own precision: export an fp16 model "
+                           "or use precision fp32 (int8: pass a quantised .onnx)")
     quantized = "quantization" in spec.extra  # written by mono-depth quantize (mono_depth_ros.quantization)
     if precision == "int8" and not quantized and onnx_path is None:
         raise BackendError(f"precision int8 needs a quantised ONNX model and {spec.path.name} is not one: "
@@ -73,9 +76,6 @@ def _model_path(spec: ModelSpec, precision: str, cache_dir: "str | Path | None",
         path = cached_onnx(spec, cache_dir=cache_dir, dynamic_batch=batch != 1, stage=spec.stage)
     else:
         path = spec.path
-    if precision == "fp16":
-        raise BackendError("the ONNX Runtime backend runs the model in its own precision: export an fp16 model "
-                           "or use precision fp32 (int8: pass a quantised .onnx)")
     return path
 
 

@@ -27,6 +27,14 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess import preprocess
     from ..profiles import get_profile
 
+    from ..image_files import read_camera_image
+
+    rgb = None
+    if args.image:   # checked (and read) before anything is printed
+        try:
+            rgb = read_camera_image(Path(args.image))
+        except ValueError as exc:
+            raise CLIError(f"cannot read image: {exc}") from None
     if args.model:
         model, info = load_model(args.model, stage=args.stage)
         print(f"model file {args.model}: trained stage {info['stage']}, meta keys {sorted(info.get('meta', {}))}")
@@ -41,15 +49,9 @@ def run(args: argparse.Namespace) -> int:
         untrained = True
     print(summary(model))
     print(f"compute: {gflops(model.profile):.2f} GFLOP per frame")
-    if not args.image:
+    if rgb is None:
         return 0
-    from ..image_files import read_camera_image
-
     path = Path(args.image)
-    try:
-        rgb = read_camera_image(path)
-    except ValueError as exc:
-        raise CLIError(f"cannot read image: {exc}") from None
     x, t = preprocess(rgb, model.profile)
     with torch.no_grad():
         t0 = time.perf_counter()

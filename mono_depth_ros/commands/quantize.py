@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{src} is already quantised")
     if args.frames < 1:
         raise CLIError(f"--frames must be >= 1, got {args.frames}")
+    if args.out and Path(args.out).suffix.lower() != ".onnx":   # as export: the file's kind is read from its name
+        raise CLIError(f"--out {args.out}: quantize writes an ONNX model, name it X.onnx (e.g. X.int8.onnx)")
     t0 = time.perf_counter()
     res = quantize_onnx(src, args.out, calib=args.calib or None, mode=args.mode, n_frames=args.frames,
                         overwrite=args.overwrite, keep_output_layer_fp32=not args.quantize_output_layer,

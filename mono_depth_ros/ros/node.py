@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import collections
 import signal
+import sys
 import threading
 import time
+import warnings
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -27,6 +29,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from ..image_files import read_header_bytes
+from ..model_spec import geometry_note
 from . import conversions as conv
 from . import diagnostics
 from .params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
@@ -72,43 +76,10 @@ def _profile_text(profile: Any) -> str:
             f"{profile.input_h}, {profile.min_depth:g}-{profile.max_depth:g} m)")
 
 
-def _geometry_problem(profile: Any, w: int, h: int) -> Optional[str]:
-    tw, th = (profile.resize_w, profile.resize_h) if profile.resize_w and profile.resize_h \
-        else (profile.input_w, profile.input_h)
-    aspect, trained = w / h, tw / th
-    what = f"model profile '{profile.name}' was trained on {tw}x{th} images (network input {profile.input_w}x" \
-        f"{profile.input_h})"
-    if max(aspect / trained, trained / aspect) > 1.5:
-        return (f"input images are {w}x{h} (aspect {aspect:.2f}) but the {what}, aspect {trained:.2f}: the depth "
-                "is unreliable; use a model trained for this camera")
-    if w < profile.input_w / 2 or h < profile.input_h / 2:
-        return f"input images are {w}x{h}, less than half the network input: the {what}; the depth is unreliable"
-    return None
-
-
 def _encoded_size(data: Any) -> Optional[Tuple[int, int]]:
-    """(width, height) from a PNG or JPEG header without decoding; None when not found."""
-    head = bytes(memoryview(data)[:32])
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if head[:2] != b"\xff\xd8":
-        return None
-    buf = memoryview(data)
-    i, n = 2, len(buf)
-    while i + 9 < n:  # walk the JPEG segments to the first SOFn
-        if buf[i] != 0xFF:
-            return None
-        marker = buf[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return (buf[i + 7] << 8) | buf[i + 8], (buf[i + 5] << 8) | buf[i + 6]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
-    return None
+    """(width, height) from a PNG or JPEG header without decoding (image_files' parser); None when not found."""
+    header = read_header_bytes(data)
+    return (header.width, header.height) if header is not None else None
 
 
 def _too_large(msg: Any, limit: int) -> Optional[str]:
@@ -134,6 +105,17 @@ def _qos_text(qos: Any) -> str:
 
     history = name(qos.history)
     return f"{name(qos.reliability)}, {history}" + (f" {qos.depth}" if history == "keep_last" else "")
+
+
+def _declare_hint(spec: ParamSpec, exc: Exception) -> str:
+    """The fix for a value rclpy refused at declaration: the decimal-point hint only for a type error of
+    a floating-point parameter (an int given for a double), else the default and the allowed values."""
+    hint = f"default {spec.default!r}"
+    if spec.type is float and "Type" in type(exc).__name__:
+        return hint + "; floating-point parameters need a decimal point, e.g. 5.0"
+    if spec.range is not None:
+        return hint + f"; range {spec.range[0]:g} - {spec.range[1]:g}"
+    return hint
 
 
 class StartupError(RuntimeError):
@@ -248,7 +230,7 @@ class _Stats:
         self.dds_lost_supported = False
         self.gaps = StampGaps()
         self.loss_window: "collections.deque[Tuple[int, int]]" = collections.deque(maxlen=10)  # per update
-        self.received_at_last_report = self.dds_lost_at_last_report = self.missing_at_last_report = 0
+        self.received_at_last_report = self.lost_at_last_report = 0
         self.latencies: "collections.deque[float]" = collections.deque(maxlen=100)
         self.infer_times: "collections.deque[float]" = collections.deque(maxlen=100)
         self.last_bad = ""
@@ -282,8 +264,7 @@ class DepthNode(Node):
             try:
                 values[spec.name] = self.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
             except Exception as exc:  # noqa: BLE001 - rclpy's Parameter*Exception classes differ per distro
-                self._fatal(f"invalid parameter {spec.name}: {exc} (default {spec.default!r}; "
-                            "floating-point parameters need a decimal point, e.g. 5.0)")
+                self._fatal(f"invalid parameter {spec.name}: {exc} ({_declare_hint(spec, exc)})")
         cfg = NodeConfig.from_mapping(values)
         reason = next((r for r in (validate_value(k, v) for k, v in values.items()) if r), None) \
             or validate_config(cfg)
@@ -304,7 +285,9 @@ class DepthNode(Node):
 
         # topics (QoS: defaults below, each overridable through qos_overrides.<topic>.<entity>.<policy>)
         try:
-            self._create_topics(cfg)
+            with warnings.catch_warnings():  # rclpy warns about a depth-0 override before our check refuses it
+                warnings.filterwarnings("ignore", message="A zero depth with KEEP_LAST", category=UserWarning)
+                self._create_topics(cfg)
         except StartupError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bad qos_overrides value: rclpy raises RuntimeError,
@@ -485,9 +468,11 @@ class DepthNode(Node):
             self._stats.dds_lost = max(self._stats.dds_lost, int(info.total_count))
 
     def _on_set_parameters(self, params: Any) -> SetParametersResult:
-        if any(p.name == diagnostics.PERIOD_PARAMETER for p in params):
-            return SetParametersResult(successful=False, reason=f"{diagnostics.PERIOD_PARAMETER} is fixed at "
-                                       "start-up (restart the node to change it)")
+        fixed = next((p.name for p in params if p.name in (diagnostics.PERIOD_PARAMETER,
+                                                           diagnostics.USE_FQN_PARAMETER)), None)
+        if fixed:  # read once by the Updater (diagnostic_updater's and ours): a change would do nothing
+            return SetParametersResult(successful=False, reason=f"{fixed} is fixed at start-up (restart the "
+                                       "node to change it)")
         new, reason = validate_changes(self._cfg, {p.name: p.value for p in params})
         if new is not None:
             reason = self._range_problem(new)
@@ -614,7 +599,7 @@ class DepthNode(Node):
         if self._geometry == (w, h):
             return
         self._geometry = (w, h)
-        note = _geometry_problem(self._pipeline.profile, w, h)
+        note = geometry_note(self._pipeline.profile, w, h)  # the CLI's and bag tools' check
         self._geometry_note = note or "ok"
         if note:
             self.get_logger().warning(note, once=True)
@@ -682,12 +667,13 @@ class DepthNode(Node):
             s.bad_at_last_report, s.dropped_at_last_report, s.queue_full_at_last_report = s.bad, s.dropped, s.queue_full
             queue = (len(self._queue), s.queue_full)
             geometry = self._geometry_note
-            # input loss: what DDS reported lost, or what the stamps show missing, whichever is larger
-            # (both can see the same frame), over the last 10 updates
-            s.loss_window.append((s.received - s.received_at_last_report,
-                                  max(s.dds_lost - s.dds_lost_at_last_report, s.gaps.missing - s.missing_at_last_report)))
-            s.received_at_last_report = s.received
-            s.dds_lost_at_last_report, s.missing_at_last_report = s.dds_lost, s.gaps.missing
+            # input loss over the last 10 updates: frames lost = the larger of what DDS reported lost and what
+            # the stamps show missing (both can see the same frame), taken of the two running totals: the two
+            # see a frame at different times (DDS when it gives up, the stamps when the next frame comes), so
+            # the larger of each update's two increments would count such a frame twice
+            lost = max(s.dds_lost, s.gaps.missing)
+            s.loss_window.append((s.received - s.received_at_last_report, lost - s.lost_at_last_report))
+            s.received_at_last_report, s.lost_at_last_report = s.received, lost
             window_received = sum(r for r, _ in s.loss_window)
             window_lost = sum(n for _, n in s.loss_window)
             period = s.gaps.period_ns(1e9 / cfg.camera_rate if cfg.camera_rate > 0 else 0.0)
@@ -753,7 +739,14 @@ def _shutdown(node: Optional[DepthNode]) -> None:
 
 
 def _main(args: Any) -> int:
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 - RCLError (rclpy's C extension): a params file that does not
+        #                       parse, a malformed --ros-args; rcl has logged its own ERROR line
+        text = " | ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        print(f"[FATAL] [depth_node]: cannot start ROS 2 ({type(exc).__name__}): {text}. Check the --ros-args "
+              "and the params file (YAML; config/depth.yaml is an example)", file=sys.stderr)
+        return 1
     node = None
     try:
         node = DepthNode()
@@ -778,6 +771,4 @@ def main(args: Any = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())
