@@ -33,7 +33,8 @@ from launch_ros.substitutions import FindPackageShare
 
 ARGS = [
     ("bag", None, "rosbag2 to play: a directory (metadata.yaml) or a single .mcap / .db3 file"),
-    ("model", "", "depth_node's model file (.pt / .onnx / .engine); empty: the demo model"),
+    ("model", "", "depth_node's model file (.pt / .onnx / .engine); empty: the shipped model for the bag's "
+                  "camera (KITTI-shaped: models/road.pt, else the demo model)"),
     ("params_file", "", "depth_node parameters YAML; empty: the package's config/depth.yaml"),
     ("rviz", "false", "also start rviz2 (depth.launch.py's configuration)"),
     ("fixed_frame", "camera_color_left_optical_frame", "rviz2's fixed frame (kitti2bag: "
@@ -79,6 +80,19 @@ def _play(context, *args, **kwargs):
     return [ExecuteProcess(cmd=cmd, name="bag_play", output="screen")]
 
 
+def _default_model(context, *args, **kwargs):
+    """model:="" -> the shipped model for the bag's camera (KITTI-shaped: the road model), said once."""
+    if LaunchConfiguration("model").perform(context).strip():
+        return []
+    from launch.actions import LogInfo, SetLaunchConfiguration
+
+    from mono_depth_ros.default_models import default_model_for_bag
+
+    path, why = default_model_for_bag(LaunchConfiguration("bag").perform(context),
+                                      LaunchConfiguration("camera_info_topic").perform(context) or None)
+    return [LogInfo(msg=why), SetLaunchConfiguration("model", str(path))]
+
+
 def generate_launch_description():
     decls = [DeclareLaunchArgument(n, description=d) if v is None else DeclareLaunchArgument(n, default_value=v,
                                                                                              description=d)
@@ -97,6 +111,7 @@ def generate_launch_description():
             "idle_shutdown": ParameterValue(LaunchConfiguration("idle_shutdown"), value_type=float),
         }])
     return LaunchDescription(decls + [
+        OpaqueFunction(function=_default_model),
         # depth_node exactly as users start it (params_file default: the package's config/depth.yaml)
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("mono_depth_ros"), "launch",

@@ -418,8 +418,15 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
 def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input: Optional[str] = None,
              frames: Optional[int] = None, width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1],
              overwrite: bool = False, backend: str = "auto", threads: int = 0, progress: bool = True,
-             heldout: int = HELDOUT_SEQUENCES, log: Log = print) -> DemoResult:
+             heldout: int = HELDOUT_SEQUENCES, log: Log = print, scene: str = "indoor") -> DemoResult:
     t0 = time.perf_counter()
+    kind, seed, train_mean = DEMO_KIND, DEMO_SEED, TRAIN_MEAN_DEPTH
+    if scene == "street":   # --scene street: KITTI's camera on a synthetic street and the road model
+        from .default_models import street_demo_settings
+
+        kind, seed, train_mean, model, heldout, width, height = street_demo_settings(model, heldout, width, height, log)
+    elif scene != "indoor":
+        raise DemoError(f"--scene must be indoor or street, got {scene!r}")
     if model is not None and not Path(model).is_file():
         raise DemoError(f"--model {model}: no such file")
     model_path = str(model) if model else str(DEMO_MODEL)
@@ -443,10 +450,10 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     heldout = heldout if in_path is None else 0    # the held-out check is about the synthetic sequences
     steps = 4 if heldout else 3
     if in_path is None:
-        log(f"1/{steps} rendering {n} frames of a synthetic {DEMO_KIND} sequence ({width}x{height}, seed {DEMO_SEED}, "
+        log(f"1/{steps} rendering {n} frames of a synthetic {kind} sequence ({width}x{height}, seed {seed}, "
             f"exact ground truth) into a ROS 2 bag")
         input_bag = out / "input_bag"
-        write_synthetic_bag(input_bag, n, width, height, progress=progress)
+        write_synthetic_bag(input_bag, n, width, height, kind=kind, seed=seed, progress=progress)
         image_topic, info_topic, with_gt, copy = IMAGE_TOPIC, INFO_TOPIC, True, "all"
     elif is_bag(in_path):
         log(f"1/{steps} input: the bag {in_path} (no ground truth: metrics are skipped)")
@@ -466,7 +473,8 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     log(f"3/{steps} writing depth PNG/NPY, colourised depth, side-by-side images, PLY clouds" +
         (" and metrics" if with_gt else ""))
     name = Path(model_path).name
-    files, rows, md = export_outputs(out, input_bag, depth_bag, with_gt, name, image_topic, progress=progress)
+    files, rows, md = export_outputs(out, input_bag, depth_bag, with_gt, name, image_topic, train_mean=train_mean,
+                                     progress=progress)
     if heldout and rows is not None:
         seeds = list(range(HELDOUT_SEEDS0, HELDOUT_SEEDS0 + heldout))
         log(f"4/{steps} held-out check: the same model on {heldout} more synthetic {DEMO_KIND} sequences "
@@ -474,7 +482,7 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
         h_rows = evaluate_heldout(model, seeds, n, width, height, backend=backend, threads=threads,
                                   progress=progress)
         h_md = metrics_markdown(h_rows, name, TRAIN_MEAN_DEPTH)
-        md = (f"## The demo sequence (seed {DEMO_SEED}, {n} frames)\n\n{md}\n## Held-out check: {heldout} more sequences (seeds {seeds[0]}-{seeds[-1]})\n\n"
+        md = (f"## The demo sequence (seed {seed}, {n} frames)\n\n{md}\n## Held-out check: {heldout} more sequences (seeds {seeds[0]}-{seeds[-1]})\n\n"
               f"One {n}-frame sequence is a noisy estimate (the gain over the baseline varies widely between sequences); "
               f"these {heldout} are the held-out set of mono_depth_ros/models/README.md.\n\n{h_md}")
         (out / "metrics.md").write_text(f"# Demo metrics\n\n{md}")

@@ -1,0 +1,221 @@
+"""Score a KITTI-geometry model on every real KITTI frame with LiDAR ground truth in ../shared/data.
+
+    python -m training.eval_kitti_real                                  # the shipped road model
+    python -m training.eval_kitti_real --model runs/road/model.pt --json scores.json --per-image
+
+Frames: the KITTI object-layout frames (``kitti_object_lidar``: RGB + single-scan Velodyne depth
+projected with each frame's own P2 . R0_rect . Tr_velo_to_cam) and the raw-layout drive
+(``kitti_raw_layout_repackaged``: the same kind of frames with the real 2011_09_26 raw calibration,
+Velodyne projected through calib_velo_to_cam + R_rect_00 + P_rect_02).  The real frames are
+evaluation only: nothing here trains or tunes anything.
+
+Protocol: Garg crop, ground truth in (0.001, 80] m, predictions clamped to [0.001, 80] m, metrics per
+image then averaged over images (mono_depth_ros.metrics).  The network's output map covers the bottom
+rows of its input crop; the prediction is upsampled (bilinear) to the camera and its border repeated
+over the few Garg-crop pixels it does not cover, so every row scores exactly the same pixels.
+
+Rows:
+* the model, coarse + fine and coarse only (the same file, the fine network switched off);
+* ground plane only: each pixel's depth if it were road: a camera ``--camera-height`` (1.65 m, KITTI's)
+  above a flat road with the frame's own calibration (fy, cy): Z = h fy / (v - cy) below the horizon,
+  infinite at and above it, clamped to 80 m;
+* mean-depth baseline: one constant, the mean valid depth of the *training* set (synthetic street frames
+  of the training config, inside the Garg crop, <= 80 m), stored in the road model file
+  (``meta.train_mean_depth``, written by ``training.ship_model``) or recomputed with ``--train-mean-frames N``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mono_depth_ros import metrics as M
+from mono_depth_ros.preprocess import compute_transform, crop_resized
+
+from .datasets import REPO, DatasetError, FrameSource, KittiObject, KittiRaw
+
+SHARED = REPO.parent / "shared" / "data"
+OBJECT_ROOT = SHARED / "kitti_object_lidar"
+RAW_ROOT = SHARED / "kitti_raw_layout_repackaged"
+MAX_DEPTH = 80.0
+MIN_DEPTH = 1e-3
+
+
+class EvalError(RuntimeError):
+    """A user-facing error (missing data, bad model file)."""
+
+
+def frame_sets(object_root: Path = OBJECT_ROOT, raw_root: Path = RAW_ROOT) -> List[Tuple[str, FrameSource]]:
+    """(label, source) of every KITTI frame set with LiDAR ground truth that exists."""
+    sets: List[Tuple[str, FrameSource]] = []
+    if object_root.is_dir():
+        sets.append(("object", KittiObject(object_root, gt="velodyne")))
+    if raw_root.is_dir():
+        sets.append(("raw", KittiRaw(raw_root, gt="velodyne")))
+    if not sets:
+        raise EvalError(f"no KITTI frames found under {object_root} or {raw_root}")
+    return sets
+
+
+def frame_calibration(source: FrameSource, i: int) -> Tuple[float, float]:
+    """(fy, cy) of frame i's rectified colour camera (P2), from the frame's own calibration file."""
+    from mono_depth_ros import kitti
+
+    if isinstance(source, KittiObject):
+        cal = kitti.load_object_calibration(source.root / "calib" / f"{source.ids[i]}.txt")
+    else:
+        cal = source.calibration(source.items[i])                # type: ignore[attr-defined]
+    K = cal.K
+    return float(K[1, 1]), float(K[1, 2])
+
+
+def ground_plane_depth(height: int, width: int, fy: float, cy: float, camera_height: float = 1.65,
+                       max_depth: float = MAX_DEPTH) -> np.ndarray:
+    """Depth (H, W) of a flat road ``camera_height`` below a level camera: h fy / (v - cy) for rows below
+    the horizon, infinite (clamped to ``max_depth``) at and above it."""
+    v = np.arange(height, dtype=np.float64) - cy
+    with np.errstate(divide="ignore"):
+        z = np.where(v > 0, camera_height * fy / np.where(v > 0, v, 1.0), np.inf)
+    z = np.minimum(z, max_depth).astype(np.float32)
+    return np.repeat(z[:, None], width, axis=1)
+
+
+def predict(model: Any, rgb: np.ndarray, stage: str) -> np.ndarray:
+    """Depth (metres) at the camera resolution from ``model`` run as ``stage`` (bilinear; border repeated
+    outside the region the output map covers)."""
+    import torch
+
+    from .augment import Normalizer
+    from .evaluate import prediction_to_camera
+
+    p = model.profile
+    t = compute_transform(rgb.shape[1], rgb.shape[0], p)
+    x = torch.from_numpy(Normalizer(p)(crop_resized(rgb, t)))[None]
+    with torch.no_grad():
+        logd = model(x, stage)[0, 0].float().numpy()
+    return prediction_to_camera(np.exp(logd), t, p, fill_outside=True)
+
+
+def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional[float] = None,
+             train_mean_frames: int = 0, object_root: Path = OBJECT_ROOT, raw_root: Path = RAW_ROOT
+             ) -> Dict[str, Any]:
+    from mono_depth_ros.checkpoint import ModelFileError, load_model
+
+    try:
+        model, info = load_model(model_path)
+    except (ModelFileError, FileNotFoundError, OSError) as exc:
+        raise EvalError(str(exc)) from None
+    meta = info.get("meta") or {}
+    stages = ["coarse", "fine"] if info.get("stage") == "fine" else ["coarse"]
+    if train_mean is None:
+        if train_mean_frames > 0 or "train_mean_depth" not in meta:
+            from .ship_model import train_mean_depth
+
+            cfg = (meta.get("config") or {}).get("data", {}).get("train") or {}
+            if not cfg:
+                raise EvalError(f"{model_path} names no training set; give --train-mean")
+            train_mean = train_mean_depth(cfg, train_mean_frames or 500)
+            mean_src = f"recomputed from the first {train_mean_frames or 500} training frames"
+        else:
+            train_mean = float(meta["train_mean_depth"])
+            mean_src = "meta.train_mean_depth of the model file"
+    else:
+        mean_src = "given"
+    names = {"coarse": "model, coarse only", "fine": "model, coarse + fine"}
+    rows = {names[s]: M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH) for s in reversed(stages)}
+    rows["ground plane only"] = M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
+    rows["mean-depth baseline"] = M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
+    frames: List[Dict[str, Any]] = []
+    for label, src in frame_sets(object_root, raw_root):
+        for i in range(len(src)):
+            fr = src.frame(i, None, mask_min_max=False)
+            h, w = fr.depth.shape
+            gt = np.where(fr.valid, fr.depth, 0).astype(np.float32)
+            mask = M.kitti_garg_crop_mask((h, w))
+            fy, cy = frame_calibration(src, i)
+            name = f"{label}/{fr.name}"
+            rec: Dict[str, Any] = {"frame": name, "size": [w, h], "fy": fy, "cy": cy}
+            for s in stages:
+                m = rows[names[s]].add(predict(model, fr.rgb, s), gt, mask, name)
+                rec[names[s]] = m
+            rec["ground plane only"] = rows["ground plane only"].add(
+                ground_plane_depth(h, w, fy, cy, camera_height), gt, mask, name)
+            rec["mean-depth baseline"] = rows["mean-depth baseline"].add(
+                np.full((h, w), train_mean, np.float32), gt, mask, name)
+            frames.append(rec)
+    table = {k: acc.result() for k, acc in rows.items()}
+    return {"model": str(model_path), "profile": model.profile.name, "stage": info.get("stage"),
+            "train_mean_depth": train_mean, "train_mean_source": mean_src, "camera_height": camera_height,
+            "protocol": "Garg crop, GT in (0.001, 80] m, predictions clamped to [0.001, 80] m, mean of per-image metrics",
+            "table": table, "frames": frames}
+
+
+def format_report(res: Dict[str, Any], per_image: bool = False) -> str:
+    t = res["table"]
+    lines = [f"model {res['model']} (profile {res['profile']}, stage {res['stage']})",
+             f"{len(res['frames'])} real KITTI frames ({', '.join(f['frame'] for f in res['frames'])}); "
+             f"{res['protocol']}",
+             f"mean-depth baseline: {res['train_mean_depth']:.3f} m ({res['train_mean_source']}); "
+             f"ground plane: camera {res['camera_height']:.2f} m above a flat road, each frame's fy/cy",
+             "", M.format_table(t)]
+    best = t.get("model, coarse + fine") or t.get("model, coarse only")
+    if best:
+        mb, gp = t["mean-depth baseline"]["abs_rel"], t["ground plane only"]["abs_rel"]
+        lines += ["", f"AbsRel vs mean-depth baseline: {100 * (1 - best['abs_rel'] / mb):+.1f} % "
+                      f"(target: at least 30 % below), vs ground plane: {100 * (1 - best['abs_rel'] / gp):+.1f} % "
+                      f"(target: below); delta1 {best['delta1']:.3f} (target >= 0.5)"]
+        if "model, coarse only" in t and "model, coarse + fine" in t:
+            c, f = t["model, coarse only"]["abs_rel"], t["model, coarse + fine"]["abs_rel"]
+            lines.append(f"coarse + fine vs coarse only: AbsRel {f:.3f} vs {c:.3f} "
+                         f"({'better' if f < c else 'NOT better'})")
+    if per_image:
+        lines += ["", "| frame | pixels | " + " | ".join(t) + " |", "|---|---|" + "---|" * len(t)]
+        for fr in res["frames"]:
+            cells = [f"{fr[k]['abs_rel']:.3f}" if fr.get(k) else "-" for k in t]
+            n = next((fr[k]["n"] for k in t if fr.get(k)), 0)
+            lines.append(f"| {fr['frame']} | {n} | " + " | ".join(cells) + " |")
+        lines.append("(per-image AbsRel)")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from mono_depth_ros.default_models import ROAD_MODEL
+
+    ap = argparse.ArgumentParser(prog="python -m training.eval_kitti_real", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(ROAD_MODEL), help="model file (default: the shipped road model)")
+    ap.add_argument("--camera-height", type=float, default=1.65, help="ground-plane baseline: camera height (m)")
+    ap.add_argument("--train-mean", type=float, default=None, help="mean-depth baseline constant (m)")
+    ap.add_argument("--train-mean-frames", type=int, default=0,
+                    help="recompute the training-set mean from this many training frames")
+    ap.add_argument("--object-root", default=str(OBJECT_ROOT), help="KITTI object-layout frames")
+    ap.add_argument("--raw-root", default=str(RAW_ROOT), help="KITTI raw-layout root")
+    ap.add_argument("--per-image", action="store_true", help="also print per-image AbsRel")
+    ap.add_argument("--json", default=None, help="also write the full result (per image) to this JSON file")
+    args = ap.parse_args(argv)
+    if not args.camera_height > 0 or (args.train_mean is not None and not args.train_mean > 0):
+        print("eval_kitti_real: error: --camera-height and --train-mean must be > 0", file=sys.stderr)
+        return 2
+    if args.json and Path(args.json).exists():
+        print(f"eval_kitti_real: error: {args.json} exists (not overwritten)", file=sys.stderr)
+        return 2
+    try:
+        res = evaluate(Path(args.model), args.camera_height, args.train_mean, args.train_mean_frames,
+                       Path(args.object_root), Path(args.raw_root))
+    except (EvalError, DatasetError, ValueError) as exc:
+        print(f"eval_kitti_real: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(res, args.per_image))
+    if args.json:
+        from mono_depth_ros.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (json.dumps(res, indent=1, default=float) + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
