@@ -155,6 +155,96 @@ def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional
             "table": table, "frames": frames}
 
 
+# ---- pictures (docs/demo.md) ------------------------------------------------------------------------
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    out = img.copy()
+    cv2.putText(out, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def depth_figure(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray, width: int = 621, name: str = "model") -> np.ndarray:
+    """RGB / predicted depth / LiDAR ground truth (dilated for visibility), one colour scale (turbo, 3-60 m,
+    log-spaced via colorize's scale), each resized to ``width``; black = no value."""
+    import cv2
+
+    from mono_depth_ros.colorize import colorize_depth
+
+    h = int(round(rgb.shape[0] * width / rgb.shape[1]))
+    g = cv2.dilate(np.where(gt > 0, gt, 0).astype(np.float32), np.ones((3, 3), np.uint8))
+    g = np.where(g > 0, g, np.nan)
+    rows = [_label(cv2.resize(rgb, (width, h), interpolation=cv2.INTER_AREA), "real KITTI frame (never trained on)"),
+            _label(cv2.resize(colorize_depth(pred, 3.0, 60.0), (width, h), interpolation=cv2.INTER_AREA),
+                   f"{name} depth (3 m red ... 60 m blue)"),
+            _label(cv2.resize(colorize_depth(g, 3.0, 60.0), (width, h), interpolation=cv2.INTER_NEAREST),
+                   "LiDAR ground truth (same scale)")]
+    return np.concatenate(rows, axis=0)
+
+
+def cloud_figure(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+                 size: Tuple[int, int] = (560, 420), extent: float = 40.0, name: str = "model") -> np.ndarray:
+    """Bird's-eye view (x right, z forward, 0-``extent`` m) of the predicted point cloud (pixels coloured by the
+    image) with the LiDAR ground truth in white on top, and 10 m range rings: metric errors show as offsets."""
+    import cv2
+
+    w, h = size
+    img = np.full((h, w, 3), 24, np.uint8)
+    s = (h - 20) / extent                                             # pixels per metre
+    ox, oz = w / 2.0, h - 10.0
+
+    def project(depth: np.ndarray, stride: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
+        z = depth[::stride, ::stride]
+        ok = np.isfinite(z) & (z > 0) & (z < extent)
+        x = (u[ok] - cx) / fx * z[ok]
+        y = (v[ok] - cy) / fy * z[ok]
+        keep = y > -2.5                                               # drop points far above the camera
+        px = np.round(ox + x[keep] * s).astype(int)
+        pz = np.round(oz - z[ok][keep] * s).astype(int)
+        inside = (px >= 0) & (px < w) & (pz >= 0) & (pz < h)
+        sel = np.flatnonzero(ok.ravel())[keep][inside]
+        return px[inside], pz[inside], sel
+
+    px, pz, sel = project(pred, 2)
+    cols = rgb[::2, ::2].reshape(-1, 3)[sel]
+    img[pz, px] = cols
+    for r in range(10, int(extent) + 1, 10):
+        cv2.circle(img, (int(ox), int(oz)), int(r * s), (90, 90, 90), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{r} m", (int(ox) + 3, int(oz - r * s) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    (150, 150, 150), 1, cv2.LINE_AA)
+    gx, gz, _ = project(np.where(gt > 0, gt, np.nan), 1)
+    img[gz, gx] = (255, 255, 255)
+    return _label(img, f"top view: {name} cloud (image colours), LiDAR (white)")
+
+
+def write_figures(model: Any, out: Path, names: Sequence[str], object_root: Path = OBJECT_ROOT,
+                  label: str = "model") -> List[Path]:
+    """For each object-layout frame in ``names``: ``<name>_depth.png`` and ``<name>_cloud.png`` (palette PNGs)."""
+    from PIL import Image
+
+    from mono_depth_ros import kitti
+
+    src = KittiObject(object_root, ids=list(names), gt="velodyne")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, name in enumerate(src.ids):
+        fr = src.frame(i, None, mask_min_max=False)
+        gt = np.where(fr.valid, fr.depth, 0).astype(np.float32)
+        pred = predict(model, fr.rgb, "fine" if model.stage == "fine" else "coarse")
+        K = kitti.load_object_calibration(object_root / "calib" / f"{name}.txt").K
+        figs = {"depth": depth_figure(fr.rgb, pred, gt, name=label),
+                "cloud": cloud_figure(fr.rgb, pred, gt, K[0, 0], K[1, 1], K[0, 2], K[1, 2], name=label)}
+        for kind, fig in figs.items():
+            path = out / f"{name}_{kind}.png"
+            if path.exists():
+                raise FileExistsError(f"{path} exists (not overwritten)")
+            Image.fromarray(fig).quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+            written.append(path)
+    return written
+
+
 def format_report(res: Dict[str, Any], per_image: bool = False) -> str:
     t = res["table"]
     lines = [f"model {res['model']} (profile {res['profile']}, stage {res['stage']})",
@@ -196,6 +286,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--raw-root", default=str(RAW_ROOT), help="KITTI raw-layout root")
     ap.add_argument("--per-image", action="store_true", help="also print per-image AbsRel")
     ap.add_argument("--json", default=None, help="also write the full result (per image) to this JSON file")
+    ap.add_argument("--figures", default=None, metavar="DIR",
+                    help="also write depth and top-view cloud pictures of --figure-frames into DIR")
+    ap.add_argument("--figure-frames", default="cvml_000114", help="comma-separated object-layout frame ids")
     args = ap.parse_args(argv)
     if not args.camera_height > 0 or (args.train_mean is not None and not args.train_mean > 0):
         print("eval_kitti_real: error: --camera-height and --train-mean must be > 0", file=sys.stderr)
@@ -210,6 +303,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"eval_kitti_real: error: {exc}", file=sys.stderr)
         return 2
     print(format_report(res, args.per_image))
+    if args.figures:
+        from mono_depth_ros.checkpoint import load_model
+
+        model, _ = load_model(args.model)
+        try:
+            for p in write_figures(model, Path(args.figures), [f for f in args.figure_frames.split(",") if f],
+                                   Path(args.object_root), label=Path(args.model).name):
+                print(f"wrote {p} ({p.stat().st_size} bytes)", file=sys.stderr)
+        except (FileExistsError, DatasetError) as exc:
+            print(f"eval_kitti_real: error: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         from mono_depth_ros.checkpoint import atomic_write_bytes
 
