@@ -85,7 +85,7 @@ def ground_plane_depth(height: int, width: int, fy: float, cy: float, camera_hei
     return np.repeat(z[:, None], width, axis=1)
 
 
-def predict(model: Any, rgb: np.ndarray, stage: str) -> np.ndarray:
+def predict(model: Any, rgb: np.ndarray, stage: str, fill_outside: bool = True) -> np.ndarray:
     """Depth (metres) at the camera resolution from ``model`` run as ``stage`` (bilinear; border repeated
     outside the region the output map covers)."""
     import torch
@@ -98,12 +98,12 @@ def predict(model: Any, rgb: np.ndarray, stage: str) -> np.ndarray:
     x = torch.from_numpy(Normalizer(p)(crop_resized(rgb, t)))[None]
     with torch.no_grad():
         logd = model(x, stage)[0, 0].float().numpy()
-    return prediction_to_camera(np.exp(logd), t, p, fill_outside=True)
+    return prediction_to_camera(np.exp(logd), t, p, fill_outside=fill_outside)
 
 
 def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional[float] = None,
-             train_mean_frames: int = 0, object_root: Path = OBJECT_ROOT, raw_root: Path = RAW_ROOT
-             ) -> Dict[str, Any]:
+             train_mean_frames: int = 0, object_root: Path = OBJECT_ROOT, raw_root: Path = RAW_ROOT,
+             covered_only: bool = False) -> Dict[str, Any]:
     from mono_depth_ros.checkpoint import ModelFileError, load_model
 
     try:
@@ -137,11 +137,14 @@ def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional
             h, w = fr.depth.shape
             gt = np.where(fr.valid, fr.depth, 0).astype(np.float32)
             mask = M.kitti_garg_crop_mask((h, w))
+            preds = {s: predict(model, fr.rgb, s, fill_outside=not covered_only) for s in stages}
+            if covered_only:      # as depth_node / bag --eval: only the pixels the network's output covers
+                mask &= np.isfinite(preds[stages[0]])
             fy, cy = frame_calibration(src, i)
             name = f"{label}/{fr.name}"
             rec: Dict[str, Any] = {"frame": name, "size": [w, h], "fy": fy, "cy": cy}
             for s in stages:
-                m = rows[names[s]].add(predict(model, fr.rgb, s), gt, mask, name)
+                m = rows[names[s]].add(preds[s], gt, mask, name)
                 rec[names[s]] = m
             rec["ground plane only"] = rows["ground plane only"].add(
                 ground_plane_depth(h, w, fy, cy, camera_height), gt, mask, name)
@@ -151,7 +154,8 @@ def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional
     table = {k: acc.result() for k, acc in rows.items()}
     return {"model": str(model_path), "profile": model.profile.name, "stage": info.get("stage"),
             "train_mean_depth": train_mean, "train_mean_source": mean_src, "camera_height": camera_height,
-            "protocol": "Garg crop, GT in (0.001, 80] m, predictions clamped to [0.001, 80] m, mean of per-image metrics",
+            "protocol": "Garg crop" + (" (only pixels the output map covers)" if covered_only else "")
+                        + ", GT in (0.001, 80] m, predictions clamped to [0.001, 80] m, mean of per-image metrics",
             "table": table, "frames": frames}
 
 
@@ -285,6 +289,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--object-root", default=str(OBJECT_ROOT), help="KITTI object-layout frames")
     ap.add_argument("--raw-root", default=str(RAW_ROOT), help="KITTI raw-layout root")
     ap.add_argument("--per-image", action="store_true", help="also print per-image AbsRel")
+    ap.add_argument("--covered-only", action="store_true",
+                    help="score only Garg-crop pixels the network's output covers (as bag --eval / the node do) "
+                         "instead of repeating the output's border over the few it does not")
     ap.add_argument("--json", default=None, help="also write the full result (per image) to this JSON file")
     ap.add_argument("--figures", default=None, metavar="DIR",
                     help="also write depth and top-view cloud pictures of --figure-frames into DIR")
@@ -298,7 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         res = evaluate(Path(args.model), args.camera_height, args.train_mean, args.train_mean_frames,
-                       Path(args.object_root), Path(args.raw_root))
+                       Path(args.object_root), Path(args.raw_root), covered_only=args.covered_only)
     except (EvalError, DatasetError, ValueError) as exc:
         print(f"eval_kitti_real: error: {exc}", file=sys.stderr)
         return 2
