@@ -103,7 +103,8 @@ def predict(model: Any, rgb: np.ndarray, stage: str, fill_outside: bool = True) 
 
 def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional[float] = None,
              train_mean_frames: int = 0, object_root: Path = OBJECT_ROOT, raw_root: Path = RAW_ROOT,
-             covered_only: bool = False) -> Dict[str, Any]:
+             covered_only: bool = False, synthetic: Optional[FrameSource] = None) -> Dict[str, Any]:
+    """The table on the real KITTI frames (or, with ``synthetic``, on those synthetic frames instead)."""
     from mono_depth_ros.checkpoint import ModelFileError, load_model
 
     try:
@@ -131,16 +132,17 @@ def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional
     rows["ground plane only"] = M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
     rows["mean-depth baseline"] = M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
     frames: List[Dict[str, Any]] = []
-    for label, src in frame_sets(object_root, raw_root):
+    for label, src in (frame_sets(object_root, raw_root) if synthetic is None else [("synthetic", synthetic)]):
         for i in range(len(src)):
             fr = src.frame(i, None, mask_min_max=False)
             h, w = fr.depth.shape
-            gt = np.where(fr.valid, fr.depth, 0).astype(np.float32)
+            gt = np.where(fr.valid & (fr.depth > 0), fr.depth, 0).astype(np.float32)
             mask = M.kitti_garg_crop_mask((h, w))
             preds = {s: predict(model, fr.rgb, s, fill_outside=not covered_only) for s in stages}
             if covered_only:      # as depth_node / bag --eval: only the pixels the network's output covers
                 mask &= np.isfinite(preds[stages[0]])
-            fy, cy = frame_calibration(src, i)
+            fy, cy = frame_calibration(src, i) if synthetic is None else \
+                (synthetic.ds.frame(i).fy, synthetic.ds.frame(i).cy)        # type: ignore[attr-defined]
             name = f"{label}/{fr.name}"
             rec: Dict[str, Any] = {"frame": name, "size": [w, h], "fy": fy, "cy": cy}
             for s in stages:
@@ -251,8 +253,11 @@ def write_figures(model: Any, out: Path, names: Sequence[str], object_root: Path
 
 def format_report(res: Dict[str, Any], per_image: bool = False) -> str:
     t = res["table"]
+    kind = "synthetic held-out street" if res["frames"] and res["frames"][0]["frame"].startswith("synthetic/") \
+        else "real KITTI"
     lines = [f"model {res['model']} (profile {res['profile']}, stage {res['stage']})",
-             f"{len(res['frames'])} real KITTI frames ({', '.join(f['frame'] for f in res['frames'])}); "
+             f"{len(res['frames'])} {kind} frames ({', '.join(f['frame'] for f in res['frames'][:8])}"
+             f"{', ...' if len(res['frames']) > 8 else ''}); "
              f"{res['protocol']}",
              f"mean-depth baseline: {res['train_mean_depth']:.3f} m ({res['train_mean_source']}); "
              f"ground plane: camera {res['camera_height']:.2f} m above a flat road, each frame's fy/cy",
@@ -289,6 +294,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--object-root", default=str(OBJECT_ROOT), help="KITTI object-layout frames")
     ap.add_argument("--raw-root", default=str(RAW_ROOT), help="KITTI raw-layout root")
     ap.add_argument("--per-image", action="store_true", help="also print per-image AbsRel")
+    ap.add_argument("--synthetic-heldout", type=int, default=0, metavar="N",
+                    help="score N held-out synthetic street frames (seed 1, 621x188: scenes the model never saw) "
+                         "with the same protocol instead of the real frames (model selection without real data)")
     ap.add_argument("--covered-only", action="store_true",
                     help="score only Garg-crop pixels the network's output covers (as bag --eval / the node do) "
                          "instead of repeating the output's border over the few it does not")
@@ -304,8 +312,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"eval_kitti_real: error: {args.json} exists (not overwritten)", file=sys.stderr)
         return 2
     try:
+        synthetic = None
+        if args.synthetic_heldout > 0:
+            from .datasets import SyntheticScenes
+
+            synthetic = SyntheticScenes("street", args.synthetic_heldout, 1, 621, 188)
         res = evaluate(Path(args.model), args.camera_height, args.train_mean, args.train_mean_frames,
-                       Path(args.object_root), Path(args.raw_root), covered_only=args.covered_only)
+                       Path(args.object_root), Path(args.raw_root), covered_only=args.covered_only,
+                       synthetic=synthetic)
     except (EvalError, DatasetError, ValueError) as exc:
         print(f"eval_kitti_real: error: {exc}", file=sys.stderr)
         return 2

@@ -91,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    stats.update({"torch": torch.__version__, "git_commit": commit, "note": args.note})
+    stats.update({"torch": str(torch.__version__), "git_commit": commit, "note": args.note})
     meta["training"] = stats
     train_cfg = (meta.get("config") or {}).get("data", {}).get("train") or {}
     meta["training_data"] = {"source": train_cfg, "description": args.data_description}
