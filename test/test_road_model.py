@@ -151,3 +151,18 @@ def test_demo_street_runs_end_to_end_with_the_road_model(tmp_path):
     assert Path(res.model) == ROAD_MODEL and res.frames == 2
     assert res.metrics is not None and res.metrics["model"]["abs_rel"] < res.metrics["mean"]["abs_rel"]
     assert any("street" in line for line in logs)
+
+
+def test_eval_kitti_real_figures_are_small_pngs_and_never_overwrite(tmp_path):
+    shared_path("kitti_object_lidar", "image_2", "cvml_000114.png")
+    import cv2
+
+    from training.eval_kitti_real import write_figures
+
+    model, _ = load_model(ROAD_MODEL)
+    paths = write_figures(model, tmp_path, ["cvml_000114"], label="road.pt")
+    assert [p.name for p in paths] == ["cvml_000114_depth.png", "cvml_000114_cloud.png"]
+    for p in paths:
+        assert 0 < p.stat().st_size < 300 * 1024 and cv2.imread(str(p)) is not None
+    with pytest.raises(FileExistsError):
+        write_figures(model, tmp_path, ["cvml_000114"])

@@ -190,39 +190,40 @@ def depth_figure(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray, width: int =
 
 
 def cloud_figure(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                 size: Tuple[int, int] = (560, 420), extent: float = 40.0, name: str = "model") -> np.ndarray:
-    """Bird's-eye view (x right, z forward, 0-``extent`` m) of the predicted point cloud (pixels coloured by the
-    image) with the LiDAR ground truth in white on top, and 10 m range rings: metric errors show as offsets."""
+                 size: Tuple[int, int] = (420, 380), extent: float = 40.0, name: str = "model") -> np.ndarray:
+    """Two bird's-eye views (x right, z forward, 0-``extent`` m, 10 m rings, same scale): the predicted point
+    cloud (pixels coloured by the image) and the LiDAR ground truth; metric errors show as displaced structures."""
     import cv2
 
     w, h = size
-    img = np.full((h, w, 3), 24, np.uint8)
-    s = (h - 20) / extent                                             # pixels per metre
-    ox, oz = w / 2.0, h - 10.0
+    s = (h - 24) / extent                                             # pixels per metre
+    ox, oz = w / 2.0, h - 6.0
 
-    def project(depth: np.ndarray, stride: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def panel(depth: np.ndarray, stride: int, colors: Optional[np.ndarray], title: str) -> np.ndarray:
+        img = np.full((h, w, 3), 20, np.uint8)
+        for r in range(10, int(extent) + 1, 10):
+            cv2.circle(img, (int(ox), int(oz)), int(r * s), (80, 80, 80), 1, cv2.LINE_AA)
+            cv2.putText(img, f"{r} m", (int(ox) + 3, int(oz - r * s) + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        (140, 140, 140), 1, cv2.LINE_AA)
         v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
         z = depth[::stride, ::stride]
         ok = np.isfinite(z) & (z > 0) & (z < extent)
         x = (u[ok] - cx) / fx * z[ok]
         y = (v[ok] - cy) / fy * z[ok]
-        keep = y > -2.5                                               # drop points far above the camera
+        keep = y > -2.5                                               # drop points > 4 m above the road
         px = np.round(ox + x[keep] * s).astype(int)
         pz = np.round(oz - z[ok][keep] * s).astype(int)
         inside = (px >= 0) & (px < w) & (pz >= 0) & (pz < h)
-        sel = np.flatnonzero(ok.ravel())[keep][inside]
-        return px[inside], pz[inside], sel
+        if colors is None:
+            img[pz[inside], px[inside]] = (255, 255, 255)
+        else:
+            c = colors[::stride, ::stride][ok][keep][inside].astype(np.float32)
+            img[pz[inside], px[inside]] = np.clip(c * 1.6 + 30, 0, 255).astype(np.uint8)   # brightened
+        return _label(img, title)
 
-    px, pz, sel = project(pred, 2)
-    cols = rgb[::2, ::2].reshape(-1, 3)[sel]
-    img[pz, px] = cols
-    for r in range(10, int(extent) + 1, 10):
-        cv2.circle(img, (int(ox), int(oz)), int(r * s), (90, 90, 90), 1, cv2.LINE_AA)
-        cv2.putText(img, f"{r} m", (int(ox) + 3, int(oz - r * s) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                    (150, 150, 150), 1, cv2.LINE_AA)
-    gx, gz, _ = project(np.where(gt > 0, gt, np.nan), 1)
-    img[gz, gx] = (255, 255, 255)
-    return _label(img, f"top view: {name} cloud (image colours), LiDAR (white)")
+    left = panel(pred, 2, rgb, f"{name}: top view of its cloud")
+    right = panel(np.where(gt > 0, gt, np.nan), 1, None, "LiDAR ground truth: top view")
+    return np.concatenate([left, np.full((h, 4, 3), 255, np.uint8), right], axis=1)
 
 
 def write_figures(model: Any, out: Path, names: Sequence[str], object_root: Path = OBJECT_ROOT,
