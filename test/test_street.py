@@ -119,3 +119,23 @@ def test_street_sequence_drives_along_the_road_and_cars_move():
         assert moved.boxes[k].center[0] == pytest.approx(scene.boxes[k].center[0] + vx)
     still = [k for k in range(len(scene.boxes)) if k not in scene.movers]
     assert all(moved.boxes[k] == scene.boxes[k] for k in still)
+
+
+def test_render_synthetic_writes_a_kitti_object_set_that_reads_back(tmp_path):
+    """training.render_synthetic: frame i on disk is render_frame(kind, seed, W, H, index=i) (depth to 1/256 m,
+    0 = invalid), readable as the training source (type kitti_object, gt png); an existing folder is refused."""
+    from training.datasets import build_source
+    from training.render_synthetic import main, render_dataset
+
+    out = tmp_path / "set"
+    render_dataset(out, "street", 3, 5, 124, 38, jobs=1, progress=False)
+    src = build_source({"type": "kitti_object", "root": str(out), "gt": "png"})
+    assert len(src) == 3
+    for i in range(3):
+        rgb, depth, _, name = src.load(i)
+        f = render_frame("street", 5, 124, 38, index=i)
+        assert name == f"{i:06d}" and np.array_equal(rgb, f.rgb)
+        assert np.array_equal(depth > 0, f.valid)
+        np.testing.assert_allclose(depth[f.valid], f.depth[f.valid], atol=1 / 512 + 1e-6)
+    assert main(["--n", "2", "--width", "124", "--height", "38", "--out", str(out)]) == 2
+    assert not (tmp_path / "set.partial").exists()

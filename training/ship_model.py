@@ -41,9 +41,9 @@ def run_stats(run: Path) -> Dict[str, Any]:
                                 "loss_first": round(rs[0]["loss"], 4), "loss_last": round(rs[-1]["loss"], 4)}
         t_first = rs[0]["time"] if t_first is None else t_first
         t_last = rs[-1]["time"]
-    if t_first is not None:
+    if t_first is not None and t_last is not None:
         out["wall_s_first_to_last_step"] = round(t_last - t_first, 1)
-        out["finished_utc"] = _dt.datetime.fromtimestamp(t_last, _dt.timezone.utc).isoformat(timespec="seconds")
+        out["finished_utc"] = _dt.datetime.fromtimestamp(float(t_last), _dt.timezone.utc).isoformat(timespec="seconds")
     return out
 
 
