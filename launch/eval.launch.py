@@ -43,7 +43,8 @@ from launch_ros.substitutions import FindPackageShare
 
 ARGS = [
     ("bag", None, "rosbag2 to play: a directory (metadata.yaml) or a single .mcap / .db3 file"),
-    ("model", "", "depth_node's model file (.pt / .onnx / .engine); empty: the demo model"),
+    ("model", "", "depth_node's model file (.pt / .onnx / .engine); empty: the shipped model for the bag's "
+                  "camera (KITTI-shaped: models/road.pt, else the demo model)"),
     ("params_file", "", "depth_node parameters YAML; empty: the package's config/depth.yaml"),
     ("rviz", "false", "also start rviz2 (depth.launch.py's configuration)"),
     ("fixed_frame", "camera_color_left_optical_frame", "rviz2's fixed frame (kitti2bag: "
@@ -163,6 +164,15 @@ def _play(context, *args, **kwargs):
 def _setup(context, *args, **kwargs):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGS}
     bag_images = _check_bag(value["bag"], value["image_topic"], value["camera_info_topic"], value["lidar_topic"])
+    said = []
+    if not value["model"].strip():  # model:="" -> the shipped model for the bag's camera (KITTI-shaped: road)
+        from launch.actions import LogInfo
+
+        from mono_depth_ros.default_models import default_model_for_bag
+
+        path, why = default_model_for_bag(value["bag"], value["camera_info_topic"] or None)
+        value["model"] = str(path)
+        said.append(LogInfo(msg=why))
     params_file = value["params_file"]
     if _truthy(value["eval_mode"]):
         if not params_file:
@@ -200,7 +210,7 @@ def _setup(context, *args, **kwargs):
                                "line above); stopping")
         return None
 
-    return [
+    return said + [
         # depth_node exactly as users start it (params_file default: the package's config/depth.yaml)
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("mono_depth_ros"), "launch",

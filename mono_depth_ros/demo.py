@@ -623,13 +623,20 @@ def _rebase(p: Any, staging: Path, out: Path) -> Any:
 def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input: Optional[str] = None,
              frames: Optional[int] = None, width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1],
              overwrite: bool = False, backend: str = "auto", threads: int = 0, progress: bool = True,
-             heldout: int = HELDOUT_SEQUENCES, log: Log = print) -> DemoResult:
+             heldout: int = HELDOUT_SEQUENCES, log: Log = print, scene: str = "indoor") -> DemoResult:
     """The demo into ``out``. Every input (model, --input) is checked before anything is written; the run
     writes into a temporary folder beside ``out`` and replaces the previous demo output only once it has
     succeeded (a failed or interrupted run leaves ``out`` exactly as it was)."""
     import tempfile
 
     t0 = time.perf_counter()
+    kind, seed, train_mean = DEMO_KIND, DEMO_SEED, TRAIN_MEAN_DEPTH
+    if scene == "street":   # --scene street: KITTI's camera on a synthetic street and the road model
+        from .default_models import street_demo_settings
+
+        kind, seed, train_mean, model, heldout, width, height = street_demo_settings(model, heldout, width, height, log)
+    elif scene != "indoor":
+        raise DemoError(f"--scene must be indoor or street, got {scene!r}")
     if model is not None and not Path(model).is_file():
         raise DemoError(f"--model {model}: no such file")
     model_path = str(model) if model else str(DEMO_MODEL)
@@ -665,7 +672,7 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     try:
         (staging / MARKER).write_text(json.dumps({"made_by": "mono-depth demo", "time": time.time()}) + "\n")
         result = _run_demo_steps(staging, out, model, model_path, in_path, input_is_bag, frames_in, frames, width,
-                                 height, backend, threads, progress, heldout, log)
+                                 height, backend, threads, progress, heldout, log, (kind, seed, train_mean))
         result.seconds = time.perf_counter() - t0
         _swap_in(staging, out, log)
     except BaseException:
@@ -681,7 +688,9 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
 
 def _run_demo_steps(staging: Path, out: Path, model: Optional[str], model_path: str, in_path: Optional[Path],
                     input_is_bag: bool, frames_in: "Optional[InputFrames]", frames: Optional[int], width: int,
-                    height: int, backend: str, threads: int, progress: bool, heldout: int, log: Log) -> DemoResult:
+                    height: int, backend: str, threads: int, progress: bool, heldout: int, log: Log,
+                    scene: Tuple[str, int, float] = (DEMO_KIND, DEMO_SEED, TRAIN_MEAN_DEPTH)) -> DemoResult:
+    kind, seed, train_mean = scene   # the synthetic scene kind, its seed and the training-set mean depth
     image_topic = info_topic = None
     with_gt = False
     copy = "tf"
@@ -689,10 +698,10 @@ def _run_demo_steps(staging: Path, out: Path, model: Optional[str], model_path: 
     heldout = heldout if in_path is None else 0    # the held-out check is about the synthetic sequences
     steps = 4 if heldout else 3
     if in_path is None:
-        log(f"1/{steps} rendering {n} frames of a synthetic {DEMO_KIND} sequence ({width}x{height}, seed {DEMO_SEED}, "
+        log(f"1/{steps} rendering {n} frames of a synthetic {kind} sequence ({width}x{height}, seed {seed}, "
             f"exact ground truth) into a ROS 2 bag")
         input_bag = staging / "input_bag"
-        write_synthetic_bag(input_bag, n, width, height, progress=progress)
+        write_synthetic_bag(input_bag, n, width, height, kind=kind, seed=seed, progress=progress)
         image_topic, info_topic, with_gt, copy = IMAGE_TOPIC, INFO_TOPIC, True, "all"
     elif input_is_bag:
         log(f"1/{steps} input: the bag {in_path} (no ground truth: metrics are skipped)")
@@ -714,7 +723,8 @@ def _run_demo_steps(staging: Path, out: Path, model: Optional[str], model_path: 
     log(f"3/{steps} writing depth PNG/NPY, colourised depth, side-by-side images, PLY clouds" +
         (" and metrics" if with_gt else ""))
     name = Path(model_path).name
-    files, rows, md = export_outputs(staging, input_bag, depth_bag, with_gt, name, image_topic, progress=progress)
+    files, rows, md = export_outputs(staging, input_bag, depth_bag, with_gt, name, image_topic, train_mean=train_mean,
+                                     progress=progress)
     if heldout and rows is not None:
         seeds = list(range(HELDOUT_SEEDS0, HELDOUT_SEEDS0 + heldout))
         log(f"4/{steps} held-out check: the same model on {heldout} more synthetic {DEMO_KIND} sequences "
@@ -722,7 +732,7 @@ def _run_demo_steps(staging: Path, out: Path, model: Optional[str], model_path: 
         h_rows = evaluate_heldout(model, seeds, n, width, height, backend=backend, threads=threads,
                                   progress=progress)
         h_md = metrics_markdown(h_rows, name, TRAIN_MEAN_DEPTH)
-        md = (f"## The demo sequence (seed {DEMO_SEED}, {n} frames)\n\n{md}\n## Held-out check: {heldout} more sequences (seeds {seeds[0]}-{seeds[-1]})\n\n"
+        md = (f"## The demo sequence (seed {seed}, {n} frames)\n\n{md}\n## Held-out check: {heldout} more sequences (seeds {seeds[0]}-{seeds[-1]})\n\n"
               f"One {n}-frame sequence is a noisy estimate (the gain over the baseline varies widely between sequences); "
               f"these {heldout} are the held-out set of mono_depth_ros/models/README.md.\n\n{h_md}")
         (staging / "metrics.md").write_text(f"# Demo metrics\n\n{md}")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -44,13 +44,15 @@ from .camera import CameraIntrinsics
 
 Vec3 = Tuple[float, float, float]
 
-KINDS: Tuple[str, ...] = ("indoor", "outdoor")
-_KIND_IDS = {"indoor": 1, "outdoor": 2}
-#: Horizontal field of view of the default camera: a Kinect (NYU) and KITTI's colour camera.
-DEFAULT_HFOV_DEG: Dict[str, float] = {"indoor": 62.0, "outdoor": 81.0}
+KINDS: Tuple[str, ...] = ("indoor", "outdoor", "street")
+_KIND_IDS = {"indoor": 1, "outdoor": 2, "street": 3}
+#: Horizontal field of view of the default camera: a Kinect (NYU) and KITTI's colour camera ("street":
+#: KITTI's real calibration instead, see mono_depth_ros.street; 81.4 deg is its fx = 721.54 at 1242 px).
+DEFAULT_HFOV_DEG: Dict[str, float] = {"indoor": 62.0, "outdoor": 81.0, "street": 81.4}
 #: Far limit (metres): surfaces beyond it are invalid depth (NYU's 10 m, KITTI's 80 m).
-DEFAULT_FAR: Dict[str, float] = {"indoor": 10.0, "outdoor": 80.0}
-TEXTURES: Tuple[str, ...] = ("flat", "checker", "stripes", "noise", "planks", "windows", "road")
+DEFAULT_FAR: Dict[str, float] = {"indoor": 10.0, "outdoor": 80.0, "street": 80.0}
+TEXTURES: Tuple[str, ...] = ("flat", "checker", "stripes", "noise", "planks", "windows", "road",
+                             "asphalt", "asphalt_plain", "bricks", "foliage")
 _TEX_ID = {name: i for i, name in enumerate(TEXTURES)}
 _EPS = 1e-4  # minimum ray parameter (metres along optical Z) of a hit
 
@@ -254,11 +256,42 @@ class Scene:
     road: Road = Road()
     hfov_deg: float = 62.0                 # default camera's horizontal field of view
     seed: Tuple[int, ...] = ()             # what generated it (for reproducible trajectories)
+    # reference calibration (width, height, fx, fy, cx, cy) of the default camera, scaled to any image
+    # size; None: a pinhole from hfov_deg with the principal point at the centre
+    calib: Optional[Tuple[int, int, float, float, float, float]] = None
+    shadows: bool = False                  # cast shadows of boxes (directional light only)
+    white_balance: Vec3 = (1.0, 1.0, 1.0)  # per-channel gain
+    gamma: float = 1.0                     # out = 255 (in / 255) ** gamma
+    vignette: float = 0.0                  # brightness falls by this fraction at the image corners
+    blur: float = 0.0                      # 0..1: mix with a 3x3 binomial blur (optics, no exact edges)
+    movers: Dict[int, Tuple[float, float]] = field(default_factory=dict)  # box index -> (vx, vy) m/s
     _compiled: Optional["_Compiled"] = field(default=None, repr=False, compare=False)
     _compiled_key: Optional[Tuple[Any, ...]] = field(default=None, repr=False, compare=False)
 
     def default_intrinsics(self, width: int = 320, height: int = 240) -> PinholeIntrinsics:
+        if self.calib is not None:
+            from .street import kitti_intrinsics_scaled
+
+            fx, fy, cx, cy = kitti_intrinsics_scaled(width, height, self.calib)
+            return make_intrinsics(width, height, fx, fy, cx, cy)
         return make_intrinsics(width, height, hfov_deg=self.hfov_deg)
+
+    def at_time(self, t: float) -> "Scene":
+        """The scene with its moving boxes (``movers``) advanced by ``t`` seconds (self if none move)."""
+        if not self.movers or t == 0:
+            return self
+        boxes = list(self.boxes)
+        for k, (vx, vy) in self.movers.items():
+            b = boxes[k]
+            boxes[k] = replace(b, center=(b.center[0] + vx * t, b.center[1] + vy * t, b.center[2]))
+        return replace(self, boxes=boxes, _compiled=None, _compiled_key=None)
+
+    def static(self) -> "Scene":
+        """The scene without its moving boxes."""
+        if not self.movers:
+            return self
+        boxes = [b for k, b in enumerate(self.boxes) if k not in self.movers]
+        return replace(self, boxes=boxes, movers={}, _compiled=None, _compiled_key=None)
 
     def _key(self) -> Tuple[Any, ...]:
         # primitives, lights and materials are immutable (frozen) values; tuple == checks identity first
@@ -310,6 +343,7 @@ class _Compiled:
     face_inv_scale: np.ndarray  # (F+1,) f32
     face_grain: np.ndarray   # (F+1,) f32
     face_const_shade: np.ndarray  # (F+1,) f32 ambient + directional
+    face_sun: np.ndarray     # (F+1,) f32 the directional part of face_const_shade (removed in shadow)
     face_label: List[str]
     face_prim: np.ndarray    # (F,) primitive index (planes first, then boxes)
     tables: Dict[str, np.ndarray] = field(default_factory=dict)  # contiguous float32 columns of the above
@@ -325,6 +359,7 @@ class _Compiled:
             t[f"col{i}"] = np.ascontiguousarray(self.face_col[:, i], f32)
             t[f"dcol{i}"] = np.ascontiguousarray(self.face_col2[:, i] - self.face_col[:, i], f32)
         t["shade"], t["grain"] = self.face_const_shade.astype(f32), self.face_grain.astype(f32)
+        t["sun"] = self.face_sun.astype(f32)
         t["inv_scale"] = self.face_inv_scale.astype(f32)
 
 
@@ -409,13 +444,15 @@ def _compile(scene: Scene) -> _Compiled:
     tex = np.array([_TEX_ID[m.texture] for m in mats] + [0], np.int8)
     inv_scale = np.array([1.0 / m.scale for m in mats] + [1.0], np.float32)
     grain = np.array([m.grain for m in mats] + [0.0], np.float32)
-    shade = (light.ambient + light.directional * np.maximum(face_n @ ldir, 0.0)).astype(np.float32)
+    sun = (light.directional * np.maximum(face_n @ ldir, 0.0)).astype(np.float32)
+    sun[-1] = 0.0
+    shade = (light.ambient + sun).astype(np.float32)
     shade[-1] = 0.0
     return _Compiled(
         plane_n=pn, plane_d=pd, plane_face=np.arange(n_pl, dtype=np.int32),
         box_c=bc, box_r=br, box_h=bh, box_inside=bi, box_face0=(n_pl + 6 * np.arange(n_bx)).astype(np.int32),
         box_corners=corners, face_n=face_n, face_d=face_d, face_tu=face_tu, face_tv=face_tv, face_col=col,
-        face_col2=col2, face_tex=tex, face_inv_scale=inv_scale, face_grain=grain, face_const_shade=shade,
+        face_col2=col2, face_tex=tex, face_inv_scale=inv_scale, face_grain=grain, face_const_shade=shade, face_sun=sun,
         face_label=labels,
         face_prim=np.concatenate([np.arange(n_pl), n_pl + np.repeat(np.arange(n_bx), 6)]).astype(np.int32))
 
@@ -582,6 +619,40 @@ def _pattern(tex: int, u: np.ndarray, v: np.ndarray, inv_s: np.ndarray, f: np.nd
         mark = (near_line & inner & dash) | edge
         speck = _hash01(np.floor(u * 8).astype(np.int32), np.floor(v * 8).astype(np.int32), 3) * 0.12
         return np.where(mark, np.float32(1.0), speck)
+    if tex == _TEX_ID["asphalt"] or tex == _TEX_ID["asphalt_plain"]:
+        # u = world x (along the road), v = world y; color2 = markings (asphalt) or a darker patch tone
+        iu, iv = np.floor(u * inv_s).astype(np.int32), np.floor(v * (inv_s * 1.7)).astype(np.int32)
+        patch = 0.5 * _hash01(iu, iv, 11) * (_hash01(iu, iv, 12) < 0.35)       # repairs, stains (blocks)
+        speck = _hash01(np.floor(u * 10).astype(np.int32), np.floor(v * 10).astype(np.int32), 3) * 0.1
+        lane_rel = (v + road.half_width) / road.lane_width
+        off = np.abs((lane_rel - np.floor(lane_rel)) - 0.5) * road.lane_width   # m from the lane centre
+        track = (np.abs(off - 0.8) < 0.3).astype(np.float32)                     # tyre tracks
+        if tex == _TEX_ID["asphalt_plain"]:
+            return np.minimum(patch + speck + 0.25 * track, np.float32(1.0))
+        hw, lw = road.half_width, road.line_width / 2.0
+        rel = (v + hw) / road.lane_width
+        lane = np.round(rel)
+        near_line = np.abs(rel - lane) * road.lane_width < lw
+        inner = (lane >= 1) & (lane <= road.n_lanes - 1)
+        fx = u / road.dash_period
+        dash = (fx - np.floor(fx)) * road.dash_period < road.dash_length
+        edge = np.abs(np.abs(v) - (hw - 0.3)) < lw
+        worn = _hash01(np.floor(u * 2).astype(np.int32), np.floor(v * 4).astype(np.int32), 5) * 0.35
+        mark = (near_line & inner & dash) | edge
+        return np.where(mark, np.float32(1.0) - worn, speck - 0.12 * patch - 0.06 * track)
+    if tex == _TEX_ID["bricks"]:   # running bond: rows scale / 3 high, bricks scale long, mortar = color2
+        su, sv = u * inv_s, v * (inv_s * 3.0)
+        row = np.floor(sv).astype(np.int32)
+        su = su + 0.5 * (row & 1)
+        col = np.floor(su).astype(np.int32)
+        mortar = ((su - col) < 0.06) | ((sv - row) < 0.12)
+        return np.where(mortar, np.float32(1.0), 0.35 * _hash01(col, row, f))
+    if tex == _TEX_ID["foliage"]:  # three octaves of value noise (leaves, lawn)
+        out = np.zeros(u.shape, np.float32)
+        for k, w in ((1, 0.45), (3, 0.35), (9, 0.2)):
+            out += w * _hash01(np.floor(u * inv_s * k).astype(np.int32), np.floor(v * inv_s * k).astype(np.int32),
+                               f + 31 * k)
+        return out
     return np.zeros(u.shape, np.float32)
 
 
@@ -690,7 +761,15 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
             mix[m] = _pattern(int(tex), u[m], v[m], take(tab["inv_scale"], fm), fm, scene.road)
         gs = f32(1.0 / scene.grain_cell)
         grain = _hash01(np.floor(u * gs).astype(np.int32), np.floor(v * gs).astype(np.int32), fid)
-        bright = take(tab["shade"], fid) * (f32(1.0) + take(tab["grain"], fid) * (grain - f32(0.5)))
+        shade = take(tab["shade"], fid)
+        if scene.shadows and scene.light.directional > 0 and len(c.box_c):
+            sun = take(tab["sun"], fid)
+            lit = np.flatnonzero(sun > 0)
+            if len(lit):
+                pts = np.stack([q.ravel()[lit] for q in p], axis=1)
+                shadowed = lit[_shadowed(c, pts, np.asarray(scene.light.direction, float))]
+                shade.ravel()[shadowed] -= sun.ravel()[shadowed]
+        bright = shade * (f32(1.0) + take(tab["grain"], fid) * (grain - f32(0.5)))
 
         # -- point light (Lambert, falloff), per pixel
         lt = scene.light
@@ -712,6 +791,11 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
         if scene.noise_sigma > 0:
             oy, ox = (int(q) for q in np.random.default_rng(noise_seed).integers(0, 32, size=2))
             tile = _noise_tile(w, h)[:, oy:oy + h, ox:ox + w]
+        vig = None
+        if scene.vignette > 0:
+            rr = (xs / max(abs(float(xs[0])), abs(float(xs[-1]))))[None, :] ** 2 \
+                + (ys / max(abs(float(ys[0])), abs(float(ys[-1]))))[:, None] ** 2
+            vig = (f32(1.0) - f32(scene.vignette / 2.0) * rr).astype(f32)
         rgb = np.empty((h, w, 3), np.uint8)
         for ch in range(3):
             col = take(tab[f"col{ch}"], fid)
@@ -724,6 +808,15 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
                 col += horizon[ch]
             if sky_mask is not None and elev is not None:
                 np.copyto(col, horizon[ch] + elev * (zenith[ch] - horizon[ch]), where=sky_mask)
+            if scene.white_balance[ch] != 1.0:
+                col *= f32(scene.white_balance[ch])
+            if vig is not None:
+                col *= vig
+            if scene.gamma != 1.0:
+                np.clip(col, f32(0.0), f32(255.0), out=col)
+                col = (f32(255.0) * (col * f32(1.0 / 255.0)) ** f32(scene.gamma)).astype(f32)
+            if scene.blur > 0:
+                col = _blur_mix(col, f32(scene.blur))
             if tile is not None:
                 col += f32(scene.noise_sigma) * tile[ch]
             col += f32(0.5)
@@ -732,6 +825,54 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
 
     return SyntheticFrame(rgb=rgb, depth=depth, invalid=invalid, intrinsics=intr, pose=pose, face_id=fid,
                           far=scene.far, kind=scene.kind)
+
+
+def _blur_mix(img: np.ndarray, a: np.float32) -> np.ndarray:
+    """(1 - a) img + a binomial_3x3(img) (edges replicated); float32, whole-array operations."""
+    pad = np.pad(img, 1, mode="edge")
+    hz = pad[:, :-2] + 2 * pad[:, 1:-1] + pad[:, 2:]
+    b = (hz[:-2] + 2 * hz[1:-1] + hz[2:]) * np.float32(1.0 / 16.0)
+    return img * (np.float32(1.0) - a) + b * a
+
+
+def _shadowed(c: _Compiled, pts: np.ndarray, light_dir: np.ndarray) -> np.ndarray:
+    """Indices of the world points ``pts`` (N, 3) whose ray towards the light (``light_dir``, pointing at
+    the light) hits a box.  Culled per box: a point can only be shadowed by a box if it lies in the
+    box's shadow volume down to the ground (z = 0), whose x/y bounds are computed for all boxes at once;
+    the points are sorted by x so that each box tests a contiguous slice."""
+    ldir = light_dir / (np.linalg.norm(light_dir) or 1.0)
+    if ldir[2] <= 1e-3 or not len(pts):
+        return np.zeros(0, np.int64)
+    corners = c.box_corners                                         # (M, 8, 3)
+    ground = corners - (np.maximum(corners[..., 2:3], 0.0) / ldir[2]) * ldir
+    allp = np.concatenate([corners, ground], axis=1)
+    lo, hi = allp.min(axis=1), allp.max(axis=1)                     # (M, 3)
+    order = np.argsort(pts[:, 0], kind="stable")
+    ps = pts[order]
+    xs = ps[:, 0]
+    x0 = np.searchsorted(xs, lo[:, 0] - 1e-3, side="left")
+    x1 = np.searchsorted(xs, hi[:, 0] + 1e-3, side="right")
+    hit = np.zeros(len(ps), bool)
+    for j in range(len(c.box_c)):
+        a, b = int(x0[j]), int(x1[j])
+        if b <= a or c.box_inside[j]:
+            continue
+        q = ps[a:b]
+        sel = np.flatnonzero((q[:, 1] >= lo[j, 1] - 1e-3) & (q[:, 1] <= hi[j, 1] + 1e-3) & (q[:, 2] <= hi[j, 2])
+                             & ~hit[a:b])
+        if not len(sel):
+            continue
+        rb = c.box_r[j]
+        ol = (q[sel] - c.box_c[j]) @ rb                             # points in the box frame
+        dl = rb.T @ ldir
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ta = (-c.box_h[j] - ol) / dl
+            tb = (c.box_h[j] - ol) / dl
+        tnear = np.nanmax(np.minimum(ta, tb), axis=1)
+        tfar = np.nanmin(np.maximum(ta, tb), axis=1)
+        sh = (tnear <= tfar) & (tfar > 0.02)
+        hit[a + sel[sh]] = True
+    return order[hit]
 
 
 def cast_rays(scene: Scene, origins: np.ndarray, directions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -1024,11 +1165,17 @@ def random_scene(kind: str, rng: Union[np.random.Generator, int, None] = None) -
     """A random ``kind`` ("indoor" | "outdoor") scene with its camera, drawn from ``rng`` (a Generator
     or an int seed).  Indoor: a room 4-9 m long, 3-7 m wide, 2.4-3.2 m high, furniture and wall decor,
     a ceiling light; camera 1.0-1.7 m high.  Outdoor: a 2-4 lane road with markings, sidewalks, verges,
-    buildings, trees, poles and cars; camera 1.4-1.9 m high in a lane; sky beyond 80 m."""
+    buildings, trees, poles and cars; camera 1.4-1.9 m high in a lane; sky beyond 80 m.  Street: KITTI's
+    camera (real calibration, 1.65 m, small jitter) on a street with curbs, parking, facades, parked and
+    moving cars, shadows (:mod:`mono_depth_ros.street`)."""
     if kind not in _KIND_IDS:
         raise ValueError(f"unknown scene kind {kind!r}; known: {', '.join(KINDS)}")
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
+    if kind == "street":
+        from .street import _street_scene
+
+        return _street_scene(rng)
     return _indoor_scene(rng) if kind == "indoor" else _outdoor_scene(rng)
 
 
@@ -1044,6 +1191,8 @@ def _make_scene(kind: str, seed: int, index: int) -> Tuple[Scene, int]:
 
 def _frame_intrinsics(scene: Scene, width: int, height: int, fx: Optional[float], fy: Optional[float],
                       cx: Optional[float], cy: Optional[float], hfov_deg: Optional[float]) -> PinholeIntrinsics:
+    if scene.calib is not None and fx is None and fy is None and cx is None and cy is None and hfov_deg is None:
+        return scene.default_intrinsics(width, height)
     return make_intrinsics(width, height, fx, fy, cx, cy, scene.hfov_deg if hfov_deg is None else hfov_deg)
 
 
@@ -1087,12 +1236,14 @@ def camera_trajectory(scene: Scene, n_frames: int, *, fps: float = 10.0, speed: 
     if n_frames < 1:
         raise ValueError("n_frames must be >= 1")
     start = scene.camera if start is None else start
-    indoor = scene.kind != "outdoor"
+    indoor = scene.kind == "indoor"
+    street = scene.kind == "street"   # drives along the road (+x), camera yaw fixed to the rig's
+    scene = scene.static()            # moving cars are not obstacles (they keep their distance)
     rng = np.random.default_rng(list(scene.seed) + [97])
     if speed is None:
         speed = 0.5 if indoor else 8.0
     if yaw_rate is None:
-        yaw_rate = float(rng.uniform(-0.25, 0.25) if indoor else rng.uniform(-0.02, 0.02))
+        yaw_rate = float(rng.uniform(-0.25, 0.25) if indoor else 0.0 if street else rng.uniform(-0.02, 0.02))
     margin, radius = (0.5, 0.25) if indoor else (3.0, 1.0)
     phase = float(rng.uniform(0, 2 * math.pi))
     dt = 1.0 / fps
@@ -1107,7 +1258,7 @@ def camera_trajectory(scene: Scene, n_frames: int, *, fps: float = 10.0, speed: 
                 else 0.002 * math.sin(2 * math.pi * 0.5 * t))
         poses.append(CameraPose((float(pos[0]), float(pos[1]), float(pos[2] + bob)), yaw=float(yaw),
                                 pitch=float(start.pitch + sway), roll=float(start.roll)))
-        heading = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        heading = np.array([1.0, 0.0, 0.0]) if street else np.array([math.cos(yaw), math.sin(yaw), 0.0])
         step = speed * dt
         free = free_distance(scene, pos, heading, radius)
         step = max(0.0, min(step, free - margin))
@@ -1123,7 +1274,7 @@ def render_sequence(kind: str = "indoor", seed: int = 0, n_frames: int = 20, wid
     intr = _frame_intrinsics(scene, width, height, None, None, None, None, hfov_deg)
     frames = []
     for i, pose in enumerate(camera_trajectory(scene, n_frames, fps=fps, **trajectory_kw)):
-        f = render(scene, pose, intr, noise_seed=noise_seed + i)
+        f = render(scene.at_time(i / fps), pose, intr, noise_seed=noise_seed + i)
         f.seed, f.index = int(seed), i
         frames.append(f)
     return frames
@@ -1148,8 +1299,15 @@ class SyntheticDataset:
         self._intr_kw = dict(fx=fx, fy=fy, cx=cx, cy=cy, hfov_deg=hfov_deg)
         self.invalid_value = float(invalid_value)
         self.far = DEFAULT_FAR[kind]
-        self.intrinsics = make_intrinsics(self.width, self.height, fx, fy, cx, cy,
-                                          DEFAULT_HFOV_DEG[kind] if hfov_deg is None else hfov_deg)
+        if kind == "street" and fx is None and fy is None and cx is None and cy is None and hfov_deg is None:
+            from .street import KITTI_CALIBS, kitti_intrinsics_scaled
+
+            # nominal: KITTI's 2011_09_26 calibration; each frame carries its own (frame(i).intrinsics)
+            self.intrinsics = make_intrinsics(self.width, self.height,
+                                              *kitti_intrinsics_scaled(self.width, self.height, KITTI_CALIBS[0]))
+        else:
+            self.intrinsics = make_intrinsics(self.width, self.height, fx, fy, cx, cy,
+                                              DEFAULT_HFOV_DEG[kind] if hfov_deg is None else hfov_deg)
 
     def __len__(self) -> int:
         return self.n

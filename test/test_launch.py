@@ -170,7 +170,8 @@ def _load_eval_with_stand_ins(monkeypatch):
     launch = types.ModuleType("launch")
     launch.LaunchDescription = lambda entities: list(entities)
     actions = types.ModuleType("launch.actions")
-    for n in ("EmitEvent", "IncludeLaunchDescription", "OpaqueFunction", "RegisterEventHandler", "TimerAction"):
+    for n in ("EmitEvent", "IncludeLaunchDescription", "LogInfo", "OpaqueFunction", "RegisterEventHandler",
+              "TimerAction"):
         setattr(actions, n, rec(n))
     actions.DeclareLaunchArgument = lambda name, default_value=None, description="": ("arg", name, default_value)
     actions.ExecuteProcess = lambda *, cmd, name=None, output="log", **kw: ("ExecuteProcess", cmd, name)

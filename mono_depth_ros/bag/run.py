@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import bisect
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -261,6 +261,13 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
 
         pipe = None
         if infer is None:
+            if not opts.model:   # no model given: the shipped one for this camera (mono_depth_ros.default_models)
+                from ..default_models import default_model_for
+
+                ci = infos.msgs[0] if infos.msgs else None
+                path, why = default_model_for(getattr(ci, "width", None), getattr(ci, "height", None))
+                log(why)
+                opts = replace(opts, model=str(path))
             infer, pipe = make_pipeline_infer(opts.model, cfg, keep_unmasked=opts.evaluate)
             log(f"model: {pipe.spec.describe()} on {pipe.backend.describe()}")
             first_info = infos.msgs[0] if infos.msgs else None

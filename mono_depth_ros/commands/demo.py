@@ -21,7 +21,11 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                    "not make is refused unless --overwrite")
     p.add_argument("--frames", type=int, default=None,
                    help="frames to render (default 24), or the most frames read from --input")
-    p.add_argument("--size", default="320x240", help="WxH of the rendered sequence (default 320x240)")
+    p.add_argument("--size", default="320x240",
+                   help="WxH of the rendered sequence (default 320x240; with --scene street KITTI's 1242x375)")
+    p.add_argument("--scene", default="indoor", choices=["indoor", "street"],
+                   help="indoor (default: the demo model) or street: a synthetic street seen by KITTI's camera, "
+                        "run with the shipped road model (models/road.pt)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: the backend's default)")
     p.add_argument("--overwrite", action="store_true",
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = run_demo(out=args.out, model=args.model, input=args.input, frames=args.frames, width=width,
                        height=height, overwrite=args.overwrite, backend=args.backend, threads=args.threads,
-                       progress=not args.no_progress,
+                       progress=not args.no_progress, scene=args.scene,
                        **({} if args.heldout is None else {"heldout": args.heldout}))
     except DemoError as exc:
         raise CLIError(str(exc)) from None

@@ -21,7 +21,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                     "given, NAME.ply (the point cloud, camera optical frame). Existing outputs are never replaced "
                     "without --overwrite.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (their images and videos), videos")
-    p.add_argument("--model", default=None, help="model file: .pt checkpoint, .onnx, or .engine (default: the demo model)")
+    p.add_argument("--model", default=None, help="model file: .pt checkpoint, .onnx, or .engine (default: the road model for KITTI-shaped "
+                   "input, else the demo model)")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's best)")
@@ -458,7 +459,13 @@ def run(args: argparse.Namespace) -> int:
                            "--overwrite to redo them")
     for e in errors:
         print(f"mono-depth predict: error: {e}", file=sys.stderr)
-    pipe = DepthPipeline(args.model, backend=args.backend, device=args.device, precision=args.precision,
+    model = args.model
+    if model is None:   # no --model: the shipped model for this camera (mono_depth_ros.default_models)
+        from ..default_models import default_model_for_files
+
+        model, why = default_model_for_files([it.path for it in items])
+        print(why, file=sys.stderr)
+    pipe = DepthPipeline(model, backend=args.backend, device=args.device, precision=args.precision,
                          output=args.output, min_depth=args.min_depth, max_depth=args.max_depth, scale=args.scale,
                          threads=args.threads)
     print(f"model {pipe.spec.describe()} on {pipe.backend.describe()}; output {args.output} resolution"
