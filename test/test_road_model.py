@@ -128,7 +128,7 @@ def test_predict_without_model_on_a_kitti_frame_runs_the_road_model(tmp_path):
     img = shared_path("kitti_object_lidar", "image_2", "cvml_000114.png")
     r = _cli("predict", str(img), "--out", str(tmp_path / "pred"), "--backend", "torch")
     assert r.returncode == 0, r.stderr
-    assert "road.pt" in r.stderr and "KITTI-shaped" in r.stderr
+    assert "road.pt" in r.stdout and "KITTI-shaped" in r.stdout
     d = np.load(tmp_path / "pred" / "cvml_000114_depth.npy")
     assert d.shape == (375, 1242) and np.nanmax(d) > 15.0            # street depth, not a 10 m room
 

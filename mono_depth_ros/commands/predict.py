@@ -464,7 +464,7 @@ def run(args: argparse.Namespace) -> int:
         from ..default_models import default_model_for_files
 
         model, why = default_model_for_files([it.path for it in items])
-        print(why, file=sys.stderr)
+        print(why)   # an info line: stdout (stderr is for errors and warnings)
     pipe = DepthPipeline(model, backend=args.backend, device=args.device, precision=args.precision,
                          output=args.output, min_depth=args.min_depth, max_depth=args.max_depth, scale=args.scale,
                          threads=args.threads)
