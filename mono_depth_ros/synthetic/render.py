@@ -218,167 +218,229 @@ def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = No
     benchmarking the screen-space culling; same result)."""
     pose = scene.camera if pose is None else pose
     intr = scene.default_intrinsics() if intrinsics is None else _as_intrinsics(intrinsics)
-    w, h = intr.width, intr.height
-    xs, ys, inv_norm = _ray_grid(w, h, intr.fx, intr.fy, intr.cx, intr.cy)
-    yc = ys[:, None]
+    xs, ys, inv_norm = _ray_grid(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy)
     c = scene.compiled()
     r = pose.rotation()
     o = np.asarray(pose.position, float)
-    zbuf = np.full((h, w), np.inf, np.float32)
-    fid = np.full((h, w), -1, np.int32)
-    f32 = np.float32
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # -- planes, all at once: t = (d - n.o) / (n . R d_c), d_c = (x, y, 1) so t is the Z depth
-        if len(c.plane_n):
-            nc = (c.plane_n @ r).astype(f32)                              # (P, 3) normals in optical frame
-            num = (c.plane_d - c.plane_n @ o).astype(f32)[:, None, None]
-            den = nc[:, 0, None, None] * xs + nc[:, 1, None, None] * yc + nc[:, 2, None, None]
-            t = num / den
-            t = np.where(t > _EPS, t, f32(np.inf))
-            if len(t) == 1:
-                k, tmin = np.zeros((h, w), np.int32), t[0]
-            else:
-                k = np.argmin(t, axis=0).astype(np.int32)
-                tmin = np.take_along_axis(t, k[None], axis=0)[0]
-            hit = tmin < zbuf
-            np.copyto(zbuf, tmin, where=hit)
-            np.copyto(fid, c.plane_face[k], where=hit)
-
-        # -- boxes: slab test in each box's frame, over its screen rectangle only
-        rects = _box_rects(c, r, o, intr) if cull else np.tile([0, w, 0, h], (len(c.box_c), 1))
-        for j in range(len(c.box_c)):
-            x0, x1, y0, y1 = (int(v) for v in rects[j])
-            if x1 <= x0 or y1 <= y0:
-                continue
-            rb = c.box_r[j]
-            a = rb.T @ r                                  # optical ray -> box frame
-            ol = rb.T @ (o - c.box_c[j])
-            hb = c.box_h[j]
-            inside = bool(c.box_inside[j])
-            xr, yr = xs[x0:x1], yc[y0:y1]
-            zr, fr = zbuf[y0:y1, x0:x1], fid[y0:y1, x0:x1]
-            slabs = []
-            for ax in range(3):
-                inv = 1.0 / ((float(a[ax, 0]) * xr + float(a[ax, 1]) * yr) + float(a[ax, 2]))
-                ta = (float(-hb[ax] - ol[ax])) * inv
-                tb = (float(hb[ax] - ol[ax])) * inv
-                # face index 2 * ax + side; side 1 = the +h face (exit through it if inv > 0, enter if < 0)
-                if inside:   # exit point: nearest far slab
-                    slabs.append((np.maximum(ta, tb), np.minimum(ta, tb), (inv > 0).view(np.int8) + np.int8(2 * ax)))
-                else:        # entry point: farthest near slab
-                    slabs.append((np.minimum(ta, tb), np.maximum(ta, tb), (inv < 0).view(np.int8) + np.int8(2 * ax)))
-            tsel, tother, face = slabs[0]
-            for tk, tk_other, fk in slabs[1:]:
-                better = (tk < tsel) if inside else (tk > tsel)
-                np.copyto(tsel, tk, where=better)
-                np.copyto(face, fk, where=better)
-                if inside:
-                    np.maximum(tother, tk_other, out=tother)
-                else:
-                    np.minimum(tother, tk_other, out=tother)
-            if inside:
-                hit = (tother <= tsel) & (tsel > _EPS) & (tsel < zr)
-            else:
-                hit = (tsel <= tother) & (tsel > _EPS) & (tsel < zr)
-            np.copyto(zr, tsel, where=hit)
-            np.copyto(fr, np.add(face, np.int32(c.box_face0[j]), dtype=np.int32), where=hit)
-
+        zbuf, fid = _cast(c, r, o, intr, xs, ys, cull)
         # -- depth and validity
         hitmask = fid >= 0
         invalid = ~(hitmask & (zbuf <= scene.far))
-        depth = np.where(invalid, f32(np.nan), zbuf)
-
-        # -- surface points and texture coordinates (planar float32 layout; 1-D np.take gathers)
-        tab = c.tables
-        take = np.take
-        tz = np.where(hitmask, zbuf, f32(0.0))
-        rf = r.astype(f32)
-        dw = [(rf[i, 0] * xs + rf[i, 1] * yc) + rf[i, 2] for i in range(3)]   # world ray (x, y, 1)
-        p = [f32(o[i]) + tz * dw[i] for i in range(3)]                          # world hit points
-        u = take(tab["tu3"], fid) + take(tab["tu0"], fid) * p[0] + take(tab["tu1"], fid) * p[1] \
-            + take(tab["tu2"], fid) * p[2]
-        v = take(tab["tv3"], fid) + take(tab["tv0"], fid) * p[0] + take(tab["tv1"], fid) * p[1] \
-            + take(tab["tv2"], fid) * p[2]
-
-        # -- albedo mix factor: procedural texture, per texture kind present
-        counts = np.bincount(fid.ravel() + 1, minlength=len(c.face_tex))[1:]
-        present = np.unique(c.face_tex[np.flatnonzero(counts)])
-        mix: Optional[np.ndarray] = None
-        for tex in present:
-            if tex == _TEX_ID["flat"]:
-                continue
-            if mix is None:
-                mix = np.zeros((h, w), f32)
-            m = take(c.face_tex, fid) == tex
-            fm = fid[m]
-            mix[m] = _pattern(int(tex), u[m], v[m], take(tab["inv_scale"], fm), fm, scene.road)
-        gs = f32(1.0 / scene.grain_cell)
-        grain = _hash01(np.floor(u * gs).astype(np.int32), np.floor(v * gs).astype(np.int32), fid)
-        shade = take(tab["shade"], fid)
-        if scene.shadows and scene.light.directional > 0 and len(c.box_c):
-            sun = take(tab["sun"], fid)
-            lit = np.flatnonzero(sun > 0)
-            if len(lit):
-                pts = np.stack([q.ravel()[lit] for q in p], axis=1)
-                shadowed = lit[_shadowed(c, pts, np.asarray(scene.light.direction, float))]
-                shade.ravel()[shadowed] -= sun.ravel()[shadowed]
-        bright = shade * (f32(1.0) + take(tab["grain"], fid) * (grain - f32(0.5)))
-
-        # -- point light (Lambert, falloff), per pixel
-        lt = scene.light
-        if lt.position is not None and lt.point > 0:
-            lv = [f32(lt.position[i]) - p[i] for i in range(3)]
-            d2 = lv[0] * lv[0] + lv[1] * lv[1] + lv[2] * lv[2]
-            ndl = take(tab["n0"], fid) * lv[0] + take(tab["n1"], fid) * lv[1] + take(tab["n2"], fid) * lv[2]
-            inv_d = f32(1.0) / np.sqrt(np.maximum(d2, f32(1e-6)))
-            bright += f32(lt.point) * np.maximum(ndl, f32(0.0)) * inv_d / (f32(1.0) + d2 * f32(1.0 / lt.falloff ** 2))
-
-        # -- colour per channel: albedo * brightness, fog towards the horizon, sky, noise, 8-bit
-        gain = f32(255.0 * scene.exposure)
-        horizon = [f32(q) * gain for q in scene.sky_horizon]
-        zenith = [f32(q) * gain for q in scene.sky_zenith]
-        keep = np.exp(tz * f32(-1.0 / scene.fog_distance)) if scene.fog_distance else None
-        sky_mask = ~hitmask if not hitmask.all() else None
-        elev = np.clip(dw[2] * inv_norm * f32(2.5), f32(0.0), f32(1.0)) if sky_mask is not None else None
-        tile = None
-        if scene.noise_sigma > 0:
-            oy, ox = (int(q) for q in np.random.default_rng(noise_seed).integers(0, 32, size=2))
-            tile = _noise_tile(w, h)[:, oy:oy + h, ox:ox + w]
-        vig = None
-        if scene.vignette > 0:
-            rr = (xs / max(abs(float(xs[0])), abs(float(xs[-1]))))[None, :] ** 2 \
-                + (ys / max(abs(float(ys[0])), abs(float(ys[-1]))))[:, None] ** 2
-            vig = (f32(1.0) - f32(scene.vignette / 2.0) * rr).astype(f32)
-        rgb = np.empty((h, w, 3), np.uint8)
-        for ch in range(3):
-            col = take(tab[f"col{ch}"], fid)
-            if mix is not None:
-                col += mix * take(tab[f"dcol{ch}"], fid)
-            col *= bright
-            if keep is not None:
-                col -= horizon[ch]
-                col *= keep
-                col += horizon[ch]
-            if sky_mask is not None and elev is not None:
-                np.copyto(col, horizon[ch] + elev * (zenith[ch] - horizon[ch]), where=sky_mask)
-            if scene.white_balance[ch] != 1.0:
-                col *= f32(scene.white_balance[ch])
-            if vig is not None:
-                col *= vig
-            if scene.gamma != 1.0:
-                np.clip(col, f32(0.0), f32(255.0), out=col)
-                col = (f32(255.0) * (col * f32(1.0 / 255.0)) ** f32(scene.gamma)).astype(f32)
-            if scene.blur > 0:
-                col = _blur_mix(col, f32(scene.blur))
-            if tile is not None:
-                col += f32(scene.noise_sigma) * tile[ch]
-            col += f32(0.5)
-            np.clip(col, f32(0.0), f32(255.0), out=col)
-            rgb[..., ch] = col
+        depth = np.where(invalid, np.float32(np.nan), zbuf)
+        tz, dw, p, u, v = _surface_points(c, r, o, xs, ys[:, None], zbuf, fid, hitmask)
+        mix = _albedo_mix(c, scene.road, fid, u, v)
+        bright = _brightness(scene, c, fid, p, u, v)
+        rgb = _colour(scene, c, fid, hitmask, mix, bright, tz, dw[2], inv_norm, xs, ys, noise_seed)
 
     return SyntheticFrame(rgb=rgb, depth=depth, invalid=invalid, intrinsics=intr, pose=pose, face_id=fid,
                           far=scene.far, kind=scene.kind)
+
+
+def _cast(c: _Compiled, r: np.ndarray, o: np.ndarray, intr: PinholeIntrinsics, xs: np.ndarray, ys: np.ndarray,
+          cull: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """Z buffer (float32, inf where nothing is hit) and face ids (-1 there) of every pixel."""
+    w, h = intr.width, intr.height
+    yc = ys[:, None]
+    zbuf = np.full((h, w), np.inf, np.float32)
+    fid = np.full((h, w), -1, np.int32)
+    if len(c.plane_n):
+        _cast_planes(c, r, o, xs, yc, zbuf, fid)
+    # boxes: slab test in each box's frame, over its screen rectangle only
+    rects = _box_rects(c, r, o, intr) if cull else np.tile([0, w, 0, h], (len(c.box_c), 1))
+    for j in range(len(c.box_c)):
+        x0, x1, y0, y1 = (int(v) for v in rects[j])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        _cast_box(c, j, r, o, xs[x0:x1], yc[y0:y1], zbuf[y0:y1, x0:x1], fid[y0:y1, x0:x1])
+    return zbuf, fid
+
+
+def _cast_planes(c: _Compiled, r: np.ndarray, o: np.ndarray, xs: np.ndarray, yc: np.ndarray, zbuf: np.ndarray,
+                 fid: np.ndarray) -> None:
+    """All planes at once: t = (d - n.o) / (n . R d_c), d_c = (x, y, 1) so t is the Z depth."""
+    f32 = np.float32
+    nc = (c.plane_n @ r).astype(f32)                              # (P, 3) normals in optical frame
+    num = (c.plane_d - c.plane_n @ o).astype(f32)[:, None, None]
+    den = nc[:, 0, None, None] * xs + nc[:, 1, None, None] * yc + nc[:, 2, None, None]
+    t = num / den
+    t = np.where(t > _EPS, t, f32(np.inf))
+    if len(t) == 1:
+        k, tmin = np.zeros(zbuf.shape, np.int32), t[0]
+    else:
+        k = np.argmin(t, axis=0).astype(np.int32)
+        tmin = np.take_along_axis(t, k[None], axis=0)[0]
+    hit = tmin < zbuf
+    np.copyto(zbuf, tmin, where=hit)
+    np.copyto(fid, c.plane_face[k], where=hit)
+
+
+def _slab(a: np.ndarray, hb: float, ol: float, ax: int, xr: np.ndarray, yr: np.ndarray, inside: bool
+          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(selected t, other t, face) of one slab of a box; ``a`` is the box-frame row of the ray axis ``ax``."""
+    inv = 1.0 / ((float(a[0]) * xr + float(a[1]) * yr) + float(a[2]))
+    ta = (float(-hb - ol)) * inv
+    tb = (float(hb - ol)) * inv
+    # face index 2 * ax + side; side 1 = the +h face (exit through it if inv > 0, enter if < 0)
+    if inside:   # exit point: nearest far slab
+        return np.maximum(ta, tb), np.minimum(ta, tb), (inv > 0).view(np.int8) + np.int8(2 * ax)
+    # entry point: farthest near slab
+    return np.minimum(ta, tb), np.maximum(ta, tb), (inv < 0).view(np.int8) + np.int8(2 * ax)
+
+
+def _cast_box(c: _Compiled, j: int, r: np.ndarray, o: np.ndarray, xr: np.ndarray, yr: np.ndarray, zr: np.ndarray,
+              fr: np.ndarray) -> None:
+    """Box ``j`` over one screen rectangle (``zr``, ``fr``: views of the Z buffer and the face ids)."""
+    rb = c.box_r[j]
+    a = rb.T @ r                                  # optical ray -> box frame
+    ol = rb.T @ (o - c.box_c[j])
+    hb = c.box_h[j]
+    inside = bool(c.box_inside[j])
+    slabs = [_slab(a[ax], hb[ax], ol[ax], ax, xr, yr, inside) for ax in range(3)]
+    tsel, tother, face = slabs[0]
+    for tk, tk_other, fk in slabs[1:]:
+        better = (tk < tsel) if inside else (tk > tsel)
+        np.copyto(tsel, tk, where=better)
+        np.copyto(face, fk, where=better)
+        if inside:
+            np.maximum(tother, tk_other, out=tother)
+        else:
+            np.minimum(tother, tk_other, out=tother)
+    if inside:
+        hit = (tother <= tsel) & (tsel > _EPS) & (tsel < zr)
+    else:
+        hit = (tsel <= tother) & (tsel > _EPS) & (tsel < zr)
+    np.copyto(zr, tsel, where=hit)
+    np.copyto(fr, np.add(face, np.int32(c.box_face0[j]), dtype=np.int32), where=hit)
+
+
+def _surface_points(c: _Compiled, r: np.ndarray, o: np.ndarray, xs: np.ndarray, yc: np.ndarray, zbuf: np.ndarray,
+                    fid: np.ndarray, hitmask: np.ndarray) -> Tuple[np.ndarray, list, list, np.ndarray, np.ndarray]:
+    """(hit Z or 0, world rays, world hit points, texture u, v): planar float32 layout, 1-D np.take gathers."""
+    f32 = np.float32
+    tab = c.tables
+    take = np.take
+    tz = np.where(hitmask, zbuf, f32(0.0))
+    rf = r.astype(f32)
+    dw = [(rf[i, 0] * xs + rf[i, 1] * yc) + rf[i, 2] for i in range(3)]   # world ray (x, y, 1)
+    p = [f32(o[i]) + tz * dw[i] for i in range(3)]                          # world hit points
+    u = take(tab["tu3"], fid) + take(tab["tu0"], fid) * p[0] + take(tab["tu1"], fid) * p[1] \
+        + take(tab["tu2"], fid) * p[2]
+    v = take(tab["tv3"], fid) + take(tab["tv0"], fid) * p[0] + take(tab["tv1"], fid) * p[1] \
+        + take(tab["tv2"], fid) * p[2]
+    return tz, dw, p, u, v
+
+
+def _albedo_mix(c: _Compiled, road: Road, fid: np.ndarray, u: np.ndarray, v: np.ndarray) -> Optional[np.ndarray]:
+    """Albedo mix factor: the procedural texture, per texture kind present (None: all flat)."""
+    counts = np.bincount(fid.ravel() + 1, minlength=len(c.face_tex))[1:]
+    present = np.unique(c.face_tex[np.flatnonzero(counts)])
+    mix: Optional[np.ndarray] = None
+    for tex in present:
+        if tex == _TEX_ID["flat"]:
+            continue
+        if mix is None:
+            mix = np.zeros(fid.shape, np.float32)
+        m = np.take(c.face_tex, fid) == tex
+        fm = fid[m]
+        mix[m] = _pattern(int(tex), u[m], v[m], np.take(c.tables["inv_scale"], fm), fm, road)
+    return mix
+
+
+def _brightness(scene: Scene, c: _Compiled, fid: np.ndarray, p: list, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Shading x surface grain, sun shadows, plus the point light (Lambert, falloff), per pixel."""
+    f32 = np.float32
+    tab = c.tables
+    take = np.take
+    gs = f32(1.0 / scene.grain_cell)
+    grain = _hash01(np.floor(u * gs).astype(np.int32), np.floor(v * gs).astype(np.int32), fid)
+    shade = take(tab["shade"], fid)
+    if scene.shadows and scene.light.directional > 0 and len(c.box_c):
+        sun = take(tab["sun"], fid)
+        lit = np.flatnonzero(sun > 0)
+        if len(lit):
+            pts = np.stack([q.ravel()[lit] for q in p], axis=1)
+            shadowed = lit[_shadowed(c, pts, np.asarray(scene.light.direction, float))]
+            shade.ravel()[shadowed] -= sun.ravel()[shadowed]
+    bright = shade * (f32(1.0) + take(tab["grain"], fid) * (grain - f32(0.5)))
+
+    lt = scene.light
+    if lt.position is not None and lt.point > 0:
+        lv = [f32(lt.position[i]) - p[i] for i in range(3)]
+        d2 = lv[0] * lv[0] + lv[1] * lv[1] + lv[2] * lv[2]
+        ndl = take(tab["n0"], fid) * lv[0] + take(tab["n1"], fid) * lv[1] + take(tab["n2"], fid) * lv[2]
+        inv_d = f32(1.0) / np.sqrt(np.maximum(d2, f32(1e-6)))
+        bright += f32(lt.point) * np.maximum(ndl, f32(0.0)) * inv_d / (f32(1.0) + d2 * f32(1.0 / lt.falloff ** 2))
+    return bright
+
+
+def _noise_window(scene: Scene, w: int, h: int, noise_seed: int) -> Optional[np.ndarray]:
+    """(3, h, w) window of the shared noise tile at an offset drawn from ``noise_seed`` (None: no noise)."""
+    if scene.noise_sigma <= 0:
+        return None
+    oy, ox = (int(q) for q in np.random.default_rng(noise_seed).integers(0, 32, size=2))
+    return _noise_tile(w, h)[:, oy:oy + h, ox:ox + w]
+
+
+def _vignette(scene: Scene, xs: np.ndarray, ys: np.ndarray) -> Optional[np.ndarray]:
+    if scene.vignette <= 0:
+        return None
+    f32 = np.float32
+    rr = (xs / max(abs(float(xs[0])), abs(float(xs[-1]))))[None, :] ** 2 \
+        + (ys / max(abs(float(ys[0])), abs(float(ys[-1]))))[:, None] ** 2
+    return (f32(1.0) - f32(scene.vignette / 2.0) * rr).astype(f32)
+
+
+def _colour(scene: Scene, c: _Compiled, fid: np.ndarray, hitmask: np.ndarray, mix: Optional[np.ndarray],
+            bright: np.ndarray, tz: np.ndarray, ray_z: np.ndarray, inv_norm: np.ndarray, xs: np.ndarray,
+            ys: np.ndarray, noise_seed: int) -> np.ndarray:
+    """Colour per channel: albedo * brightness, fog towards the horizon, sky, then the camera; 8-bit."""
+    f32 = np.float32
+    tab = c.tables
+    h, w = fid.shape
+    gain = f32(255.0 * scene.exposure)
+    horizon = [f32(q) * gain for q in scene.sky_horizon]
+    zenith = [f32(q) * gain for q in scene.sky_zenith]
+    keep = np.exp(tz * f32(-1.0 / scene.fog_distance)) if scene.fog_distance else None
+    sky_mask = ~hitmask if not hitmask.all() else None
+    elev = np.clip(ray_z * inv_norm * f32(2.5), f32(0.0), f32(1.0)) if sky_mask is not None else None
+    tile = _noise_window(scene, w, h, noise_seed)
+    vig = _vignette(scene, xs, ys)
+    rgb = np.empty((h, w, 3), np.uint8)
+    for ch in range(3):
+        col = np.take(tab[f"col{ch}"], fid)
+        if mix is not None:
+            col += mix * np.take(tab[f"dcol{ch}"], fid)
+        col *= bright
+        if keep is not None:
+            col -= horizon[ch]
+            col *= keep
+            col += horizon[ch]
+        if sky_mask is not None and elev is not None:
+            np.copyto(col, horizon[ch] + elev * (zenith[ch] - horizon[ch]), where=sky_mask)
+        rgb[..., ch] = _camera_response(scene, ch, col, vig, tile)
+    return rgb
+
+
+def _camera_response(scene: Scene, ch: int, col: np.ndarray, vig: Optional[np.ndarray],
+                     tile: Optional[np.ndarray]) -> np.ndarray:
+    """White balance, vignetting, gamma, optical blur and sensor noise of one channel (float32, 0..255)."""
+    f32 = np.float32
+    if scene.white_balance[ch] != 1.0:
+        col *= f32(scene.white_balance[ch])
+    if vig is not None:
+        col *= vig
+    if scene.gamma != 1.0:
+        np.clip(col, f32(0.0), f32(255.0), out=col)
+        col = (f32(255.0) * (col * f32(1.0 / 255.0)) ** f32(scene.gamma)).astype(f32)
+    if scene.blur > 0:
+        col = _blur_mix(col, f32(scene.blur))
+    if tile is not None:
+        col += f32(scene.noise_sigma) * tile[ch]
+    col += f32(0.5)
+    np.clip(col, f32(0.0), f32(255.0), out=col)
+    return col
 
 
 def _blur_mix(img: np.ndarray, a: np.float32) -> np.ndarray:
