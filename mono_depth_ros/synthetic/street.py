@@ -23,182 +23,29 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .camera import KITTI_CALIBS, KITTI_CAMERA_HEIGHT, CameraPose
+from .camera import KITTI_CALIBS, KITTI_CAMERA_HEIGHT, CameraPose, Vec3
 from .materials import _hsv, _shade, _surface
 from .scene import DEFAULT_FAR, DEFAULT_HFOV_DEG, Box, Light, Material, Plane, Road, Scene
 
 
-def _street_scene(rng: np.random.Generator):
-    # ---- road
-    r = rng.random()
-    n_lanes = 1 if r < 0.25 else 2 if r < 0.75 else int(rng.integers(3, 5))
-    lane_w = float(rng.uniform(2.9, 3.7)) if n_lanes > 1 else float(rng.uniform(4.8, 6.5))
-    road = Road(n_lanes=n_lanes, lane_width=lane_w, line_width=float(rng.uniform(0.1, 0.18)),
-                dash_length=float(rng.uniform(2.0, 4.0)), dash_period=float(rng.uniform(8.0, 14.0)))
+def _street_scene(rng: np.random.Generator) -> Scene:
+    """A random street (see the module docstring); every draw comes from ``rng``, in a fixed order."""
+    road, ground = _street_road(rng)
     hw = road.half_width
-    markings = n_lanes > 1 and rng.random() < 0.8
-    asphalt = _hsv(rng, (0.0, 1.0), (0.0, 0.07), (0.18, 0.5))
-    mark_col = _hsv(rng, (0.1, 0.16), (0.0, 0.25), (0.75, 0.95)) if markings else _shade(asphalt, 0.75)
-    ground = Plane((0.0, 0.0, 1.0), 0.0, Material(asphalt, mark_col, "asphalt" if markings else "asphalt_plain",
-                                                  float(rng.uniform(1.5, 5.0)), float(rng.uniform(0.1, 0.35))),
-                   label="road")
     boxes: List[Box] = []
     movers: Dict[int, Tuple[float, float]] = {}
     x_min, x_max = -30.0, 200.0
     xc, xl = (x_min + x_max) / 2, x_max - x_min
 
-    # ---- camera: right-hand traffic, a lane on the right half (y < 0), KITTI's rig height
-    lanes_right = max(1, n_lanes // 2)
-    lane = int(rng.integers(0, lanes_right)) if n_lanes > 1 else 0
-    cam_y = (-hw + (lane + 0.5) * road.lane_width) if n_lanes > 1 else float(rng.uniform(-0.6, 0.1))
-    cam_y += float(rng.normal(0.0, 0.15))
-    # a parking strip beyond the lanes on either side (parked cars stand there, not in a lane)
-    park = {s: (float(rng.uniform(2.0, 2.6)) if rng.random() < 0.6 else 0.0) for s in (-1.0, 1.0)}
-    cam = CameraPose((0.0, cam_y, KITTI_CAMERA_HEIGHT + float(rng.normal(0.0, 0.03))),
-                     yaw=float(rng.normal(0.0, 0.04)), pitch=float(rng.normal(0.0, 0.012)),
-                     roll=float(rng.normal(0.0, 0.008)))
+    cam_y, park, cam = _street_camera(rng, road)
 
     concrete = _hsv(rng, (0.05, 0.15), (0.0, 0.1), (0.5, 0.8))
     for sgn in (-1.0, 1.0):
-        # curb, sidewalk, yard/verge
-        curb_h, curb_w = float(rng.uniform(0.08, 0.18)), float(rng.uniform(0.15, 0.3))
-        sw = float(rng.uniform(1.2, 4.0)) if rng.random() < 0.85 else 0.0
-        y0 = sgn * (hw + park[sgn])
-        boxes.append(Box((xc, y0 + sgn * curb_w / 2, curb_h / 2), (xl, curb_w, curb_h),
-                         material=Material(concrete, _shade(concrete, 0.8), "noise", 0.2, 0.25), label="curb"))
-        y_edge = hw + park[sgn] + curb_w
-        if sw > 0:
-            paving = _surface(rng, ["checker", "noise", "bricks", "asphalt_plain"], sat=(0.0, 0.15), val=(0.35, 0.75),
-                              scale=(0.3, 1.0), contrast=(0.75, 0.92))
-            boxes.append(Box((xc, sgn * (y_edge + sw / 2), curb_h / 2 - 0.01), (xl, sw, curb_h - 0.02),
-                             material=paving, label="sidewalk"))
-            y_edge += sw
-        verge = 60.0
-        lawn = _surface(rng, ["noise", "foliage"], hue=(0.12, 0.33), sat=(0.2, 0.7), val=(0.2, 0.55),
-                        scale=(0.1, 0.6))
-        boxes.append(Box((xc, sgn * (y_edge + verge / 2), 0.02), (xl, verge, 0.04), material=lawn, label="verge"))
-
-        # buildings: rows of facades at varied setbacks (sometimes none: open country, trees, fences)
-        style = rng.random()
-        if style < 0.75:
-            x = float(rng.uniform(-25.0, 5.0))
-            setback0 = float(rng.uniform(0.0, 8.0))
-            facade_pool = [_surface(rng, ["windows", "windows", "bricks", "noise", "stripes", "flat"],
-                                    sat=(0.02, 0.45), val=(0.3, 0.9), scale=(1.6, 3.5), contrast=(0.25, 0.6))
-                           for _ in range(3)]
-            while x < 140.0:
-                length, depth = float(rng.uniform(6.0, 30.0)), float(rng.uniform(8.0, 18.0))
-                tall = float(rng.uniform(3.0, 8.0) if rng.random() < 0.5 else rng.uniform(6.0, 22.0))
-                setback = max(0.0, setback0 + float(rng.normal(0.0, 1.5)))
-                facade = facade_pool[int(rng.integers(0, 3))]
-                roof = Material(_hsv(rng, (0.0, 0.1), (0.1, 0.5), (0.2, 0.5)), (0.2, 0.2, 0.2), "stripes", 0.4, 0.2)
-                yc = sgn * (y_edge + setback + depth / 2)
-                boxes.append(Box((x + length / 2, yc, tall / 2), (length, depth, tall), yaw=float(rng.normal(0, 0.015)),
-                                 material=(facade, facade, facade, facade, facade, roof), label="building"))
-                if setback > 2.0 and rng.random() < 0.5:       # a fence or a hedge in front of the yard
-                    fh = float(rng.uniform(0.6, 1.8))
-                    hedge = rng.random() < 0.5
-                    mat = (_surface(rng, ["foliage"], hue=(0.18, 0.35), sat=(0.35, 0.8), val=(0.15, 0.45),
-                                    scale=(0.08, 0.25), contrast=(0.3, 0.6)) if hedge else
-                           _surface(rng, ["stripes", "planks", "flat"], sat=(0.0, 0.4), scale=(0.1, 0.3)))
-                    boxes.append(Box((x + length / 2, sgn * (y_edge + 0.4), fh / 2), (length, 0.5 if hedge else 0.08, fh),
-                                     material=mat, label="hedge" if hedge else "fence"))
-                gap = float(rng.uniform(0.0, 3.0)) if rng.random() < 0.6 else float(rng.uniform(5.0, 25.0))
-                x += length + gap
-        elif style < 0.9:   # a long wall or fence, trees behind
-            fh = float(rng.uniform(1.0, 3.0))
-            boxes.append(Box((xc, sgn * (y_edge + 0.5), fh / 2), (xl, 0.25, fh),
-                             material=_surface(rng, ["bricks", "noise", "stripes"], sat=(0.0, 0.4), scale=(0.2, 0.6)),
-                             label="wall"))
-        # trees, poles, signs
-        for _ in range(int(rng.integers(2, 14))):
-            tx = float(rng.uniform(-5.0, 100.0))
-            ty = sgn * (hw + park[sgn] + curb_w + rng.uniform(0.4, max(0.5, sw - 0.3) if sw > 0 else 1.5))
-            u = rng.random()
-            if u < 0.5:
-                trunk_h = float(rng.uniform(1.5, 3.5))
-                tw = float(rng.uniform(0.2, 0.5))
-                boxes.append(Box((tx, ty, trunk_h / 2), (tw, tw, trunk_h),
-                                 material=Material((0.33, 0.25, 0.17), (0.22, 0.17, 0.1), "stripes", 0.05, 0.3),
-                                 label="trunk"))
-                foliage = _surface(rng, ["foliage"], hue=(0.14, 0.36), sat=(0.3, 0.8), val=(0.12, 0.5),
-                                   scale=(0.1, 0.35), contrast=(0.3, 0.6))
-                cs = float(rng.uniform(2.0, 5.0))
-                for k in range(int(rng.integers(1, 4))):      # an irregular crown of 1-3 blocks
-                    s = cs * float(rng.uniform(0.6, 1.0))
-                    off = rng.normal(0.0, 0.25 * cs, 2)
-                    boxes.append(Box((tx + off[0], ty + off[1], trunk_h + s / 2 - 0.3 + abs(off[0]) * 0.3),
-                                     (s, s * float(rng.uniform(0.7, 1.2)), s * float(rng.uniform(0.7, 1.2))),
-                                     yaw=float(rng.uniform(0, math.pi)), pitch=float(rng.normal(0, 0.2)),
-                                     roll=float(rng.normal(0, 0.2)), material=foliage, label="canopy"))
-            elif u < 0.85:
-                ph = float(rng.uniform(3.0, 9.0))
-                pole = _surface(rng, ["flat", "noise"], sat=(0, 0.1), val=(0.3, 0.8), scale=(0.1, 0.3))
-                pw = float(rng.uniform(0.1, 0.3))
-                boxes.append(Box((tx, ty, ph / 2), (pw, pw, ph), material=pole, label="pole"))
-                if rng.random() < 0.4:   # a sign or a lamp arm
-                    sign = _surface(rng, ["flat", "stripes"], sat=(0.5, 1.0), val=(0.5, 1.0), scale=(0.1, 0.3))
-                    ss = float(rng.uniform(0.5, 1.0))
-                    boxes.append(Box((tx, ty - sgn * ss / 2, ph - ss), (0.05, ss, ss), material=sign, label="sign"))
-            else:                   # a cyclist or a pedestrian on the sidewalk
-                ph = float(rng.uniform(1.5, 1.9))
-                clothes = _hsv(rng, (0, 1), (0.1, 0.8), (0.1, 0.8))
-                boxes.append(Box((tx, ty, ph / 2), (float(rng.uniform(0.3, 1.7)), 0.45, ph),
-                                 material=Material(clothes, _shade(clothes, 0.6), "stripes", 0.3, 0.2),
-                                 label="person"))
+        _street_side(rng, boxes, sgn, hw, park, concrete, xc, xl)
 
     # ---- vehicles: parked rows along the curbs, moving ones in the lanes
-    def car(x: float, y: float, yaw: float, van: bool) -> int:
-        length = float(rng.uniform(4.8, 6.5) if van else rng.uniform(3.7, 4.9))
-        width = float(rng.uniform(1.65, 2.05))
-        body_h = float(rng.uniform(1.5, 2.1) if van else rng.uniform(0.5, 0.75))
-        paint = _hsv(rng, (0, 1), (0.0, 0.9), (0.1, 0.95)) if rng.random() < 0.6 else _hsv(rng, (0, 1), (0, 0.05), (0.05, 0.9))
-        body = Material(paint, _shade(paint, 0.65), "stripes" if rng.random() < 0.3 else "flat",
-                        float(rng.uniform(0.3, 1.2)), 0.06)
-        cyaw, syaw = math.cos(yaw), math.sin(yaw)
-        first = len(boxes)
-        clearance = float(rng.uniform(0.25, 0.4))
-        boxes.append(Box((x, y, clearance / 2 + 0.02), (length * 0.92, width * 0.96, clearance + 0.04), yaw=yaw,
-                         material=Material((0.05, 0.05, 0.05), (0.12, 0.12, 0.12), "noise", 0.2, 0.1), label="wheels"))
-        boxes.append(Box((x, y, clearance + body_h / 2), (length, width, body_h), yaw=yaw, material=body, label="car"))
-        # a rounded nose/tail: a lower, shorter block in front of and behind the body
-        for end in (-1.0, 1.0):
-            el = float(rng.uniform(0.2, 0.4))
-            boxes.append(Box((x + cyaw * end * (length / 2 + el / 2 - 0.05), y + syaw * end * (length / 2 + el / 2 - 0.05),
-                              clearance + body_h * 0.4), (el, width * 0.94, body_h * 0.7), yaw=yaw, material=body,
-                             label="car"))
-        if not van:
-            cl, ch = length * float(rng.uniform(0.42, 0.58)), float(rng.uniform(0.38, 0.55))
-            off = float(rng.uniform(-0.15, 0.05)) * length
-            glass = Material(_hsv(rng, (0.5, 0.7), (0.05, 0.3), (0.05, 0.3)), paint, "stripes", float(cl / 3), 0.05)
-            boxes.append(Box((x + cyaw * off, y + syaw * off, clearance + body_h + ch / 2), (cl, width * 0.86, ch),
-                             yaw=yaw, material=glass, label="cabin"))
-        return first
-
-    for sgn in (-1.0, 1.0):
-        if park[sgn] > 0:                            # a row of parked cars along this curb
-            density = float(rng.uniform(0.3, 0.95))
-            x = float(rng.uniform(-8.0, 6.0))
-            y = sgn * (hw + park[sgn] - 1.05)
-            while x < 90.0:
-                van = rng.random() < 0.15
-                if rng.random() < density and not (abs(y - cam_y) < 2.3 and -6.0 < x < 10.0):
-                    car(x, y + float(rng.normal(0, 0.1)), float(rng.normal(0.0, 0.03)) + (0.0 if rng.random() < 0.8 else math.pi), van)
-                x += float(rng.uniform(5.0, 8.5))
-    lane_ys = [-hw + (i + 0.5) * road.lane_width for i in range(n_lanes)] if n_lanes > 1 else [cam_y]
-    for _ in range(int(rng.integers(0, 7))):
-        i = int(rng.integers(0, len(lane_ys)))
-        y = lane_ys[i]
-        same_lane = abs(y - cam_y) < 1.8
-        oncoming = (n_lanes > 1 and y > 0) or (n_lanes == 1 and rng.random() < 0.4 and not same_lane)
-        x = float(rng.uniform(15.0 if same_lane else 4.0, 80.0))
-        if n_lanes == 1 and oncoming:
-            y = cam_y + 2.2
-        first = car(x, y + float(rng.normal(0, 0.15)), float(rng.normal(0.0, 0.02)) + (math.pi if oncoming else 0.0),
-                    rng.random() < 0.15)
-        speed = float(rng.uniform(8.5, 14.0) if same_lane else rng.uniform(4.0, 14.0)) * (-1.0 if oncoming else 1.0)
-        for k in range(first, len(boxes)):
-            movers[k] = (speed, 0.0)
+    _parked_cars(rng, boxes, hw, park, cam_y)
+    _moving_cars(rng, boxes, movers, road, cam_y)
 
     # ---- light: sun with shadows, or overcast
     overcast = rng.random() < 0.3
@@ -218,3 +65,199 @@ def _street_scene(rng: np.random.Generator):
                   vignette=float(rng.uniform(0.0, 0.35)), blur=float(rng.uniform(0.3, 1.0)))
     scene.movers = movers
     return scene
+
+
+def _street_road(rng: np.random.Generator) -> Tuple[Road, Plane]:
+    """The road (lanes, markings or none) and its asphalt ground plane."""
+    r = rng.random()
+    n_lanes = 1 if r < 0.25 else 2 if r < 0.75 else int(rng.integers(3, 5))
+    lane_w = float(rng.uniform(2.9, 3.7)) if n_lanes > 1 else float(rng.uniform(4.8, 6.5))
+    road = Road(n_lanes=n_lanes, lane_width=lane_w, line_width=float(rng.uniform(0.1, 0.18)),
+                dash_length=float(rng.uniform(2.0, 4.0)), dash_period=float(rng.uniform(8.0, 14.0)))
+    hw = road.half_width
+    markings = n_lanes > 1 and rng.random() < 0.8
+    asphalt = _hsv(rng, (0.0, 1.0), (0.0, 0.07), (0.18, 0.5))
+    mark_col = _hsv(rng, (0.1, 0.16), (0.0, 0.25), (0.75, 0.95)) if markings else _shade(asphalt, 0.75)
+    ground = Plane((0.0, 0.0, 1.0), 0.0, Material(asphalt, mark_col, "asphalt" if markings else "asphalt_plain",
+                                                  float(rng.uniform(1.5, 5.0)), float(rng.uniform(0.1, 0.35))),
+                   label="road")
+    return road, ground
+
+
+def _street_camera(rng: np.random.Generator, road: Road) -> Tuple[float, Dict[float, float], CameraPose]:
+    """(camera y, parking strip width per side, camera pose)."""
+    n_lanes, hw = road.n_lanes, road.half_width
+    # ---- camera: right-hand traffic, a lane on the right half (y < 0), KITTI's rig height
+    lanes_right = max(1, n_lanes // 2)
+    lane = int(rng.integers(0, lanes_right)) if n_lanes > 1 else 0
+    cam_y = (-hw + (lane + 0.5) * road.lane_width) if n_lanes > 1 else float(rng.uniform(-0.6, 0.1))
+    cam_y += float(rng.normal(0.0, 0.15))
+    # a parking strip beyond the lanes on either side (parked cars stand there, not in a lane)
+    park = {s: (float(rng.uniform(2.0, 2.6)) if rng.random() < 0.6 else 0.0) for s in (-1.0, 1.0)}
+    cam = CameraPose((0.0, cam_y, KITTI_CAMERA_HEIGHT + float(rng.normal(0.0, 0.03))),
+                     yaw=float(rng.normal(0.0, 0.04)), pitch=float(rng.normal(0.0, 0.012)),
+                     roll=float(rng.normal(0.0, 0.008)))
+    return cam_y, park, cam
+
+
+def _street_side(rng: np.random.Generator, boxes: List[Box], sgn: float, hw: float, park: Dict[float, float],
+                 concrete: Vec3, xc: float, xl: float) -> None:
+    """Curb, sidewalk, verge, buildings and street furniture on one side (``sgn``), appended to ``boxes``."""
+    # curb, sidewalk, yard/verge
+    curb_h, curb_w = float(rng.uniform(0.08, 0.18)), float(rng.uniform(0.15, 0.3))
+    sw = float(rng.uniform(1.2, 4.0)) if rng.random() < 0.85 else 0.0
+    y0 = sgn * (hw + park[sgn])
+    boxes.append(Box((xc, y0 + sgn * curb_w / 2, curb_h / 2), (xl, curb_w, curb_h),
+                     material=Material(concrete, _shade(concrete, 0.8), "noise", 0.2, 0.25), label="curb"))
+    y_edge = hw + park[sgn] + curb_w
+    if sw > 0:
+        paving = _surface(rng, ["checker", "noise", "bricks", "asphalt_plain"], sat=(0.0, 0.15), val=(0.35, 0.75),
+                          scale=(0.3, 1.0), contrast=(0.75, 0.92))
+        boxes.append(Box((xc, sgn * (y_edge + sw / 2), curb_h / 2 - 0.01), (xl, sw, curb_h - 0.02),
+                         material=paving, label="sidewalk"))
+        y_edge += sw
+    verge = 60.0
+    lawn = _surface(rng, ["noise", "foliage"], hue=(0.12, 0.33), sat=(0.2, 0.7), val=(0.2, 0.55),
+                    scale=(0.1, 0.6))
+    boxes.append(Box((xc, sgn * (y_edge + verge / 2), 0.02), (xl, verge, 0.04), material=lawn, label="verge"))
+    _street_buildings(rng, boxes, sgn, y_edge, xc, xl)
+    _street_furniture(rng, boxes, sgn, hw, park, curb_w, sw)
+
+
+def _street_buildings(rng: np.random.Generator, boxes: List[Box], sgn: float, y_edge: float, xc: float,
+                      xl: float) -> None:
+    """Buildings: rows of facades at varied setbacks (sometimes none: open country, trees, fences)."""
+    style = rng.random()
+    if style < 0.75:
+        x = float(rng.uniform(-25.0, 5.0))
+        setback0 = float(rng.uniform(0.0, 8.0))
+        facade_pool = [_surface(rng, ["windows", "windows", "bricks", "noise", "stripes", "flat"],
+                                sat=(0.02, 0.45), val=(0.3, 0.9), scale=(1.6, 3.5), contrast=(0.25, 0.6))
+                       for _ in range(3)]
+        while x < 140.0:
+            length, depth = float(rng.uniform(6.0, 30.0)), float(rng.uniform(8.0, 18.0))
+            tall = float(rng.uniform(3.0, 8.0) if rng.random() < 0.5 else rng.uniform(6.0, 22.0))
+            setback = max(0.0, setback0 + float(rng.normal(0.0, 1.5)))
+            facade = facade_pool[int(rng.integers(0, 3))]
+            roof = Material(_hsv(rng, (0.0, 0.1), (0.1, 0.5), (0.2, 0.5)), (0.2, 0.2, 0.2), "stripes", 0.4, 0.2)
+            yc = sgn * (y_edge + setback + depth / 2)
+            boxes.append(Box((x + length / 2, yc, tall / 2), (length, depth, tall), yaw=float(rng.normal(0, 0.015)),
+                             material=(facade, facade, facade, facade, facade, roof), label="building"))
+            if setback > 2.0 and rng.random() < 0.5:       # a fence or a hedge in front of the yard
+                fh = float(rng.uniform(0.6, 1.8))
+                hedge = rng.random() < 0.5
+                mat = (_surface(rng, ["foliage"], hue=(0.18, 0.35), sat=(0.35, 0.8), val=(0.15, 0.45),
+                                scale=(0.08, 0.25), contrast=(0.3, 0.6)) if hedge else
+                       _surface(rng, ["stripes", "planks", "flat"], sat=(0.0, 0.4), scale=(0.1, 0.3)))
+                boxes.append(Box((x + length / 2, sgn * (y_edge + 0.4), fh / 2), (length, 0.5 if hedge else 0.08, fh),
+                                 material=mat, label="hedge" if hedge else "fence"))
+            gap = float(rng.uniform(0.0, 3.0)) if rng.random() < 0.6 else float(rng.uniform(5.0, 25.0))
+            x += length + gap
+    elif style < 0.9:   # a long wall or fence, trees behind
+        fh = float(rng.uniform(1.0, 3.0))
+        boxes.append(Box((xc, sgn * (y_edge + 0.5), fh / 2), (xl, 0.25, fh),
+                         material=_surface(rng, ["bricks", "noise", "stripes"], sat=(0.0, 0.4), scale=(0.2, 0.6)),
+                         label="wall"))
+
+
+def _street_furniture(rng: np.random.Generator, boxes: List[Box], sgn: float, hw: float,
+                      park: Dict[float, float], curb_w: float, sw: float) -> None:
+    """Trees, poles, signs, cyclists and pedestrians on one side (``sgn``), appended to ``boxes``."""
+    for _ in range(int(rng.integers(2, 14))):
+        tx = float(rng.uniform(-5.0, 100.0))
+        ty = sgn * (hw + park[sgn] + curb_w + rng.uniform(0.4, max(0.5, sw - 0.3) if sw > 0 else 1.5))
+        u = rng.random()
+        if u < 0.5:
+            trunk_h = float(rng.uniform(1.5, 3.5))
+            tw = float(rng.uniform(0.2, 0.5))
+            boxes.append(Box((tx, ty, trunk_h / 2), (tw, tw, trunk_h),
+                             material=Material((0.33, 0.25, 0.17), (0.22, 0.17, 0.1), "stripes", 0.05, 0.3),
+                             label="trunk"))
+            foliage = _surface(rng, ["foliage"], hue=(0.14, 0.36), sat=(0.3, 0.8), val=(0.12, 0.5),
+                               scale=(0.1, 0.35), contrast=(0.3, 0.6))
+            cs = float(rng.uniform(2.0, 5.0))
+            for k in range(int(rng.integers(1, 4))):      # an irregular crown of 1-3 blocks
+                s = cs * float(rng.uniform(0.6, 1.0))
+                off = rng.normal(0.0, 0.25 * cs, 2)
+                boxes.append(Box((tx + off[0], ty + off[1], trunk_h + s / 2 - 0.3 + abs(off[0]) * 0.3),
+                                 (s, s * float(rng.uniform(0.7, 1.2)), s * float(rng.uniform(0.7, 1.2))),
+                                 yaw=float(rng.uniform(0, math.pi)), pitch=float(rng.normal(0, 0.2)),
+                                 roll=float(rng.normal(0, 0.2)), material=foliage, label="canopy"))
+        elif u < 0.85:
+            ph = float(rng.uniform(3.0, 9.0))
+            pole = _surface(rng, ["flat", "noise"], sat=(0, 0.1), val=(0.3, 0.8), scale=(0.1, 0.3))
+            pw = float(rng.uniform(0.1, 0.3))
+            boxes.append(Box((tx, ty, ph / 2), (pw, pw, ph), material=pole, label="pole"))
+            if rng.random() < 0.4:   # a sign or a lamp arm
+                sign = _surface(rng, ["flat", "stripes"], sat=(0.5, 1.0), val=(0.5, 1.0), scale=(0.1, 0.3))
+                ss = float(rng.uniform(0.5, 1.0))
+                boxes.append(Box((tx, ty - sgn * ss / 2, ph - ss), (0.05, ss, ss), material=sign, label="sign"))
+        else:                   # a cyclist or a pedestrian on the sidewalk
+            ph = float(rng.uniform(1.5, 1.9))
+            clothes = _hsv(rng, (0, 1), (0.1, 0.8), (0.1, 0.8))
+            boxes.append(Box((tx, ty, ph / 2), (float(rng.uniform(0.3, 1.7)), 0.45, ph),
+                             material=Material(clothes, _shade(clothes, 0.6), "stripes", 0.3, 0.2),
+                             label="person"))
+
+
+def _car(rng: np.random.Generator, boxes: List[Box], x: float, y: float, yaw: float, van: bool) -> int:
+    """A car or van (wheels, body, nose/tail, cabin) appended to ``boxes``; the index of its first box."""
+    length = float(rng.uniform(4.8, 6.5) if van else rng.uniform(3.7, 4.9))
+    width = float(rng.uniform(1.65, 2.05))
+    body_h = float(rng.uniform(1.5, 2.1) if van else rng.uniform(0.5, 0.75))
+    paint = _hsv(rng, (0, 1), (0.0, 0.9), (0.1, 0.95)) if rng.random() < 0.6 else _hsv(rng, (0, 1), (0, 0.05), (0.05, 0.9))
+    body = Material(paint, _shade(paint, 0.65), "stripes" if rng.random() < 0.3 else "flat",
+                    float(rng.uniform(0.3, 1.2)), 0.06)
+    cyaw, syaw = math.cos(yaw), math.sin(yaw)
+    first = len(boxes)
+    clearance = float(rng.uniform(0.25, 0.4))
+    boxes.append(Box((x, y, clearance / 2 + 0.02), (length * 0.92, width * 0.96, clearance + 0.04), yaw=yaw,
+                     material=Material((0.05, 0.05, 0.05), (0.12, 0.12, 0.12), "noise", 0.2, 0.1), label="wheels"))
+    boxes.append(Box((x, y, clearance + body_h / 2), (length, width, body_h), yaw=yaw, material=body, label="car"))
+    # a rounded nose/tail: a lower, shorter block in front of and behind the body
+    for end in (-1.0, 1.0):
+        el = float(rng.uniform(0.2, 0.4))
+        boxes.append(Box((x + cyaw * end * (length / 2 + el / 2 - 0.05), y + syaw * end * (length / 2 + el / 2 - 0.05),
+                          clearance + body_h * 0.4), (el, width * 0.94, body_h * 0.7), yaw=yaw, material=body,
+                         label="car"))
+    if not van:
+        cl, ch = length * float(rng.uniform(0.42, 0.58)), float(rng.uniform(0.38, 0.55))
+        off = float(rng.uniform(-0.15, 0.05)) * length
+        glass = Material(_hsv(rng, (0.5, 0.7), (0.05, 0.3), (0.05, 0.3)), paint, "stripes", float(cl / 3), 0.05)
+        boxes.append(Box((x + cyaw * off, y + syaw * off, clearance + body_h + ch / 2), (cl, width * 0.86, ch),
+                         yaw=yaw, material=glass, label="cabin"))
+    return first
+
+def _parked_cars(rng: np.random.Generator, boxes: List[Box], hw: float, park: Dict[float, float],
+                 cam_y: float) -> None:
+    """Rows of parked cars along the curbs with a parking strip, none next to the camera."""
+    for sgn in (-1.0, 1.0):
+        if park[sgn] > 0:                            # a row of parked cars along this curb
+            density = float(rng.uniform(0.3, 0.95))
+            x = float(rng.uniform(-8.0, 6.0))
+            y = sgn * (hw + park[sgn] - 1.05)
+            while x < 90.0:
+                van = rng.random() < 0.15
+                if rng.random() < density and not (abs(y - cam_y) < 2.3 and -6.0 < x < 10.0):
+                    _car(rng, boxes, x, y + float(rng.normal(0, 0.1)), float(rng.normal(0.0, 0.03)) + (0.0 if rng.random() < 0.8 else math.pi), van)
+                x += float(rng.uniform(5.0, 8.5))
+
+
+def _moving_cars(rng: np.random.Generator, boxes: List[Box], movers: Dict[int, Tuple[float, float]], road: Road,
+                 cam_y: float) -> None:
+    """Moving cars in the lanes (oncoming on the left half); their boxes and velocities go to ``movers``."""
+    n_lanes, hw = road.n_lanes, road.half_width
+    lane_ys = [-hw + (i + 0.5) * road.lane_width for i in range(n_lanes)] if n_lanes > 1 else [cam_y]
+    for _ in range(int(rng.integers(0, 7))):
+        i = int(rng.integers(0, len(lane_ys)))
+        y = lane_ys[i]
+        same_lane = abs(y - cam_y) < 1.8
+        oncoming = (n_lanes > 1 and y > 0) or (n_lanes == 1 and rng.random() < 0.4 and not same_lane)
+        x = float(rng.uniform(15.0 if same_lane else 4.0, 80.0))
+        if n_lanes == 1 and oncoming:
+            y = cam_y + 2.2
+        first = _car(rng, boxes, x, y + float(rng.normal(0, 0.15)), float(rng.normal(0.0, 0.02)) + (math.pi if oncoming else 0.0),
+                    rng.random() < 0.15)
+        speed = float(rng.uniform(8.5, 14.0) if same_lane else rng.uniform(4.0, 14.0)) * (-1.0 if oncoming else 1.0)
+        for k in range(first, len(boxes)):
+            movers[k] = (speed, 0.0)
