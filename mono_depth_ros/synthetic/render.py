@@ -8,6 +8,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
+from ..camera import CameraIntrinsics
 from .camera import CameraPose, PinholeIntrinsics, _as_intrinsics
 from .scene import _EDGES, _EPS, _TEX_ID, Road, Scene, _Compiled
 
@@ -69,9 +70,7 @@ class SyntheticFrame:
         return d
 
     def camera_intrinsics(self) -> Any:
-        """The intrinsics as ``mono_depth_ros.camera.CameraIntrinsics`` (imported lazily)."""
-        from .camera import CameraIntrinsics
-
+        """The intrinsics as ``mono_depth_ros.camera.CameraIntrinsics``."""
         i = self.intrinsics
         return CameraIntrinsics(width=i.width, height=i.height, fx=i.fx, fy=i.fy, cx=i.cx, cy=i.cy)
 
