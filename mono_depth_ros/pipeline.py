@@ -8,7 +8,7 @@ Geometry (pixel-centre convention throughout; see camera.py and preprocess.py). 
 output map spans ``Profile.output_region()`` of the network input uniformly, and the input is a
 resize + centre crop of the camera image, so output pixel (i, j) looks along camera pixel
 
-    u = ax * i + bx,   v = ay * j + by          (an affine map, computed from InputTransform)
+    u = ax * i + bx,   v = ay * j + by          (Profile.output_map composed with InputTransform)
 
 * ``output="network"``: the depth image is the output map itself; its intrinsics are the camera's
   through that map: fx' = fx / ax, cx' = (cx - bx) / ax (CameraIntrinsics.affine).  ``rgb`` is
@@ -175,13 +175,11 @@ class DepthPipeline:
             return g
         t = self._pre.transform_for(width, height)
         ow, oh = self.backend.output_size
-        x0, y0, x1, y1 = self.profile.output_region()
-        if self.spec.foreign:
-            x0, y0, x1, y1 = 0.0, 0.0, float(self.profile.input_w), float(self.profile.input_h)
-        kx, ky = (x1 - x0) / ow, (y1 - y0) / oh
-        # output pixel i (centre) -> input pixel coordinate x = x0 + (i + 0.5) kx - 0.5 -> camera u (affine)
-        u_a, v_a = t.input_to_camera(np.array([x0 + 0.5 * kx - 0.5, x0 + 1.5 * kx - 0.5]),
-                                     np.array([y0 + 0.5 * ky - 0.5, y0 + 1.5 * ky - 0.5]))
+        m = self.profile.output_map(ow, oh, whole_input=self.spec.foreign)
+        # output pixel i (centre) -> input pixel coordinate x (Profile.output_map) -> camera u (affine):
+        # the composition, read off at output pixels 0 and 1
+        ij = np.array([0.0, 1.0])
+        u_a, v_a = t.input_to_camera(m[0, 0] * ij + m[0, 2], m[1, 1] * ij + m[1, 2])
         ax, bx = float(u_a[1] - u_a[0]), float(u_a[0])
         ay, by = float(v_a[1] - v_a[0]), float(v_a[0])
         # camera pixels whose centres lie inside the covered region [edge of pixel -1/2, edge of pixel n-1/2]

@@ -15,13 +15,16 @@ Output region: the predicted log-depth map covers the fine network's input crop 
 For NYU that crop is the whole input; for KITTI it is the bottom ``fine_crop_h`` rows (the
 part of the image that has LiDAR depth), exactly as the paper's fine network sees it. A
 ground-truth map is resized to the output size from that region, and the inference pipeline
-maps output pixels back to camera pixels through :meth:`Profile.output_region`.
+maps output pixels back to camera pixels through :meth:`Profile.output_region` (as a matrix:
+:meth:`Profile.output_map`).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
+
+import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -109,6 +112,21 @@ class Profile:
         x = x0 + (i + 0.5) * (x1 - x0) / output_w, y = y0 + (j + 0.5) * (y1 - y0) / output_h.
         """
         return (0.0, float(self.fine_crop_top), float(self.input_w), float(self.input_h))
+
+    def output_map(self, out_w: int | None = None, out_h: int | None = None, *, whole_input: bool = False
+                   ) -> np.ndarray:
+        """The output map as a 3x3 affine matrix: output pixel coordinates (i, j, 1) -> network-input pixel
+        coordinates (x, y, 1), pixel-centre convention: x = x0 + (i + 0.5) (x1 - x0) / out_w - 0.5 over
+        :meth:`output_region` (``whole_input``: over the whole input, as foreign models' outputs are).
+        ``out_w``/``out_h`` default to the profile's output size (a backend may report another)."""
+        ow = self.output_w if out_w is None else int(out_w)
+        oh = self.output_h if out_h is None else int(out_h)
+        if whole_input:
+            x0, y0, x1, y1 = 0.0, 0.0, float(self.input_w), float(self.input_h)
+        else:
+            x0, y0, x1, y1 = self.output_region()
+        kx, ky = (x1 - x0) / ow, (y1 - y0) / oh
+        return np.array([[kx, 0.0, x0 + 0.5 * kx - 0.5], [0.0, ky, y0 + 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
 
     def describe(self) -> List[Tuple[str, str, str]]:
         """Rows (layer, operation, W x H) for a summary table."""

@@ -363,3 +363,20 @@ def test_real_backends_on_a_real_image(tiny_model, backend, tmp_path, monkeypatc
         pipe.set_output("camera")
         res = pipe.infer(bgr, W, H, "bgr8", intrinsics=cam)
         assert res.depth.shape == (H, W) and np.isfinite(res.depth).any() and np.isnan(res.depth[0]).all()
+
+
+@pytest.mark.parametrize("pname", ["nyu", "kitti", "tiny_crop"])
+def test_profile_output_map_is_the_documented_output_region_formula(pname):
+    """Profile.output_map (the matrix the pipeline's geometry composes with the input transform) takes
+    output pixel centres to Profile.output_region()'s formula; whole_input spans the whole input."""
+    prof = _profile(pname)
+    i, j = np.meshgrid(np.arange(prof.output_w, dtype=float), np.arange(prof.output_h, dtype=float))
+    xy = np.einsum("ab,bhw->ahw", prof.output_map(), np.stack([i, j, np.ones_like(i)]))
+    x0, y0, x1, y1 = prof.output_region()
+    np.testing.assert_allclose(xy[0], x0 + (i + 0.5) * (x1 - x0) / prof.output_w - 0.5, atol=1e-12)
+    np.testing.assert_allclose(xy[1], y0 + (j + 0.5) * (y1 - y0) / prof.output_h - 0.5, atol=1e-12)
+    np.testing.assert_array_equal(xy[2], 1.0)
+    m = prof.output_map(10, 5, whole_input=True)        # another output size, over the whole input
+    np.testing.assert_allclose(m @ [0, 0, 1], [prof.input_w / 20 - 0.5, prof.input_h / 10 - 0.5, 1.0])
+    np.testing.assert_allclose(m @ [9, 4, 1], [prof.input_w - prof.input_w / 20 - 0.5,
+                                               prof.input_h - prof.input_h / 10 - 0.5, 1.0])
