@@ -56,7 +56,7 @@ def run(tmp_path_factory):
              and all(p.get_subscription_count() for p in (pub_img, pub_info)), 30, "matching")
     yield {"h": h, "proc": proc, "log": log, "img": pub_img, "pinfo": pub_info, **out}
     if proc.poll() is None:
-        assert stop_node(proc) == 0
+        assert stop_node(proc) == 0, log.read_text(errors="replace")[-3000:]
     h.close()
 
 

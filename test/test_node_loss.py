@@ -41,7 +41,7 @@ def run(tmp_path_factory):
              90, "depth_node", proc, log)
     yield {"h": h, "proc": proc, "log": log, "diags": diags, "img": pub_img, "info": pub_info}
     if proc.poll() is None:
-        assert stop_node(proc) == 0
+        assert stop_node(proc) == 0, log.read_text(errors="replace")[-3000:]
     h.close()
 
 

@@ -78,7 +78,8 @@ def test_defaults_and_overrides_from_a_params_file(h, model, tmp_path):
         text = log.read_text()
         assert "/image (reliable, keep_last 1)" in text and "best_effort, keep_last 2" in text, text
     finally:
-        assert stop_node(proc) == 0
+        rc = stop_node(proc)
+    assert rc == 0, log.read_text(errors="replace")[-3000:]  # after finally: never masks a failure above
 
 
 def test_remapped_topic_overrides_and_the_deprecated_publisher_parameter(h, model, tmp_path):
@@ -100,7 +101,8 @@ def test_remapped_topic_overrides_and_the_deprecated_publisher_parameter(h, mode
         assert _endpoint(h, "/depth/image", "pub").qos_profile.reliability == ReliabilityPolicy.RELIABLE
         assert "qos_reliability / qos_depth are deprecated" in log.read_text()
     finally:
-        assert stop_node(proc) == 0
+        rc = stop_node(proc)
+    assert rc == 0, log.read_text(errors="replace")[-3000:]  # after finally: never masks a failure above
 
 
 @pytest.mark.parametrize("override, needle", [
