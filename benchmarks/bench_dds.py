@@ -274,8 +274,10 @@ class Bench:
         env = dict(os.environ)
         for k in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
             env.pop(k, None)
-        if profile != "none":
+        if profile != "none":  # a RMW_FASTRTPS_USE_QOS_FROM_XML already set is kept (=0: the pre-fix reader pool)
             env.update(profile_env(profile, environ=env))
+        else:
+            env.pop("RMW_FASTRTPS_USE_QOS_FROM_XML", None)
         env.update(ROS_DOMAIN_ID=str(self.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                    PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
         env.pop("ROS_LOCALHOST_ONLY", None)
