@@ -357,3 +357,43 @@ def test_fastdds_profile_returns_a_huge_samples_memory(real_fastdds):
     assert fixed["after"] - fixed["before"] < 0.25 * big_mb, fixed
     pooled = _big_frame_memory("0")
     assert pooled["after"] - pooled["before"] >= 0.75 * big_mb, pooled
+
+
+QOS_CHECK = r"""
+import json, time
+import rclpy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("profile_test_qos")
+node.create_subscription(Image, "/a", lambda m: None, qos_profile_sensor_data)
+node.create_subscription(Image, "/b", lambda m: None, QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE))
+node.create_publisher(Image, "/c", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+end = time.monotonic() + 10
+out = {}
+while time.monotonic() < end and len(out) < 3:
+    rclpy.spin_once(node, timeout_sec=0.05)
+    for t in ("/a", "/b"):
+        for i in node.get_subscriptions_info_by_topic(t):
+            out[t] = i.qos_profile.reliability.name
+    for i in node.get_publishers_info_by_topic("/c"):
+        out["/c"] = i.qos_profile.durability.name
+print(json.dumps(out))
+rclpy.try_shutdown()
+"""
+
+
+@pytest.mark.ros_rclpy
+def test_fastdds_profile_with_qos_from_xml_keeps_the_qos_set_in_code(real_fastdds):
+    """RMW_FASTRTPS_USE_QOS_FROM_XML=1 hands the memory policies to the XML; the QoS given in code
+    (what the node's defaults and qos_overrides produce) must still be what the endpoints get, and
+    Fast DDS must accept the whole file (an XMLPARSER error would drop the transports too)."""
+    from ros_domains import claim_domain_id, ros_env
+
+    env = ros_env(claim_domain_id())
+    env.update(dds.profile_env("default", environ=env))
+    assert env[dds.QOS_FROM_XML_VAR] == "1"
+    r = subprocess.run([sys.executable, "-c", QOS_CHECK], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "XMLPARSER" not in r.stderr, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"/a": "BEST_EFFORT", "/b": "RELIABLE",
+                                                            "/c": "TRANSIENT_LOCAL"}
