@@ -11,7 +11,9 @@ Real rclpy and the RMW it loads (the venv's PyPI Jazzy wheels: Fast DDS; under t
 DDS).  Every process gets its own ROS_DOMAIN_ID (from MONO_DEPTH_TEST_DOMAINS, as the tests) and
 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST; "profile default" gives all three processes the shipped
 config/dds profile (mono_depth_ros.dds.profile_env, what depth.launch.py applies), "none" the RMW's
-defaults.
+defaults.  ``RMW_FASTRTPS_USE_QOS_FROM_XML=0 bench_dds.py --big-frame ...`` keeps the profile's
+transports but lets rmw_fastrtps force its reader pool (PREALLOCATED_WITH_REALLOC): the memory
+before the reader profile's fix, for a before/after of the 8000x6000 frame.
 
 * camera: 640x480 rgb8 real frames (../shared/data NYU / TUM / Kinect v2 colour images, resized) +
   CameraInfo at ``--rate`` x {1, 4} Hz, stamped with the wall clock, reliable (image_transport's
