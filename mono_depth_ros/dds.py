@@ -99,8 +99,8 @@ def profile_env(profile: str, share_dir: "str | os.PathLike[str] | None" = None,
     own defaults), or the path of a Fast DDS or Cyclone DDS XML file (its kind is read from the root
     element; ``RMW_FASTRTPS_USE_QOS_FROM_XML=1`` as well when the file sets a default reader memory
     policy, see :func:`wants_qos_from_xml`).  ``environ`` (default ``os.environ``) is only read, for an
-    existing ``CYCLONEDDS_URI`` to extend, a user's Fast DDS profile and QoS-from-XML choice to keep.  Raises ValueError for an unknown name, a missing
-    or unreadable file.
+    existing ``CYCLONEDDS_URI`` to extend, a user's Fast DDS profile and QoS-from-XML choice to keep.
+    Raises ValueError for an unknown name, a missing or unreadable file.
     """
     env = os.environ if environ is None else environ
     text = str(profile).strip()
