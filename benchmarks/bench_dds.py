@@ -11,7 +11,9 @@ Real rclpy and the RMW it loads (the venv's PyPI Jazzy wheels: Fast DDS; under t
 DDS).  Every process gets its own ROS_DOMAIN_ID (from MONO_DEPTH_TEST_DOMAINS, as the tests) and
 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST; "profile default" gives all three processes the shipped
 config/dds profile (mono_depth_ros.dds.profile_env, what depth.launch.py applies), "none" the RMW's
-defaults.
+defaults.  ``RMW_FASTRTPS_USE_QOS_FROM_XML=0 bench_dds.py --big-frame ...`` keeps the profile's
+transports but lets rmw_fastrtps force its reader pool (PREALLOCATED_WITH_REALLOC): the memory
+before the reader profile's fix, for a before/after of the 8000x6000 frame.
 
 * camera: 640x480 rgb8 real frames (../shared/data NYU / TUM / Kinect v2 colour images, resized) +
   CameraInfo at ``--rate`` x {1, 4} Hz, stamped with the wall clock, reliable (image_transport's
@@ -274,8 +276,10 @@ class Bench:
         env = dict(os.environ)
         for k in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
             env.pop(k, None)
-        if profile != "none":
+        if profile != "none":  # a RMW_FASTRTPS_USE_QOS_FROM_XML already set is kept (=0: the pre-fix reader pool)
             env.update(profile_env(profile, environ=env))
+        else:
+            env.pop("RMW_FASTRTPS_USE_QOS_FROM_XML", None)
         env.update(ROS_DOMAIN_ID=str(self.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                    PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
         env.pop("ROS_LOCALHOST_ONLY", None)

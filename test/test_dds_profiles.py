@@ -49,6 +49,35 @@ def test_fastdds_profile_parses_and_sizes_shared_memory_for_images():
     assert sorted(used) == sorted(descs)  # both transports, each defined once (UDP: other hosts, CLI tools)
 
 
+MEMORY_POLICIES = ("PREALLOCATED", "PREALLOCATED_WITH_REALLOC", "DYNAMIC", "DYNAMIC_REUSABLE")  # Fast DDS 2.x XML
+
+
+def _default_profile(root, tag):
+    (prof,) = [p for p in root.iter(FAST_NS + tag) if p.get("is_default_profile") == "true"]
+    return prof
+
+
+def test_fastdds_profile_frees_reader_payloads_and_keeps_rmw_writer_settings():
+    """Readers: DYNAMIC (payload freed after each sample; rmw_fastrtps's PREALLOCATED_WITH_REALLOC pool
+    keeps the largest sample ever received). Writers: what rmw_fastrtps would set itself, since with
+    RMW_FASTRTPS_USE_QOS_FROM_XML=1 it leaves both to the XML. Literals: the XML parser's own, not the C++
+    enum names (DYNAMIC_RESERVE makes Fast DDS reject the whole file, transports included)."""
+    root = ET.parse(FAST).getroot()
+    reader, writer = _default_profile(root, "data_reader"), _default_profile(root, "data_writer")
+    assert reader.findtext(FAST_NS + "historyMemoryPolicy") == "DYNAMIC"
+    assert writer.findtext(FAST_NS + "historyMemoryPolicy") == "PREALLOCATED_WITH_REALLOC"
+    for p in root.iter(FAST_NS + "historyMemoryPolicy"):
+        assert p.text in MEMORY_POLICIES
+    for prof in (reader, writer):
+        assert prof.find(FAST_NS + "qos").find(FAST_NS + "data_sharing").findtext(FAST_NS + "kind") == "OFF"
+    assert writer.find(FAST_NS + "qos").find(FAST_NS + "publishMode").findtext(FAST_NS + "kind") == "SYNCHRONOUS"
+    # nothing else in them: the QoS set in code (history, depth, reliability, ...) stays the node's
+    assert {c.tag for c in reader} == {FAST_NS + "qos", FAST_NS + "historyMemoryPolicy"}
+    assert {c.tag for c in reader.find(FAST_NS + "qos")} == {FAST_NS + "data_sharing"}
+    assert {c.tag for c in writer.find(FAST_NS + "qos")} == {FAST_NS + "data_sharing", FAST_NS + "publishMode"}
+    assert dds.wants_qos_from_xml(FAST) and not dds.wants_qos_from_xml(CYCLONE)
+
+
 def test_cyclonedds_profile_parses_with_sizes_within_udp_and_cyclone_limits():
     root = ET.parse(CYCLONE).getroot()
     assert root.tag == CYC_NS + "CycloneDDS"
@@ -67,7 +96,9 @@ def test_profile_env_none_default_and_explicit_files(tmp_path):
     assert dds.profile_env("none", environ={}) == {}
     env = dds.profile_env("default", environ={})
     assert env["FASTRTPS_DEFAULT_PROFILES_FILE"] == env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(FAST)
+    assert env[dds.QOS_FROM_XML_VAR] == "1"  # else rmw_fastrtps overrides the reader memory policy
     assert env["CYCLONEDDS_URI"] == "file://" + str(CYCLONE)
+    assert dds.QOS_FROM_XML_VAR not in dds.profile_env("default", environ={dds.QOS_FROM_XML_VAR: "0"})  # user's kept
     # an existing CYCLONEDDS_URI (e.g. the bundle's loopback binding) is kept, ours appended (later wins)
     inline = '<CycloneDDS><Domain><General><Interfaces><NetworkInterface name="lo"/></Interfaces></General></Domain></CycloneDDS>'
     env = dds.profile_env("default", environ={"CYCLONEDDS_URI": inline})
@@ -77,6 +108,7 @@ def test_profile_env_none_default_and_explicit_files(tmp_path):
     # a user's own Fast DDS profile wins over ours (Fast DDS reads one file)
     mine = dds.profile_env("default", environ={"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my_fastdds.xml"})
     assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in mine and "CYCLONEDDS_URI" in mine
+    assert dds.QOS_FROM_XML_VAR not in mine  # their file, their choice
     # an installed share directory
     share = tmp_path / "share"
     (share / "config" / "dds").mkdir(parents=True)
@@ -86,7 +118,12 @@ def test_profile_env_none_default_and_explicit_files(tmp_path):
     assert env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str((share / "config" / "dds" / "fastdds.xml").resolve())
     # explicit files: the kind is read from the root element
     assert dds.profile_env(str(FAST), environ={}) == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(FAST),
-                                                      "FASTDDS_DEFAULT_PROFILES_FILE": str(FAST)}
+                                                      "FASTDDS_DEFAULT_PROFILES_FILE": str(FAST),
+                                                      dds.QOS_FROM_XML_VAR: "1"}
+    transport_only = tmp_path / "mine.xml"  # no reader memory policy: rmw_fastrtps's QoS handling stays
+    transport_only.write_text('<dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"><profiles>'
+                              '<participant profile_name="p" is_default_profile="true"/></profiles></dds>')
+    assert dds.QOS_FROM_XML_VAR not in dds.profile_env(str(transport_only), environ={})
     assert dds.profile_env(str(CYCLONE), environ={"CYCLONEDDS_URI": "file:///a.xml"}) == \
         {"CYCLONEDDS_URI": "file:///a.xml,file://" + str(CYCLONE)}
 
@@ -116,11 +153,13 @@ def test_depth_launch_applies_the_profile_to_depth_node_and_rviz(monkeypatch):
     monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
     monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
     monkeypatch.delenv("CYCLONEDDS_URI", raising=False)
+    monkeypatch.delenv("RMW_FASTRTPS_USE_QOS_FROM_XML", raising=False)
     module = _load_with_stand_ins(monkeypatch)
     defaults = {n: d for n, d, _ in module.ARGUMENTS}
     assert defaults["dds_profile"] == "default"
     node, rviz = module._setup(_context(module, rviz="true"))
     assert node.additional_env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(FAST)
+    assert node.additional_env["RMW_FASTRTPS_USE_QOS_FROM_XML"] == "1"
     assert node.additional_env["CYCLONEDDS_URI"] == "file://" + str(CYCLONE)
     assert rviz.additional_env == node.additional_env
     (node,) = module._setup(_context(module, dds_profile="none"))
@@ -160,6 +199,7 @@ rclpy.try_shutdown()
 """
 
 
+@pytest.mark.ros_rclpy
 def test_fastdds_profile_delivers_camera_images_to_a_best_effort_subscriber():
     """640x480 rgb8 at 30 Hz from a reliable camera (another process) into a best-effort subscription,
     both with config/dds/fastdds.xml: (nearly) every frame arrives.  With Fast DDS's built-in 512 KB
@@ -212,3 +252,149 @@ def test_profiles_are_installed_where_the_launch_file_looks(setup_kwargs):
         rel = str(f.relative_to(ROOT))
         assert installed.get(rel) == "share/mono_depth_ros/config/dds", rel
     assert dds.dds_dir("/opt/x/share/mono_depth_ros") == Path("/opt/x/share/mono_depth_ros/config/dds")
+
+
+# ---- reader memory over real Fast DDS ------------------------------------------------------------
+BIG_W, BIG_H = 4000, 4000  # 48 MB rgb8: above glibc's largest mmap threshold (32 MB), so a freed payload
+#                            leaves the process at once; larger than the 32 MB segment, as in issue 14
+BIG_CAMERA = r"""
+import sys, time
+import numpy as np, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+from sensor_msgs.msg import Image
+from mono_depth_ros.ros import conversions as conv
+rclpy.init()
+node = rclpy.create_node("profile_test_big_camera")
+pub = node.create_publisher(Image, "/camera/image_raw", QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
+                                                                  reliability=ReliabilityPolicy.RELIABLE))
+T = conv.MessageTypes.from_rclpy()
+hdr = conv.make_header(T, 0, 0, "cam")
+small = conv.rgb_to_image_msg(T, np.zeros((240, 320, 3), np.uint8), hdr)  # 230 KB: sent in fragments
+big = conv.rgb_to_image_msg(T, np.zeros((int(sys.argv[2]), int(sys.argv[1]), 3), np.uint8), hdr)
+end = time.monotonic() + 20
+while pub.get_subscription_count() < 1 and time.monotonic() < end:
+    time.sleep(0.05)
+time.sleep(0.5)
+def burst(n):
+    for _ in range(n):
+        pub.publish(small)
+        time.sleep(1 / 30)
+burst(10)
+print("big", flush=True)
+pub.publish(big)
+del big
+time.sleep(0.5)
+burst(20)
+time.sleep(0.5)
+rclpy.try_shutdown()
+"""
+BIG_SUBSCRIBER = r"""
+import json, subprocess, sys, time
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+def anon_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+rclpy.init()
+node = rclpy.create_node("profile_test_big_subscriber")
+got = []
+node.create_subscription(Image, "/camera/image_raw", lambda raw: got.append(len(raw)), qos_profile_sensor_data,
+                         raw=True)
+cam = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2], sys.argv[3]], stdout=subprocess.PIPE,
+                       text=True)
+before, peak, end = None, 0.0, time.monotonic() + 90
+while cam.poll() is None and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.02)
+    if before is None and len(got) >= 5:
+        before = anon_mb()
+    peak = max(peak, anon_mb())
+for _ in range(10):
+    rclpy.spin_once(node, timeout_sec=0.05)
+print(json.dumps({"before": before, "peak": peak, "after": anon_mb(), "small": sum(n < 1000000 for n in got),
+                  "big_cam": "big" in cam.stdout.read()}))
+rclpy.try_shutdown()
+"""
+
+
+def _big_frame_memory(qos_from_xml: str) -> dict:
+    from ros_domains import claim_domain_id, ros_env
+
+    env = ros_env(claim_domain_id())
+    env.update(dds.profile_env(str(FAST), environ=env))
+    env[dds.QOS_FROM_XML_VAR] = qos_from_xml
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", BIG_SUBSCRIBER, BIG_CAMERA, str(BIG_W), str(BIG_H)], env=env,
+                       capture_output=True, text=True, timeout=150)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "XMLPARSER" not in r.stderr, r.stderr[-2000:]  # Fast DDS took the whole file
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["big_cam"] and res["before"] is not None and res["small"] >= 20, res
+    return res
+
+
+@pytest.fixture(scope="module")
+def real_fastdds():
+    pytest.importorskip("rclpy", reason="real rclpy not installed")
+    from sensor_msgs.msg import Image
+
+    if not hasattr(Image, "SLOT_TYPES"):  # pragma: no cover - test/fake_rclpy
+        pytest.skip("not the real sensor_msgs")
+    if os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") != "rmw_fastrtps_cpp":
+        pytest.skip("this checks the Fast DDS profile")
+
+
+@pytest.mark.ros_rclpy
+def test_fastdds_profile_returns_a_huge_samples_memory(real_fastdds):
+    """Issue 14: one frame far larger than the camera's (48 MB here) into a best-effort subscriber
+    (the node's default QoS). With the shipped profile as depth.launch.py applies it, the reader's
+    payload is freed (an incomplete one once the writer's next fragmented sample starts: the camera's
+    next image): anonymous memory comes back to where it was. With RMW_FASTRTPS_USE_QOS_FROM_XML=0
+    (rmw_fastrtps forces PREALLOCATED_WITH_REALLOC) the pool keeps it: the check can fail."""
+    big_mb = BIG_W * BIG_H * 3 / 2 ** 20
+    fixed = _big_frame_memory("1")
+    assert fixed["peak"] - fixed["before"] >= 0.5 * big_mb, fixed  # the frame did reach this reader
+    assert fixed["after"] - fixed["before"] < 0.25 * big_mb, fixed
+    pooled = _big_frame_memory("0")
+    assert pooled["after"] - pooled["before"] >= 0.75 * big_mb, pooled
+
+
+QOS_CHECK = r"""
+import json, time
+import rclpy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("profile_test_qos")
+node.create_subscription(Image, "/a", lambda m: None, qos_profile_sensor_data)
+node.create_subscription(Image, "/b", lambda m: None, QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE))
+node.create_publisher(Image, "/c", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+end = time.monotonic() + 10
+out = {}
+while time.monotonic() < end and len(out) < 3:
+    rclpy.spin_once(node, timeout_sec=0.05)
+    for t in ("/a", "/b"):
+        for i in node.get_subscriptions_info_by_topic(t):
+            out[t] = i.qos_profile.reliability.name
+    for i in node.get_publishers_info_by_topic("/c"):
+        out["/c"] = i.qos_profile.durability.name
+print(json.dumps(out))
+rclpy.try_shutdown()
+"""
+
+
+@pytest.mark.ros_rclpy
+def test_fastdds_profile_with_qos_from_xml_keeps_the_qos_set_in_code(real_fastdds):
+    """RMW_FASTRTPS_USE_QOS_FROM_XML=1 hands the memory policies to the XML; the QoS given in code
+    (what the node's defaults and qos_overrides produce) must still be what the endpoints get, and
+    Fast DDS must accept the whole file (an XMLPARSER error would drop the transports too)."""
+    from ros_domains import claim_domain_id, ros_env
+
+    env = ros_env(claim_domain_id())
+    env.update(dds.profile_env("default", environ=env))
+    assert env[dds.QOS_FROM_XML_VAR] == "1"
+    r = subprocess.run([sys.executable, "-c", QOS_CHECK], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "XMLPARSER" not in r.stderr, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"/a": "BEST_EFFORT", "/b": "RELIABLE",
+                                                            "/c": "TRANSIENT_LOCAL"}
