@@ -187,6 +187,37 @@ def test_eval_launch_scores_every_frame_and_matches_offline_eval(tmp_path, domai
             assert doc["totals"][proto][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (proto, key)
 
 
+def test_eval_launch_without_a_model_runs_the_road_model_with_the_offline_figures(tmp_path, domain, ws, kitti_bag):
+    """Issue 13: a KITTI bag without model:= runs the shipped road model (said once), through `ros2 bag play`
+    + eval.launch.py, with the figures of `mono-depth bag --eval` without --model (which picks it too)."""
+    from mono_depth_ros.default_models import ROAD_MODEL
+
+    off = tmp_path / "offline"
+    cli = subprocess.run([sys.executable, "-m", "mono_depth_ros", "bag", str(kitti_bag), "--backend", "torch",
+                          "--out", str(off / "bag"), "--eval", "--eval-dir", str(off), "--no-progress", "--no-plots"],
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, _tail(cli.stdout + cli.stderr)
+    assert ROAD_MODEL.name in cli.stdout + cli.stderr
+    (offline_json,) = list(off.glob("*.json"))
+    ref = json.loads(offline_json.read_text())
+    live = tmp_path / "live"
+    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={kitti_bag}",
+                         f"output_dir:={live}", "idle_shutdown:=3.0", "play_delay:=1.0", "backend:=torch"],
+                        domain_id=domain, ws=ws)
+    try:
+        log, _ = proc.communicate(timeout=180)
+        log = log.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        pytest.fail("eval.launch.py did not finish:\n" + _tail(_stop(proc)))
+    assert proc.returncode == 0, _tail(log)
+    assert ROAD_MODEL.name in log and "KITTI-shaped" in log, _tail(log)
+    doc = json.loads((live / "live_eval.json").read_text())
+    assert doc["frames_evaluated"] == ref["frames_evaluated"] == 2 and doc["frame_coverage"] == 1.0
+    for proto, metrics in ref["totals"].items():
+        for key, value in metrics.items():
+            assert doc["totals"][proto][key] == pytest.approx(value, rel=1e-2, abs=1e-6), (proto, key)
+
+
 @pytest.mark.parametrize("kind", ["missing", "unreadable", "play_fails"])
 def test_eval_launch_stops_at_once_on_a_bad_bag(tmp_path, domain, ws, tiny_model, kitti_bag, kind):
     extra = []
