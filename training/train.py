@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -258,6 +259,45 @@ class RunLog:
 
     def close(self) -> None:
         self.f.close()
+
+
+@dataclass
+class _Knobs:
+    """The per-step settings of a stage (read from the config once)."""
+    lam: float
+    grad_weight: float
+    clip: Optional[float]
+    log_every: int
+    image_every: int
+    checkpoint_every: int
+    val_every: int
+    channels_last: bool
+    amp_dtype: Any
+
+
+@dataclass
+class _Stage:
+    """One stage's loop state: the networks and optimiser, the step counters, the loss since the last log line."""
+    name: str
+    model: Any
+    net: Any
+    opt: Any
+    scaler: Any
+    start_step: int
+    total: int
+    remaining: int
+    step: int
+    res: Dict[str, Any]
+    bar: Any = None
+    loss_acc: Any = None
+    n_acc: int = 0
+    t_last: float = 0.0
+    s_last: int = 0
+
+    @property
+    def last(self) -> bool:
+        """This step ends the stage (its samples, or --max-steps)."""
+        return self.step == self.total or self.res["steps_run"] == self.remaining
 
 
 # ---- the trainer ---------------------------------------------------------------------------------------
@@ -515,144 +555,186 @@ class Trainer:
 
     def _run_stage(self, model, stage: str, start_step: int, ckpt: Optional[Dict[str, Any]], done: List[str],
                    steps_before: int) -> Dict[str, Any]:
+        """One stage: restore (optimiser, RNG, scaler), then train steps (each: step, log, validate+checkpoint)
+        until the stage's samples, --max-steps or a stop signal; a checkpoint at the end."""
         import torch
 
-        from .datasets import StreamBatchSampler
-        from .losses import masked_log, scale_invariant_loss
-
-        cfg, tcfg = self.cfg, self.cfg["train"]
         B = self.batch_size
-        samples = int(tcfg["samples"][stage])
-        total = max(1, math.ceil(samples / B))
+        total = max(1, math.ceil(int(self.cfg["train"]["samples"][stage]) / B))
         self._set_stage(model, stage)
         opt = self._optimizer(model, stage)
         scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
         if ckpt is not None:
-            opt.load_state_dict(ckpt["optimizer"])
-            rngs = ckpt.get("rng") or []
-            if rngs:
-                mine = rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0]
-                torch.set_rng_state(mine["torch"])
-                if "cuda" in mine and self.device.type == "cuda":
-                    torch.cuda.set_rng_state(mine["cuda"], self.device)
-            if scaler is not None and "scaler" in ckpt:
-                scaler.load_state_dict(ckpt["scaler"])
+            self._restore_stage(ckpt, opt, scaler)
+        net = self._wrap(model)
+        remaining = total - start_step
+        if self.max_steps is not None:
+            remaining = min(remaining, max(self.max_steps - steps_before, 0))
+        st = _Stage(stage, model, net, opt, scaler, start_step, total, remaining, step=start_step,
+                    res={"steps": total, "start_step": start_step, "steps_run": 0, "interrupted": False,
+                         "samples": start_step * B, "losses": []})
+        if remaining <= 0:
+            st.res["interrupted"] = start_step < total
+            if st.res["interrupted"]:
+                self.save_checkpoint(model, opt, scaler, stage, start_step, done)
+            return st.res
+        self._train_loop(st, done)
+        step = st.step
+        st.res["samples"] = step * B
+        if step < total:
+            st.res["interrupted"] = True
+        self.save_checkpoint(model, opt, scaler, stage, step, done + ([stage] if step >= total else []))
+        if step >= total and self.val_src is not None:
+            self._validate(model, stage, step)
+        return st.res
+
+    def _restore_stage(self, ckpt: Dict[str, Any], opt, scaler) -> None:
+        """The optimiser, this rank's RNG and the fp16 scaler from a checkpoint (exact resume)."""
+        import torch
+
+        opt.load_state_dict(ckpt["optimizer"])
+        rngs = ckpt.get("rng") or []
+        if rngs:
+            mine = rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0]
+            torch.set_rng_state(mine["torch"])
+            if "cuda" in mine and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda"], self.device)
+        if scaler is not None and "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
+
+    def _wrap(self, model):
+        """The network the steps run: DDP over the processes, torch.compile if asked."""
+        import torch
+
         net = model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                       broadcast_buffers=False)
-        if tcfg.get("compile"):
+        if self.cfg["train"].get("compile"):
             net = torch.compile(net)
-        step = start_step
-        remaining = total - step
-        if self.max_steps is not None:
-            remaining = min(remaining, max(self.max_steps - steps_before, 0))
-        res: Dict[str, Any] = {"steps": total, "start_step": start_step, "steps_run": 0, "interrupted": False,
-               "samples": step * B, "losses": []}
-        if remaining <= 0:
-            res["interrupted"] = step < total
-            if res["interrupted"]:
-                self.save_checkpoint(model, opt, scaler, stage, step, done)
-            return res
-        sampler = StreamBatchSampler(len(self.train_ds), B, int(tcfg["seed"]), STAGE_INDEX[stage], step, remaining,
-                                     self.dist.rank, self.dist.world)
-        loader = self._loader(sampler)
-        lam, gw = float(cfg["loss"]["lam"]), float(cfg["loss"].get("grad_weight") or 0.0)
+        return net
+
+    def _stage_knobs(self) -> "_Knobs":
+        import torch
+
+        cfg, tcfg = self.cfg, self.cfg["train"]
         clip = cfg["optim"].get("clip_grad_norm")
-        log_every, img_every = int(tcfg["log_every"]), int(tcfg["image_every"] or 0)
-        ck_every = int(tcfg["checkpoint_every"] or 0)
-        val_every = int(tcfg.get("val_every") or 0)
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp) if self.amp else None
-        bar = None
+        return _Knobs(lam=float(cfg["loss"]["lam"]), grad_weight=float(cfg["loss"].get("grad_weight") or 0.0),
+                      clip=float(clip) if clip else None, log_every=int(tcfg["log_every"]),
+                      image_every=int(tcfg["image_every"] or 0), checkpoint_every=int(tcfg["checkpoint_every"] or 0),
+                      val_every=int(tcfg.get("val_every") or 0), channels_last=bool(tcfg.get("channels_last")),
+                      amp_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp) if self.amp else None)
+
+    def _train_loop(self, st: "_Stage", done: List[str]) -> None:
+        import torch
+
+        from .datasets import StreamBatchSampler, fork_safe_threads
+
+        sampler = StreamBatchSampler(len(self.train_ds), self.batch_size, int(self.cfg["train"]["seed"]),
+                                     STAGE_INDEX[st.name], st.step, st.remaining, self.dist.rank, self.dist.world)
+        loader = self._loader(sampler)
+        k = self._stage_knobs()
         if self.dist.main and self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=step, desc=f"{stage}", unit="step", dynamic_ncols=True, file=sys.stderr)
-        loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
-        n_acc = 0
-        t_last, s_last = time.perf_counter(), step
-        from .datasets import fork_safe_threads
-
+            st.bar = tqdm(total=st.total, initial=st.step, desc=f"{st.name}", unit="step", dynamic_ncols=True,
+                          file=sys.stderr)
+        st.loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
+        st.t_last, st.s_last = time.perf_counter(), st.step
         with fork_safe_threads():
             batches = iter(loader)                 # starts the workers
         for batch in batches:
-            if self.batch_aug is not None:
-                batch = self.batch_aug(batch)      # uint8 frames -> augmented batch, on self.device
-            x = batch["image"].to(self.device, non_blocking=True)
-            depth = batch["depth"].to(self.device, non_blocking=True)
-            valid = batch["valid"].to(self.device, non_blocking=True)
-            if tcfg.get("channels_last") and self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            target = masked_log(depth, valid)
-            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                pred = net(x, stage)
-            loss = scale_invariant_loss(pred.float(), target, valid, lam=lam, grad_weight=gw)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            step += 1
-            res["steps_run"] += 1
-            loss_acc += loss.detach().double()
-            n_acc += 1
-            last = step == total or res["steps_run"] == remaining
-            if step % log_every == 0 or last or step == start_step + 1:
-                lval = self.dist.mean(float(loss_acc.item()) / n_acc)
-                if not math.isfinite(lval):
-                    raise TrainError(f"loss became {lval} at {stage} step {step}; lower the learning rates "
-                                     "(optim.lr / optim.lr_scale) or set optim.clip_grad_norm")
-                now = time.perf_counter()
-                sps = (step - s_last) * B / max(now - t_last, 1e-9)
-                t_last, s_last = now, step
-                loss_acc.zero_()
-                n_acc = 0
-                res["losses"].append((step, lval))
-                if self.dist.main:
-                    rec = {"stage": stage, "step": step, "samples": step * B, "loss": lval, "samples_per_s": sps,
-                           "time": time.time()}
-                    self.log.write(rec)
-                    if self.writer is not None:
-                        self.writer.add_scalar(f"{stage}/loss", lval, step)
-                        self.writer.add_scalar(f"{stage}/samples_per_s", sps, step)
-                        for grp in opt.param_groups:
-                            self.writer.add_scalar(f"{stage}/lr_{grp.get('name', '')}", grp["lr"], step)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{lval:.4f}", sps=f"{sps:.0f}")
-            if self.dist.main and self.writer is not None and img_every and (step % img_every == 0 or last):
-                self._log_images(batch, pred.detach().float(), stage, step)
-            if bar is not None:
-                bar.update(1)
-            if val_every and step % val_every == 0 and not last:
-                self._validate(model, stage, step)
-                self._set_stage(model, stage)
-            if ck_every and step % ck_every == 0 and not last:
-                self.save_checkpoint(model, opt, scaler, stage, step, done)
-            stop = self.stop_requested
-            if self.dist.enabled:
-                stop = self.dist.mean(1.0 if stop else 0.0) > 0
-            if stop and not last:
-                res["interrupted"] = True
+            batch, loss, pred = self._train_step(st, batch, k)
+            st.step += 1
+            st.res["steps_run"] += 1
+            st.loss_acc += loss.detach().double()
+            st.n_acc += 1
+            if st.step % k.log_every == 0 or st.last or st.step == st.start_step + 1:
+                self._log_loss(st)
+            if self.dist.main and self.writer is not None and k.image_every and (st.step % k.image_every == 0
+                                                                                  or st.last):
+                self._log_images(batch, pred.detach().float(), st.name, st.step)
+            if st.bar is not None:
+                st.bar.update(1)
+            if self._after_step(st, done, k):
                 break
-        if bar is not None:
-            bar.close()
-        res["samples"] = step * B
-        if step < total:
-            res["interrupted"] = True
-        self.save_checkpoint(model, opt, scaler, stage, step, done + ([stage] if step >= total else []))
-        if step >= total and self.val_src is not None:
-            self._validate(model, stage, step)
-        return res
+        if st.bar is not None:
+            st.bar.close()
+
+    def _train_step(self, st: "_Stage", batch, k: "_Knobs"):
+        """One optimiser step on one batch: returns (the batch on the device, the loss, the prediction)."""
+        import torch
+
+        from .losses import masked_log, scale_invariant_loss
+
+        if self.batch_aug is not None:
+            batch = self.batch_aug(batch)      # uint8 frames -> augmented batch, on self.device
+        x = batch["image"].to(self.device, non_blocking=True)
+        depth = batch["depth"].to(self.device, non_blocking=True)
+        valid = batch["valid"].to(self.device, non_blocking=True)
+        if k.channels_last and self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        target = masked_log(depth, valid)
+        with torch.autocast(self.device.type, dtype=k.amp_dtype, enabled=k.amp_dtype is not None):
+            pred = st.net(x, st.name)
+        loss = scale_invariant_loss(pred.float(), target, valid, lam=k.lam, grad_weight=k.grad_weight)
+        opt, scaler = st.opt, st.scaler
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if k.clip:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], k.clip)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        return batch, loss, pred
+
+    def _log_loss(self, st: "_Stage") -> None:
+        """The mean loss since the last log line (over all ranks): log.jsonl, TensorBoard, the progress bar."""
+        stage, step = st.name, st.step
+        lval = self.dist.mean(float(st.loss_acc.item()) / st.n_acc)
+        if not math.isfinite(lval):
+            raise TrainError(f"loss became {lval} at {stage} step {step}; lower the learning rates "
+                             "(optim.lr / optim.lr_scale) or set optim.clip_grad_norm")
+        now = time.perf_counter()
+        sps = (step - st.s_last) * self.batch_size / max(now - st.t_last, 1e-9)
+        st.t_last, st.s_last = now, step
+        st.loss_acc.zero_()
+        st.n_acc = 0
+        st.res["losses"].append((step, lval))
+        if not self.dist.main:
+            return
+        self.log.write({"stage": stage, "step": step, "samples": step * self.batch_size, "loss": lval,
+                        "samples_per_s": sps, "time": time.time()})
+        if self.writer is not None:
+            self.writer.add_scalar(f"{stage}/loss", lval, step)
+            self.writer.add_scalar(f"{stage}/samples_per_s", sps, step)
+            for grp in st.opt.param_groups:
+                self.writer.add_scalar(f"{stage}/lr_{grp.get('name', '')}", grp["lr"], step)
+        if st.bar is not None:
+            st.bar.set_postfix(loss=f"{lval:.4f}", sps=f"{sps:.0f}")
+
+    def _after_step(self, st: "_Stage", done: List[str], k: "_Knobs") -> bool:
+        """Validation and checkpoint every N steps; True when a stop signal (on any rank) ends the stage here."""
+        if k.val_every and st.step % k.val_every == 0 and not st.last:
+            self._validate(st.model, st.name, st.step)
+            self._set_stage(st.model, st.name)
+        if k.checkpoint_every and st.step % k.checkpoint_every == 0 and not st.last:
+            self.save_checkpoint(st.model, st.opt, st.scaler, st.name, st.step, done)
+        stop = self.stop_requested
+        if self.dist.enabled:
+            stop = self.dist.mean(1.0 if stop else 0.0) > 0
+        if stop and not st.last:
+            st.res["interrupted"] = True
+            return True
+        return False
 
     def _validate(self, model, stage: str, step: int) -> None:
         if not self.dist.main:
