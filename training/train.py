@@ -21,7 +21,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -29,125 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .utils import apply_overrides, check_config_keys, deep_merge, load_yaml_config, profile_from_config
-
-STAGE_INDEX = {"coarse": 0, "fine": 1}
-
-DEFAULTS: Dict[str, Any] = {
-    "profile": "nyu",
-    # train_cache: a folder made by `python -m training.cache` from this data.train (refused if built otherwise)
-    "data": {"train": None, "val": None, "val_family": None, "train_cache": None},
-    "augment": {"preset": "nyu"},
-    "gt_resample": None,                # nearest (dense) | masked_mean (sparse); default by dataset
-    "loss": {"lam": 0.5, "grad_weight": 0.0},
-    "optim": {
-        "momentum": 0.9, "weight_decay": 0.0, "clip_grad_norm": None, "lr_scale": 1.0,
-        "lr": {"conv": 1.0e-3, "fc": 0.1, "f1": 1.0e-3, "f3": 1.0e-2, "f4": 1.0e-3},
-    },
-    "train": {
-        "stages": ["coarse", "fine"],
-        "batch_size": 32,
-        "samples": {"coarse": 2_000_000, "fine": 1_500_000},
-        "workers": 4, "prefetch_factor": 4,
-        # augment_on: loader (per-sample, CPU, in the workers: the reference) | device (uint8 batches, the
-        # augmentation in batch on the training device) | auto (device when data.train_cache is set)
-        "augment_on": "auto",
-        "seed": 0, "device": "auto", "amp": None,   # amp: null | bf16 | fp16 (CUDA only)
-        "channels_last": False, "compile": False,
-        "log_every": 20, "image_every": 500, "checkpoint_every": 2000, "val_every": 0,
-        "tensorboard": True, "progress": True,
-    },
-    "init": {"model": None, "alexnet": None},
-    "export": {"half": False},
-}
-
-
-class TrainError(RuntimeError):
-    """A user-facing training error (bad config, existing run, missing data)."""
-
-
-# ---- config -----------------------------------------------------------------------------------------
-# entries that hold free-form mappings: an inline profile, dataset specs, augmentation options
-# (the latter checked by training.augment.AugmentConfig.from_dict)
-FREE_FORM_KEYS = ("profile", "data.train", "data.val", "augment")
-
-
-def resolve_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """DEFAULTS overridden by ``cfg``; unknown (misspelt) keys are a TrainError naming the closest key."""
-    try:
-        check_config_keys(cfg or {}, DEFAULTS, free=FREE_FORM_KEYS)
-    except ValueError as exc:
-        raise TrainError(str(exc)) from None
-    cfg = deep_merge(DEFAULTS, cfg)
-    if not cfg["data"].get("train"):
-        raise TrainError("config has no data.train (a dataset: {type: nyu_mat|nyu_sync|kitti_raw|kitti_object|"
-                         "synthetic, ...})")
-    for s in cfg["train"]["stages"]:
-        if s not in STAGE_INDEX:
-            raise TrainError(f"unknown stage {s!r} in train.stages; expected coarse and/or fine")
-    profile_from_config(cfg["profile"])  # validates
-    _check_augment_keys(cfg.get("augment"))
-    for key in ("train", "val"):
-        if cfg["data"].get(key):
-            _check_dataset_keys(cfg["data"][key], f"data.{key}")
-    return cfg
-
-
-def _unknown(key: str, known: Sequence[str], where: str) -> TrainError:
-    import difflib
-
-    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return TrainError(f"unknown key {key!r} under {where}{hint} (known: {', '.join(sorted(known))})")
-
-
-def _check_augment_keys(aug: Any) -> None:
-    if aug is None:
-        return
-    if not isinstance(aug, dict):
-        raise TrainError(f"config key 'augment' must be a mapping, got {aug!r}")
-    from dataclasses import fields
-
-    from .augment import PRESETS, AugmentConfig
-
-    known = [f.name for f in fields(AugmentConfig)] + ["preset"]
-    for k in aug:
-        if k not in known:
-            raise _unknown(k, known, "'augment'")
-    if "preset" in aug and aug["preset"] not in PRESETS:
-        raise TrainError(f"augment.preset {aug['preset']!r} is not one of {', '.join(sorted(map(str, PRESETS)))}")
-
-
-def _check_dataset_keys(spec: Any, where: str) -> None:
-    """The keys of a dataset spec against the arguments its source class takes (typos get the closest key)."""
-    import inspect
-
-    if not isinstance(spec, dict):
-        raise TrainError(f"config key {where!r} must be a mapping {{type: ..., ...}}, got {spec!r}")
-    from .datasets import SOURCES
-
-    typ = spec.get("type")
-    if typ not in SOURCES:
-        raise TrainError(f"{where}.type {typ!r} is not one of {', '.join(SOURCES)}")
-    try:
-        params = inspect.signature(SOURCES[typ]).parameters
-    except (TypeError, ValueError):
-        return
-    known = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        if typ != "synthetic":
-            return
-        from mono_depth_ros.synthetic import SyntheticDataset   # SyntheticScenes passes **kwargs on to it
-
-        sub = inspect.signature(SyntheticDataset).parameters
-        if any(p.kind == p.VAR_KEYWORD for p in sub.values()):
-            return
-        known += [n for n in sub if n not in known]
-    known += ["type", "cache", "limit", "repeat", "gt_resample", "mask_min_max_eval"]
-    for k in spec:
-        if k not in known:
-            raise _unknown(k, known, f"{where!r} (dataset {typ})")
-
+from .config import (DEFAULTS, FREE_FORM_KEYS, STAGE_INDEX, TrainConfig, TrainError,  # noqa: F401 (re-exported)
+                     resolve_config)
+from .utils import apply_overrides, deep_merge, load_yaml_config, profile_from_config
 
 # ---- distributed --------------------------------------------------------------------------------------
 class Dist:
@@ -304,14 +187,14 @@ class _Stage:
 class Trainer:
     def __init__(self, cfg: Dict[str, Any], out: "str | Path", resume: bool = False, overwrite: bool = False,
                  max_steps: Optional[int] = None, device: Optional[str] = None, progress: Optional[bool] = None):
-        import numpy as np  # noqa: F401
         import torch
 
-        self.cfg = resolve_config(cfg)
+        self.cfg = resolve_config(cfg)          # the resolved dict: config.yaml and the model files' meta
+        self.opts = TrainConfig.from_dict(self.cfg)
         self.out = Path(out)
         self.dist = Dist()
-        tcfg = self.cfg["train"]
-        dev = device or tcfg["device"]
+        tcfg = self.opts.train
+        dev = device or tcfg.device
         if dev == "auto":
             dev = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(dev)
@@ -320,16 +203,16 @@ class Trainer:
             torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick the fastest kernels
         self.dist.init(self.device.type)
         self.max_steps = max_steps
-        self.progress = tcfg["progress"] if progress is None else progress
+        self.progress = tcfg.progress if progress is None else progress
         self.stop_requested = False
         self.stop_signal = 0
         self.resume_from = prepare_run_dir(self.out, resume, overwrite, self.dist.main)
         self.dist.barrier()
-        self.profile = profile_from_config(self.cfg["profile"])
-        self.batch_size = int(tcfg["batch_size"])
+        self.profile = profile_from_config(self.opts.profile)
+        self.batch_size = tcfg.batch_size
         if self.batch_size % self.dist.world:
             raise TrainError(f"train.batch_size {self.batch_size} is not divisible by the {self.dist.world} processes")
-        self.amp = tcfg.get("amp") if self.device.type == "cuda" else None
+        self.amp = tcfg.amp if self.device.type == "cuda" else None
         if self.amp not in (None, False, "bf16", "fp16"):
             raise TrainError(f"train.amp must be null, bf16 or fp16, got {self.amp!r}")
 
@@ -338,30 +221,31 @@ class Trainer:
         from .augment import AugmentConfig
         from .datasets import DepthDataset, build_source
 
-        dcfg = self.cfg["data"]
-        aug = AugmentConfig.from_dict(self.cfg.get("augment"))
-        gt_resample = self.cfg.get("gt_resample") or dcfg["train"].get("gt_resample")
-        seed = int(self.cfg["train"]["seed"])
-        on = self.cfg["train"].get("augment_on") or "auto"
+        o = self.opts
+        dcfg = o.data
+        aug = AugmentConfig.from_dict(o.augment)
+        gt_resample = o.gt_resample or dcfg.train.get("gt_resample")
+        seed = o.train.seed
+        on = o.train.augment_on
         if on not in ("auto", "loader", "device"):
             raise TrainError(f"train.augment_on must be auto, loader or device, got {on!r}")
-        cache = dcfg.get("train_cache")
+        cache = dcfg.train_cache
         if cache and on == "loader":
             raise TrainError("data.train_cache holds base-resolution frames for train.augment_on: device (or auto)")
         self.batch_aug = None
         if on == "device" or (on == "auto" and cache):
             from .batch import BatchAugment, FrameBatches, frames_from_config
 
-            frames, repeat = frames_from_config(dcfg["train"], self.profile, gt_resample, cache)
+            frames, repeat = frames_from_config(dcfg.train, self.profile, gt_resample, cache)
             self.train_ds = FrameBatches(frames, self.profile, aug, seed=seed, repeat=repeat)
             self.batch_aug = BatchAugment(self.profile, self.device)
         else:
-            train_src = build_source(dcfg["train"])
+            train_src = build_source(dcfg.train)
             self.train_ds = DepthDataset(train_src, self.profile, aug, gt_resample, seed=seed)
-        self.val_src = build_source(dcfg["val"]) if dcfg.get("val") else None
-        fam = dcfg.get("val_family")
-        if fam is None and dcfg.get("val"):
-            t = dcfg["val"].get("type", "")
+        self.val_src = build_source(dcfg.val) if dcfg.val else None
+        fam = dcfg.val_family
+        if fam is None and dcfg.val:
+            t = dcfg.val.get("type", "")
             fam = "nyu" if t.startswith("nyu") else "kitti" if t.startswith("kitti") else "synthetic"
         self.val_family = fam
 
@@ -371,14 +255,14 @@ class Trainer:
 
         from .datasets import worker_init
 
-        w = int(self.cfg["train"]["workers"])
+        w = self.opts.train.workers
         kw: Dict[str, Any] = {}
         if w > 0:
-            kw = {"worker_init_fn": worker_init, "prefetch_factor": int(self.cfg["train"]["prefetch_factor"]),
+            kw = {"worker_init_fn": worker_init, "prefetch_factor": int(self.opts.train.prefetch_factor),
                   "persistent_workers": False}
         # its own generator: creating the iterator must not draw from the global RNG (dropout), or a
         # resumed run would diverge from an uninterrupted one
-        gen = torch.Generator().manual_seed(int(self.cfg["train"]["seed"]))
+        gen = torch.Generator().manual_seed(self.opts.train.seed)
         if self.batch_aug is not None:   # one uint8 batch per sampler element (collated in the worker)
             return DataLoader(self.train_ds, batch_size=None, sampler=sampler, num_workers=w, generator=gen,
                               pin_memory=self.device.type == "cuda", **kw)
@@ -391,31 +275,29 @@ class Trainer:
 
         from mono_depth_ros.model import EigenDepthNet
 
-        torch.manual_seed(int(self.cfg["train"]["seed"]))
+        torch.manual_seed(self.opts.train.seed)
         model = EigenDepthNet(self.profile, stage="fine")
-        icfg = self.cfg.get("init") or {}
-        if icfg.get("model"):
+        icfg = self.opts.init
+        if icfg.model:
             from mono_depth_ros.checkpoint import read_model_file
 
-            payload = read_model_file(icfg["model"])
+            payload = read_model_file(icfg.model)
             sd = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
             model.load_state_dict(sd, strict=True)
-        if icfg.get("alexnet"):
-            sd = torch.load(icfg["alexnet"], map_location="cpu", weights_only=True)
+        if icfg.alexnet:
+            sd = torch.load(icfg.alexnet, map_location="cpu", weights_only=True)
             model.load_alexnet_conv(sd.get("state_dict", sd), strict_shapes=False)
         model.to(self.device)
-        if self.cfg["train"].get("channels_last") and self.device.type == "cuda":
+        if self.opts.train.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         return model
 
     def _optimizer(self, model, stage: str):
         import torch
 
-        ocfg = self.cfg["optim"]
-        lrs = {k: float(v) * float(ocfg.get("lr_scale", 1.0)) for k, v in (ocfg.get("lr") or {}).items()}
-        groups = model.param_groups(stage, lrs)
-        return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=float(ocfg["momentum"]),
-                               weight_decay=float(ocfg.get("weight_decay") or 0.0))
+        ocfg = self.opts.optim
+        groups = model.param_groups(stage, ocfg.scaled_lrs())
+        return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=ocfg.momentum, weight_decay=ocfg.weight_decay)
 
     def _set_stage(self, model, stage: str) -> None:
         if stage == "coarse":
@@ -477,7 +359,7 @@ class Trainer:
 
         from mono_depth_ros.checkpoint import read_model_file, save_model
 
-        cfg, tcfg = self.cfg, self.cfg["train"]
+        cfg, tcfg = self.cfg, self.opts.train
         self._datasets()
         model = self._build_model()
         start_stage, start_step, done = None, 0, []
@@ -508,17 +390,17 @@ class Trainer:
                           keep_until=(STAGE_INDEX[start_stage], start_step) if start_stage else None) \
             if self.dist.main else None
         self.writer: Any = None
-        if self.dist.main and tcfg.get("tensorboard", True):
+        if self.dist.main and tcfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.out / "tb"))
         # dropout masks differ per rank (as they would on one process across the batch)
-        torch.manual_seed(int(tcfg["seed"]) + 1 + 1000 * self.dist.rank)
+        torch.manual_seed(tcfg.seed + 1 + 1000 * self.dist.rank)
         old_handlers = self._install_signals()
         summary: Dict[str, Any] = {"stages": {}, "interrupted": False}
         steps_run = 0
         try:
-            for stage in tcfg["stages"]:
+            for stage in tcfg.stages:
                 if stage in done:
                     continue
                 first = start_stage == stage
@@ -538,7 +420,7 @@ class Trainer:
                 final_stage = "fine" if "fine" in done else "coarse"
                 save_model(model, self.out / "model.pt", stage=final_stage,
                            meta={"config": cfg, "stages": done, "profile": self.profile.name},
-                           overwrite=True, half=bool(cfg["export"].get("half")))
+                           overwrite=True, half=self.opts.export.half)
                 summary["model"] = str(self.out / "model.pt")
         finally:
             for s, h in old_handlers.items():
@@ -560,7 +442,7 @@ class Trainer:
         import torch
 
         B = self.batch_size
-        total = max(1, math.ceil(int(self.cfg["train"]["samples"][stage]) / B))
+        total = max(1, math.ceil(self.opts.train.steps(stage) / B))
         self._set_stage(model, stage)
         opt = self._optimizer(model, stage)
         scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
@@ -612,19 +494,17 @@ class Trainer:
 
             net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                       broadcast_buffers=False)
-        if self.cfg["train"].get("compile"):
+        if self.opts.train.compile:
             net = torch.compile(net)
         return net
 
     def _stage_knobs(self) -> "_Knobs":
         import torch
 
-        cfg, tcfg = self.cfg, self.cfg["train"]
-        clip = cfg["optim"].get("clip_grad_norm")
-        return _Knobs(lam=float(cfg["loss"]["lam"]), grad_weight=float(cfg["loss"].get("grad_weight") or 0.0),
-                      clip=float(clip) if clip else None, log_every=int(tcfg["log_every"]),
-                      image_every=int(tcfg["image_every"] or 0), checkpoint_every=int(tcfg["checkpoint_every"] or 0),
-                      val_every=int(tcfg.get("val_every") or 0), channels_last=bool(tcfg.get("channels_last")),
+        o, tcfg = self.opts, self.opts.train
+        return _Knobs(lam=o.loss.lam, grad_weight=o.loss.grad_weight, clip=o.optim.clip_grad_norm,
+                      log_every=tcfg.log_every, image_every=tcfg.image_every, checkpoint_every=tcfg.checkpoint_every,
+                      val_every=tcfg.val_every, channels_last=tcfg.channels_last,
                       amp_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp) if self.amp else None)
 
     def _train_loop(self, st: "_Stage", done: List[str]) -> None:
@@ -632,7 +512,7 @@ class Trainer:
 
         from .datasets import StreamBatchSampler, fork_safe_threads
 
-        sampler = StreamBatchSampler(len(self.train_ds), self.batch_size, int(self.cfg["train"]["seed"]),
+        sampler = StreamBatchSampler(len(self.train_ds), self.batch_size, self.opts.train.seed,
                                      STAGE_INDEX[st.name], st.step, st.remaining, self.dist.rank, self.dist.world)
         loader = self._loader(sampler)
         k = self._stage_knobs()
