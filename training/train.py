@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .config import (DEFAULTS, FREE_FORM_KEYS, STAGE_INDEX, TrainConfig, TrainError,  # noqa: F401 (re-exported)
                      resolve_config)
@@ -355,73 +355,19 @@ class Trainer:
 
     # -- main --
     def run(self) -> Dict[str, Any]:
+        """The run: data and model, restore (--resume), the run folder's outputs, then the stages."""
         import torch
 
-        from mono_depth_ros.checkpoint import read_model_file, save_model
-
-        cfg, tcfg = self.cfg, self.opts.train
+        tcfg = self.opts.train
         self._datasets()
         model = self._build_model()
-        start_stage, start_step, done = None, 0, []
-        ckpt = None
-        if self.resume_from is not None:
-            from mono_depth_ros.checkpoint import ModelFileError
-
-            try:
-                ckpt = read_model_file(self.resume_from)
-            except ModelFileError as exc:
-                raise TrainError(f"--resume: {exc}; the run cannot continue from it (start again with --overwrite, "
-                                 "or restore the file)") from None
-            if "train_state" not in ckpt:
-                raise TrainError(f"{self.resume_from} is a model file without training state; cannot resume")
-            sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-            model.load_state_dict(sd, strict=True)
-            ts = ckpt["train_state"]
-            start_stage, start_step, done = ts["stage"], int(ts["step"]), list(ts["done"])
-            if ts.get("world_size", 1) != self.dist.world and self.dist.main:
-                print(f"note: resuming a {ts.get('world_size')}-process run with {self.dist.world} processes "
-                      "(same samples; dropout masks differ)", file=sys.stderr)
-        if self.dist.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            import yaml
-
-            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self.log: Any = RunLog(self.out / "log.jsonl",
-                          keep_until=(STAGE_INDEX[start_stage], start_step) if start_stage else None) \
-            if self.dist.main else None
-        self.writer: Any = None
-        if self.dist.main and tcfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.out / "tb"))
+        ckpt, start_stage, start_step, done = self._restore(model)
+        self._open_outputs(start_stage, start_step)
         # dropout masks differ per rank (as they would on one process across the batch)
         torch.manual_seed(tcfg.seed + 1 + 1000 * self.dist.rank)
         old_handlers = self._install_signals()
-        summary: Dict[str, Any] = {"stages": {}, "interrupted": False}
-        steps_run = 0
         try:
-            for stage in tcfg.stages:
-                if stage in done:
-                    continue
-                first = start_stage == stage
-                res = self._run_stage(model, stage, start_step if first else 0,
-                                      ckpt if first else None, done, steps_run)
-                steps_run += res["steps_run"]
-                summary["stages"][stage] = res
-                if res["interrupted"]:
-                    summary["interrupted"] = True
-                    break
-                done.append(stage)
-                if self.dist.main and stage == "coarse":
-                    save_model(model, self.out / "coarse.pt", stage="coarse",
-                               meta={"config": cfg, "samples": res["samples"]}, overwrite=True)
-                ckpt = None
-            if not summary["interrupted"] and self.dist.main:
-                final_stage = "fine" if "fine" in done else "coarse"
-                save_model(model, self.out / "model.pt", stage=final_stage,
-                           meta={"config": cfg, "stages": done, "profile": self.profile.name},
-                           overwrite=True, half=self.opts.export.half)
-                summary["model"] = str(self.out / "model.pt")
+            summary = self._run_stages(model, ckpt, start_stage, start_step, done)
         finally:
             for s, h in old_handlers.items():
                 with contextlib.suppress(ValueError):
@@ -433,6 +379,75 @@ class Trainer:
             self.dist.barrier()
         summary["model_obj"] = model
         summary["signal"] = self.stop_signal if summary["interrupted"] else 0
+        return summary
+
+    def _restore(self, model) -> Tuple[Optional[Dict[str, Any]], Optional[str], int, List[str]]:
+        """--resume: the checkpoint's weights into ``model``; returns (checkpoint, stage, step, stages done)."""
+        from mono_depth_ros.checkpoint import ModelFileError, read_model_file
+
+        if self.resume_from is None:
+            return None, None, 0, []
+        try:
+            ckpt = read_model_file(self.resume_from)
+        except ModelFileError as exc:
+            raise TrainError(f"--resume: {exc}; the run cannot continue from it (start again with --overwrite, "
+                             "or restore the file)") from None
+        if "train_state" not in ckpt:
+            raise TrainError(f"{self.resume_from} is a model file without training state; cannot resume")
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+        model.load_state_dict(sd, strict=True)
+        ts = ckpt["train_state"]
+        if ts.get("world_size", 1) != self.dist.world and self.dist.main:
+            print(f"note: resuming a {ts.get('world_size')}-process run with {self.dist.world} processes "
+                  "(same samples; dropout masks differ)", file=sys.stderr)
+        return ckpt, ts["stage"], int(ts["step"]), list(ts["done"])
+
+    def _open_outputs(self, start_stage: Optional[str], start_step: int) -> None:
+        """Rank 0: the run folder, its config.yaml, log.jsonl (cut at the checkpoint) and TensorBoard writer."""
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            import yaml
+
+            (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+        self.log: Any = RunLog(self.out / "log.jsonl",
+                               keep_until=(STAGE_INDEX[start_stage], start_step) if start_stage else None) \
+            if self.dist.main else None
+        self.writer: Any = None
+        if self.dist.main and self.opts.train.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+
+    def _run_stages(self, model, ckpt: Optional[Dict[str, Any]], start_stage: Optional[str], start_step: int,
+                    done: List[str]) -> Dict[str, Any]:
+        """The configured stages not yet done; coarse.pt after the coarse stage, model.pt at the end."""
+        from mono_depth_ros.checkpoint import save_model
+
+        cfg = self.cfg
+        summary: Dict[str, Any] = {"stages": {}, "interrupted": False}
+        steps_run = 0
+        for stage in self.opts.train.stages:
+            if stage in done:
+                continue
+            first = start_stage == stage
+            res = self._run_stage(model, stage, start_step if first else 0,
+                                  ckpt if first else None, done, steps_run)
+            steps_run += res["steps_run"]
+            summary["stages"][stage] = res
+            if res["interrupted"]:
+                summary["interrupted"] = True
+                break
+            done.append(stage)
+            if self.dist.main and stage == "coarse":
+                save_model(model, self.out / "coarse.pt", stage="coarse",
+                           meta={"config": cfg, "samples": res["samples"]}, overwrite=True)
+            ckpt = None
+        if not summary["interrupted"] and self.dist.main:
+            final_stage = "fine" if "fine" in done else "coarse"
+            save_model(model, self.out / "model.pt", stage=final_stage,
+                       meta={"config": cfg, "stages": done, "profile": self.profile.name},
+                       overwrite=True, half=self.opts.export.half)
+            summary["model"] = str(self.out / "model.pt")
         return summary
 
     def _run_stage(self, model, stage: str, start_step: int, ckpt: Optional[Dict[str, Any]], done: List[str],
