@@ -27,7 +27,7 @@ def _int_or_0(v: Any) -> int:
 
 @dataclass
 class DataConfig:
-    train: Optional[Dict[str, Any]] = None    # a dataset spec {type: nyu_mat|nyu_sync|kitti_raw|kitti_object|synthetic, ...}
+    train: Optional[Dict[str, Any]] = None    # a dataset spec {type: nyu_mat|nyu_sync|kitti_raw|kitti_object|...}
     val: Optional[Dict[str, Any]] = None
     val_family: Optional[str] = None          # nyu | kitti | synthetic; default from data.val's type
     # train_cache: a folder made by `python -m training.cache` from this data.train (refused if built otherwise)
