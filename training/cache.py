@@ -457,7 +457,7 @@ def build_cache(spec: Dict[str, Any], profile: Profile, out: "str | Path", gt_re
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .train import TrainError, resolve_config
+    from .config import TrainError, resolve_config
     from .utils import apply_overrides, load_yaml_config, profile_from_config
 
     ap = argparse.ArgumentParser(prog="python -m training.cache", description=__doc__.split("\n\n")[0])

@@ -21,132 +21,16 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .utils import apply_overrides, check_config_keys, deep_merge, load_yaml_config, profile_from_config
-
-STAGE_INDEX = {"coarse": 0, "fine": 1}
-
-DEFAULTS: Dict[str, Any] = {
-    "profile": "nyu",
-    # train_cache: a folder made by `python -m training.cache` from this data.train (refused if built otherwise)
-    "data": {"train": None, "val": None, "val_family": None, "train_cache": None},
-    "augment": {"preset": "nyu"},
-    "gt_resample": None,                # nearest (dense) | masked_mean (sparse); default by dataset
-    "loss": {"lam": 0.5, "grad_weight": 0.0},
-    "optim": {
-        "momentum": 0.9, "weight_decay": 0.0, "clip_grad_norm": None, "lr_scale": 1.0,
-        "lr": {"conv": 1.0e-3, "fc": 0.1, "f1": 1.0e-3, "f3": 1.0e-2, "f4": 1.0e-3},
-    },
-    "train": {
-        "stages": ["coarse", "fine"],
-        "batch_size": 32,
-        "samples": {"coarse": 2_000_000, "fine": 1_500_000},
-        "workers": 4, "prefetch_factor": 4,
-        # augment_on: loader (per-sample, CPU, in the workers: the reference) | device (uint8 batches, the
-        # augmentation in batch on the training device) | auto (device when data.train_cache is set)
-        "augment_on": "auto",
-        "seed": 0, "device": "auto", "amp": None,   # amp: null | bf16 | fp16 (CUDA only)
-        "channels_last": False, "compile": False,
-        "log_every": 20, "image_every": 500, "checkpoint_every": 2000, "val_every": 0,
-        "tensorboard": True, "progress": True,
-    },
-    "init": {"model": None, "alexnet": None},
-    "export": {"half": False},
-}
-
-
-class TrainError(RuntimeError):
-    """A user-facing training error (bad config, existing run, missing data)."""
-
-
-# ---- config -----------------------------------------------------------------------------------------
-# entries that hold free-form mappings: an inline profile, dataset specs, augmentation options
-# (the latter checked by training.augment.AugmentConfig.from_dict)
-FREE_FORM_KEYS = ("profile", "data.train", "data.val", "augment")
-
-
-def resolve_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """DEFAULTS overridden by ``cfg``; unknown (misspelt) keys are a TrainError naming the closest key."""
-    try:
-        check_config_keys(cfg or {}, DEFAULTS, free=FREE_FORM_KEYS)
-    except ValueError as exc:
-        raise TrainError(str(exc)) from None
-    cfg = deep_merge(DEFAULTS, cfg)
-    if not cfg["data"].get("train"):
-        raise TrainError("config has no data.train (a dataset: {type: nyu_mat|nyu_sync|kitti_raw|kitti_object|"
-                         "synthetic, ...})")
-    for s in cfg["train"]["stages"]:
-        if s not in STAGE_INDEX:
-            raise TrainError(f"unknown stage {s!r} in train.stages; expected coarse and/or fine")
-    profile_from_config(cfg["profile"])  # validates
-    _check_augment_keys(cfg.get("augment"))
-    for key in ("train", "val"):
-        if cfg["data"].get(key):
-            _check_dataset_keys(cfg["data"][key], f"data.{key}")
-    return cfg
-
-
-def _unknown(key: str, known: Sequence[str], where: str) -> TrainError:
-    import difflib
-
-    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return TrainError(f"unknown key {key!r} under {where}{hint} (known: {', '.join(sorted(known))})")
-
-
-def _check_augment_keys(aug: Any) -> None:
-    if aug is None:
-        return
-    if not isinstance(aug, dict):
-        raise TrainError(f"config key 'augment' must be a mapping, got {aug!r}")
-    from dataclasses import fields
-
-    from .augment import PRESETS, AugmentConfig
-
-    known = [f.name for f in fields(AugmentConfig)] + ["preset"]
-    for k in aug:
-        if k not in known:
-            raise _unknown(k, known, "'augment'")
-    if "preset" in aug and aug["preset"] not in PRESETS:
-        raise TrainError(f"augment.preset {aug['preset']!r} is not one of {', '.join(sorted(map(str, PRESETS)))}")
-
-
-def _check_dataset_keys(spec: Any, where: str) -> None:
-    """The keys of a dataset spec against the arguments its source class takes (typos get the closest key)."""
-    import inspect
-
-    if not isinstance(spec, dict):
-        raise TrainError(f"config key {where!r} must be a mapping {{type: ..., ...}}, got {spec!r}")
-    from .datasets import SOURCES
-
-    typ = spec.get("type")
-    if typ not in SOURCES:
-        raise TrainError(f"{where}.type {typ!r} is not one of {', '.join(SOURCES)}")
-    try:
-        params = inspect.signature(SOURCES[typ]).parameters
-    except (TypeError, ValueError):
-        return
-    known = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        if typ != "synthetic":
-            return
-        from mono_depth_ros.synthetic import SyntheticDataset   # SyntheticScenes passes **kwargs on to it
-
-        sub = inspect.signature(SyntheticDataset).parameters
-        if any(p.kind == p.VAR_KEYWORD for p in sub.values()):
-            return
-        known += [n for n in sub if n not in known]
-    known += ["type", "cache", "limit", "repeat", "gt_resample", "mask_min_max_eval"]
-    for k in spec:
-        if k not in known:
-            raise _unknown(k, known, f"{where!r} (dataset {typ})")
-
+from .config import (DEFAULTS, FREE_FORM_KEYS, STAGE_INDEX, TrainConfig, TrainError,  # noqa: F401 (re-exported)
+                     resolve_config)
+from .utils import apply_overrides, deep_merge, load_yaml_config, profile_from_config
 
 # ---- distributed --------------------------------------------------------------------------------------
 class Dist:
@@ -260,18 +144,57 @@ class RunLog:
         self.f.close()
 
 
+@dataclass
+class _Knobs:
+    """The per-step settings of a stage (read from the config once)."""
+    lam: float
+    grad_weight: float
+    clip: Optional[float]
+    log_every: int
+    image_every: int
+    checkpoint_every: int
+    val_every: int
+    channels_last: bool
+    amp_dtype: Any
+
+
+@dataclass
+class _Stage:
+    """One stage's loop state: the networks and optimiser, the step counters, the loss since the last log line."""
+    name: str
+    model: Any
+    net: Any
+    opt: Any
+    scaler: Any
+    start_step: int
+    total: int
+    remaining: int
+    step: int
+    res: Dict[str, Any]
+    bar: Any = None
+    loss_acc: Any = None
+    n_acc: int = 0
+    t_last: float = 0.0
+    s_last: int = 0
+
+    @property
+    def last(self) -> bool:
+        """This step ends the stage (its samples, or --max-steps)."""
+        return self.step == self.total or self.res["steps_run"] == self.remaining
+
+
 # ---- the trainer ---------------------------------------------------------------------------------------
 class Trainer:
     def __init__(self, cfg: Dict[str, Any], out: "str | Path", resume: bool = False, overwrite: bool = False,
                  max_steps: Optional[int] = None, device: Optional[str] = None, progress: Optional[bool] = None):
-        import numpy as np  # noqa: F401
         import torch
 
-        self.cfg = resolve_config(cfg)
+        self.cfg = resolve_config(cfg)          # the resolved dict: config.yaml and the model files' meta
+        self.opts = TrainConfig.from_dict(self.cfg)
         self.out = Path(out)
         self.dist = Dist()
-        tcfg = self.cfg["train"]
-        dev = device or tcfg["device"]
+        tcfg = self.opts.train
+        dev = device or tcfg.device
         if dev == "auto":
             dev = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(dev)
@@ -280,16 +203,16 @@ class Trainer:
             torch.backends.cudnn.benchmark = True   # fixed input size: let cuDNN pick the fastest kernels
         self.dist.init(self.device.type)
         self.max_steps = max_steps
-        self.progress = tcfg["progress"] if progress is None else progress
+        self.progress = tcfg.progress if progress is None else progress
         self.stop_requested = False
         self.stop_signal = 0
         self.resume_from = prepare_run_dir(self.out, resume, overwrite, self.dist.main)
         self.dist.barrier()
-        self.profile = profile_from_config(self.cfg["profile"])
-        self.batch_size = int(tcfg["batch_size"])
+        self.profile = profile_from_config(self.opts.profile)
+        self.batch_size = tcfg.batch_size
         if self.batch_size % self.dist.world:
             raise TrainError(f"train.batch_size {self.batch_size} is not divisible by the {self.dist.world} processes")
-        self.amp = tcfg.get("amp") if self.device.type == "cuda" else None
+        self.amp = tcfg.amp if self.device.type == "cuda" else None
         if self.amp not in (None, False, "bf16", "fp16"):
             raise TrainError(f"train.amp must be null, bf16 or fp16, got {self.amp!r}")
 
@@ -298,30 +221,31 @@ class Trainer:
         from .augment import AugmentConfig
         from .datasets import DepthDataset, build_source
 
-        dcfg = self.cfg["data"]
-        aug = AugmentConfig.from_dict(self.cfg.get("augment"))
-        gt_resample = self.cfg.get("gt_resample") or dcfg["train"].get("gt_resample")
-        seed = int(self.cfg["train"]["seed"])
-        on = self.cfg["train"].get("augment_on") or "auto"
+        o = self.opts
+        dcfg = o.data
+        aug = AugmentConfig.from_dict(o.augment)
+        gt_resample = o.gt_resample or dcfg.train.get("gt_resample")
+        seed = o.train.seed
+        on = o.train.augment_on
         if on not in ("auto", "loader", "device"):
             raise TrainError(f"train.augment_on must be auto, loader or device, got {on!r}")
-        cache = dcfg.get("train_cache")
+        cache = dcfg.train_cache
         if cache and on == "loader":
             raise TrainError("data.train_cache holds base-resolution frames for train.augment_on: device (or auto)")
         self.batch_aug = None
         if on == "device" or (on == "auto" and cache):
             from .batch import BatchAugment, FrameBatches, frames_from_config
 
-            frames, repeat = frames_from_config(dcfg["train"], self.profile, gt_resample, cache)
+            frames, repeat = frames_from_config(dcfg.train, self.profile, gt_resample, cache)
             self.train_ds = FrameBatches(frames, self.profile, aug, seed=seed, repeat=repeat)
             self.batch_aug = BatchAugment(self.profile, self.device)
         else:
-            train_src = build_source(dcfg["train"])
+            train_src = build_source(dcfg.train)
             self.train_ds = DepthDataset(train_src, self.profile, aug, gt_resample, seed=seed)
-        self.val_src = build_source(dcfg["val"]) if dcfg.get("val") else None
-        fam = dcfg.get("val_family")
-        if fam is None and dcfg.get("val"):
-            t = dcfg["val"].get("type", "")
+        self.val_src = build_source(dcfg.val) if dcfg.val else None
+        fam = dcfg.val_family
+        if fam is None and dcfg.val:
+            t = dcfg.val.get("type", "")
             fam = "nyu" if t.startswith("nyu") else "kitti" if t.startswith("kitti") else "synthetic"
         self.val_family = fam
 
@@ -331,14 +255,14 @@ class Trainer:
 
         from .datasets import worker_init
 
-        w = int(self.cfg["train"]["workers"])
+        w = self.opts.train.workers
         kw: Dict[str, Any] = {}
         if w > 0:
-            kw = {"worker_init_fn": worker_init, "prefetch_factor": int(self.cfg["train"]["prefetch_factor"]),
+            kw = {"worker_init_fn": worker_init, "prefetch_factor": int(self.opts.train.prefetch_factor),
                   "persistent_workers": False}
         # its own generator: creating the iterator must not draw from the global RNG (dropout), or a
         # resumed run would diverge from an uninterrupted one
-        gen = torch.Generator().manual_seed(int(self.cfg["train"]["seed"]))
+        gen = torch.Generator().manual_seed(self.opts.train.seed)
         if self.batch_aug is not None:   # one uint8 batch per sampler element (collated in the worker)
             return DataLoader(self.train_ds, batch_size=None, sampler=sampler, num_workers=w, generator=gen,
                               pin_memory=self.device.type == "cuda", **kw)
@@ -351,31 +275,29 @@ class Trainer:
 
         from mono_depth_ros.model import EigenDepthNet
 
-        torch.manual_seed(int(self.cfg["train"]["seed"]))
+        torch.manual_seed(self.opts.train.seed)
         model = EigenDepthNet(self.profile, stage="fine")
-        icfg = self.cfg.get("init") or {}
-        if icfg.get("model"):
+        icfg = self.opts.init
+        if icfg.model:
             from mono_depth_ros.checkpoint import read_model_file
 
-            payload = read_model_file(icfg["model"])
+            payload = read_model_file(icfg.model)
             sd = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
             model.load_state_dict(sd, strict=True)
-        if icfg.get("alexnet"):
-            sd = torch.load(icfg["alexnet"], map_location="cpu", weights_only=True)
+        if icfg.alexnet:
+            sd = torch.load(icfg.alexnet, map_location="cpu", weights_only=True)
             model.load_alexnet_conv(sd.get("state_dict", sd), strict_shapes=False)
         model.to(self.device)
-        if self.cfg["train"].get("channels_last") and self.device.type == "cuda":
+        if self.opts.train.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         return model
 
     def _optimizer(self, model, stage: str):
         import torch
 
-        ocfg = self.cfg["optim"]
-        lrs = {k: float(v) * float(ocfg.get("lr_scale", 1.0)) for k, v in (ocfg.get("lr") or {}).items()}
-        groups = model.param_groups(stage, lrs)
-        return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=float(ocfg["momentum"]),
-                               weight_decay=float(ocfg.get("weight_decay") or 0.0))
+        ocfg = self.opts.optim
+        groups = model.param_groups(stage, ocfg.scaled_lrs())
+        return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=ocfg.momentum, weight_decay=ocfg.weight_decay)
 
     def _set_stage(self, model, stage: str) -> None:
         if stage == "coarse":
@@ -433,73 +355,19 @@ class Trainer:
 
     # -- main --
     def run(self) -> Dict[str, Any]:
+        """The run: data and model, restore (--resume), the run folder's outputs, then the stages."""
         import torch
 
-        from mono_depth_ros.checkpoint import read_model_file, save_model
-
-        cfg, tcfg = self.cfg, self.cfg["train"]
+        tcfg = self.opts.train
         self._datasets()
         model = self._build_model()
-        start_stage, start_step, done = None, 0, []
-        ckpt = None
-        if self.resume_from is not None:
-            from mono_depth_ros.checkpoint import ModelFileError
-
-            try:
-                ckpt = read_model_file(self.resume_from)
-            except ModelFileError as exc:
-                raise TrainError(f"--resume: {exc}; the run cannot continue from it (start again with --overwrite, "
-                                 "or restore the file)") from None
-            if "train_state" not in ckpt:
-                raise TrainError(f"{self.resume_from} is a model file without training state; cannot resume")
-            sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-            model.load_state_dict(sd, strict=True)
-            ts = ckpt["train_state"]
-            start_stage, start_step, done = ts["stage"], int(ts["step"]), list(ts["done"])
-            if ts.get("world_size", 1) != self.dist.world and self.dist.main:
-                print(f"note: resuming a {ts.get('world_size')}-process run with {self.dist.world} processes "
-                      "(same samples; dropout masks differ)", file=sys.stderr)
-        if self.dist.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            import yaml
-
-            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self.log: Any = RunLog(self.out / "log.jsonl",
-                          keep_until=(STAGE_INDEX[start_stage], start_step) if start_stage else None) \
-            if self.dist.main else None
-        self.writer: Any = None
-        if self.dist.main and tcfg.get("tensorboard", True):
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.out / "tb"))
+        ckpt, start_stage, start_step, done = self._restore(model)
+        self._open_outputs(start_stage, start_step)
         # dropout masks differ per rank (as they would on one process across the batch)
-        torch.manual_seed(int(tcfg["seed"]) + 1 + 1000 * self.dist.rank)
+        torch.manual_seed(tcfg.seed + 1 + 1000 * self.dist.rank)
         old_handlers = self._install_signals()
-        summary: Dict[str, Any] = {"stages": {}, "interrupted": False}
-        steps_run = 0
         try:
-            for stage in tcfg["stages"]:
-                if stage in done:
-                    continue
-                first = start_stage == stage
-                res = self._run_stage(model, stage, start_step if first else 0,
-                                      ckpt if first else None, done, steps_run)
-                steps_run += res["steps_run"]
-                summary["stages"][stage] = res
-                if res["interrupted"]:
-                    summary["interrupted"] = True
-                    break
-                done.append(stage)
-                if self.dist.main and stage == "coarse":
-                    save_model(model, self.out / "coarse.pt", stage="coarse",
-                               meta={"config": cfg, "samples": res["samples"]}, overwrite=True)
-                ckpt = None
-            if not summary["interrupted"] and self.dist.main:
-                final_stage = "fine" if "fine" in done else "coarse"
-                save_model(model, self.out / "model.pt", stage=final_stage,
-                           meta={"config": cfg, "stages": done, "profile": self.profile.name},
-                           overwrite=True, half=bool(cfg["export"].get("half")))
-                summary["model"] = str(self.out / "model.pt")
+            summary = self._run_stages(model, ckpt, start_stage, start_step, done)
         finally:
             for s, h in old_handlers.items():
                 with contextlib.suppress(ValueError):
@@ -513,146 +381,255 @@ class Trainer:
         summary["signal"] = self.stop_signal if summary["interrupted"] else 0
         return summary
 
+    def _restore(self, model) -> Tuple[Optional[Dict[str, Any]], Optional[str], int, List[str]]:
+        """--resume: the checkpoint's weights into ``model``; returns (checkpoint, stage, step, stages done)."""
+        from mono_depth_ros.checkpoint import ModelFileError, read_model_file
+
+        if self.resume_from is None:
+            return None, None, 0, []
+        try:
+            ckpt = read_model_file(self.resume_from)
+        except ModelFileError as exc:
+            raise TrainError(f"--resume: {exc}; the run cannot continue from it (start again with --overwrite, "
+                             "or restore the file)") from None
+        if "train_state" not in ckpt:
+            raise TrainError(f"{self.resume_from} is a model file without training state; cannot resume")
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+        model.load_state_dict(sd, strict=True)
+        ts = ckpt["train_state"]
+        if ts.get("world_size", 1) != self.dist.world and self.dist.main:
+            print(f"note: resuming a {ts.get('world_size')}-process run with {self.dist.world} processes "
+                  "(same samples; dropout masks differ)", file=sys.stderr)
+        return ckpt, ts["stage"], int(ts["step"]), list(ts["done"])
+
+    def _open_outputs(self, start_stage: Optional[str], start_step: int) -> None:
+        """Rank 0: the run folder, its config.yaml, log.jsonl (cut at the checkpoint) and TensorBoard writer."""
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            import yaml
+
+            (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+        self.log: Any = RunLog(self.out / "log.jsonl",
+                               keep_until=(STAGE_INDEX[start_stage], start_step) if start_stage else None) \
+            if self.dist.main else None
+        self.writer: Any = None
+        if self.dist.main and self.opts.train.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+
+    def _run_stages(self, model, ckpt: Optional[Dict[str, Any]], start_stage: Optional[str], start_step: int,
+                    done: List[str]) -> Dict[str, Any]:
+        """The configured stages not yet done; coarse.pt after the coarse stage, model.pt at the end."""
+        from mono_depth_ros.checkpoint import save_model
+
+        cfg = self.cfg
+        summary: Dict[str, Any] = {"stages": {}, "interrupted": False}
+        steps_run = 0
+        for stage in self.opts.train.stages:
+            if stage in done:
+                continue
+            first = start_stage == stage
+            res = self._run_stage(model, stage, start_step if first else 0,
+                                  ckpt if first else None, done, steps_run)
+            steps_run += res["steps_run"]
+            summary["stages"][stage] = res
+            if res["interrupted"]:
+                summary["interrupted"] = True
+                break
+            done.append(stage)
+            if self.dist.main and stage == "coarse":
+                save_model(model, self.out / "coarse.pt", stage="coarse",
+                           meta={"config": cfg, "samples": res["samples"]}, overwrite=True)
+            ckpt = None
+        if not summary["interrupted"] and self.dist.main:
+            final_stage = "fine" if "fine" in done else "coarse"
+            save_model(model, self.out / "model.pt", stage=final_stage,
+                       meta={"config": cfg, "stages": done, "profile": self.profile.name},
+                       overwrite=True, half=self.opts.export.half)
+            summary["model"] = str(self.out / "model.pt")
+        return summary
+
     def _run_stage(self, model, stage: str, start_step: int, ckpt: Optional[Dict[str, Any]], done: List[str],
                    steps_before: int) -> Dict[str, Any]:
+        """One stage: restore (optimiser, RNG, scaler), then train steps (each: step, log, validate+checkpoint)
+        until the stage's samples, --max-steps or a stop signal; a checkpoint at the end."""
         import torch
 
-        from .datasets import StreamBatchSampler
-        from .losses import masked_log, scale_invariant_loss
-
-        cfg, tcfg = self.cfg, self.cfg["train"]
         B = self.batch_size
-        samples = int(tcfg["samples"][stage])
-        total = max(1, math.ceil(samples / B))
+        total = max(1, math.ceil(self.opts.train.steps(stage) / B))
         self._set_stage(model, stage)
         opt = self._optimizer(model, stage)
         scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
         if ckpt is not None:
-            opt.load_state_dict(ckpt["optimizer"])
-            rngs = ckpt.get("rng") or []
-            if rngs:
-                mine = rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0]
-                torch.set_rng_state(mine["torch"])
-                if "cuda" in mine and self.device.type == "cuda":
-                    torch.cuda.set_rng_state(mine["cuda"], self.device)
-            if scaler is not None and "scaler" in ckpt:
-                scaler.load_state_dict(ckpt["scaler"])
+            self._restore_stage(ckpt, opt, scaler)
+        net = self._wrap(model)
+        remaining = total - start_step
+        if self.max_steps is not None:
+            remaining = min(remaining, max(self.max_steps - steps_before, 0))
+        st = _Stage(stage, model, net, opt, scaler, start_step, total, remaining, step=start_step,
+                    res={"steps": total, "start_step": start_step, "steps_run": 0, "interrupted": False,
+                         "samples": start_step * B, "losses": []})
+        if remaining <= 0:
+            st.res["interrupted"] = start_step < total
+            if st.res["interrupted"]:
+                self.save_checkpoint(model, opt, scaler, stage, start_step, done)
+            return st.res
+        self._train_loop(st, done)
+        step = st.step
+        st.res["samples"] = step * B
+        if step < total:
+            st.res["interrupted"] = True
+        self.save_checkpoint(model, opt, scaler, stage, step, done + ([stage] if step >= total else []))
+        if step >= total and self.val_src is not None:
+            self._validate(model, stage, step)
+        return st.res
+
+    def _restore_stage(self, ckpt: Dict[str, Any], opt, scaler) -> None:
+        """The optimiser, this rank's RNG and the fp16 scaler from a checkpoint (exact resume)."""
+        import torch
+
+        opt.load_state_dict(ckpt["optimizer"])
+        rngs = ckpt.get("rng") or []
+        if rngs:
+            mine = rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0]
+            torch.set_rng_state(mine["torch"])
+            if "cuda" in mine and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda"], self.device)
+        if scaler is not None and "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
+
+    def _wrap(self, model):
+        """The network the steps run: DDP over the processes, torch.compile if asked."""
+        import torch
+
         net = model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                       broadcast_buffers=False)
-        if tcfg.get("compile"):
+        if self.opts.train.compile:
             net = torch.compile(net)
-        step = start_step
-        remaining = total - step
-        if self.max_steps is not None:
-            remaining = min(remaining, max(self.max_steps - steps_before, 0))
-        res: Dict[str, Any] = {"steps": total, "start_step": start_step, "steps_run": 0, "interrupted": False,
-               "samples": step * B, "losses": []}
-        if remaining <= 0:
-            res["interrupted"] = step < total
-            if res["interrupted"]:
-                self.save_checkpoint(model, opt, scaler, stage, step, done)
-            return res
-        sampler = StreamBatchSampler(len(self.train_ds), B, int(tcfg["seed"]), STAGE_INDEX[stage], step, remaining,
-                                     self.dist.rank, self.dist.world)
+        return net
+
+    def _stage_knobs(self) -> "_Knobs":
+        import torch
+
+        o, tcfg = self.opts, self.opts.train
+        return _Knobs(lam=o.loss.lam, grad_weight=o.loss.grad_weight, clip=o.optim.clip_grad_norm,
+                      log_every=tcfg.log_every, image_every=tcfg.image_every, checkpoint_every=tcfg.checkpoint_every,
+                      val_every=tcfg.val_every, channels_last=tcfg.channels_last,
+                      amp_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp) if self.amp else None)
+
+    def _train_loop(self, st: "_Stage", done: List[str]) -> None:
+        import torch
+
+        from .datasets import StreamBatchSampler, fork_safe_threads
+
+        sampler = StreamBatchSampler(len(self.train_ds), self.batch_size, self.opts.train.seed,
+                                     STAGE_INDEX[st.name], st.step, st.remaining, self.dist.rank, self.dist.world)
         loader = self._loader(sampler)
-        lam, gw = float(cfg["loss"]["lam"]), float(cfg["loss"].get("grad_weight") or 0.0)
-        clip = cfg["optim"].get("clip_grad_norm")
-        log_every, img_every = int(tcfg["log_every"]), int(tcfg["image_every"] or 0)
-        ck_every = int(tcfg["checkpoint_every"] or 0)
-        val_every = int(tcfg.get("val_every") or 0)
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp) if self.amp else None
-        bar = None
+        k = self._stage_knobs()
         if self.dist.main and self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=step, desc=f"{stage}", unit="step", dynamic_ncols=True, file=sys.stderr)
-        loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
-        n_acc = 0
-        t_last, s_last = time.perf_counter(), step
-        from .datasets import fork_safe_threads
-
+            st.bar = tqdm(total=st.total, initial=st.step, desc=f"{st.name}", unit="step", dynamic_ncols=True,
+                          file=sys.stderr)
+        st.loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
+        st.t_last, st.s_last = time.perf_counter(), st.step
         with fork_safe_threads():
             batches = iter(loader)                 # starts the workers
         for batch in batches:
-            if self.batch_aug is not None:
-                batch = self.batch_aug(batch)      # uint8 frames -> augmented batch, on self.device
-            x = batch["image"].to(self.device, non_blocking=True)
-            depth = batch["depth"].to(self.device, non_blocking=True)
-            valid = batch["valid"].to(self.device, non_blocking=True)
-            if tcfg.get("channels_last") and self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            target = masked_log(depth, valid)
-            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                pred = net(x, stage)
-            loss = scale_invariant_loss(pred.float(), target, valid, lam=lam, grad_weight=gw)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            step += 1
-            res["steps_run"] += 1
-            loss_acc += loss.detach().double()
-            n_acc += 1
-            last = step == total or res["steps_run"] == remaining
-            if step % log_every == 0 or last or step == start_step + 1:
-                lval = self.dist.mean(float(loss_acc.item()) / n_acc)
-                if not math.isfinite(lval):
-                    raise TrainError(f"loss became {lval} at {stage} step {step}; lower the learning rates "
-                                     "(optim.lr / optim.lr_scale) or set optim.clip_grad_norm")
-                now = time.perf_counter()
-                sps = (step - s_last) * B / max(now - t_last, 1e-9)
-                t_last, s_last = now, step
-                loss_acc.zero_()
-                n_acc = 0
-                res["losses"].append((step, lval))
-                if self.dist.main:
-                    rec = {"stage": stage, "step": step, "samples": step * B, "loss": lval, "samples_per_s": sps,
-                           "time": time.time()}
-                    self.log.write(rec)
-                    if self.writer is not None:
-                        self.writer.add_scalar(f"{stage}/loss", lval, step)
-                        self.writer.add_scalar(f"{stage}/samples_per_s", sps, step)
-                        for grp in opt.param_groups:
-                            self.writer.add_scalar(f"{stage}/lr_{grp.get('name', '')}", grp["lr"], step)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{lval:.4f}", sps=f"{sps:.0f}")
-            if self.dist.main and self.writer is not None and img_every and (step % img_every == 0 or last):
-                self._log_images(batch, pred.detach().float(), stage, step)
-            if bar is not None:
-                bar.update(1)
-            if val_every and step % val_every == 0 and not last:
-                self._validate(model, stage, step)
-                self._set_stage(model, stage)
-            if ck_every and step % ck_every == 0 and not last:
-                self.save_checkpoint(model, opt, scaler, stage, step, done)
-            stop = self.stop_requested
-            if self.dist.enabled:
-                stop = self.dist.mean(1.0 if stop else 0.0) > 0
-            if stop and not last:
-                res["interrupted"] = True
+            batch, loss, pred = self._train_step(st, batch, k)
+            st.step += 1
+            st.res["steps_run"] += 1
+            st.loss_acc += loss.detach().double()
+            st.n_acc += 1
+            if st.step % k.log_every == 0 or st.last or st.step == st.start_step + 1:
+                self._log_loss(st)
+            if self.dist.main and self.writer is not None and k.image_every and (st.step % k.image_every == 0
+                                                                                  or st.last):
+                self._log_images(batch, pred.detach().float(), st.name, st.step)
+            if st.bar is not None:
+                st.bar.update(1)
+            if self._after_step(st, done, k):
                 break
-        if bar is not None:
-            bar.close()
-        res["samples"] = step * B
-        if step < total:
-            res["interrupted"] = True
-        self.save_checkpoint(model, opt, scaler, stage, step, done + ([stage] if step >= total else []))
-        if step >= total and self.val_src is not None:
-            self._validate(model, stage, step)
-        return res
+        if st.bar is not None:
+            st.bar.close()
+
+    def _train_step(self, st: "_Stage", batch, k: "_Knobs"):
+        """One optimiser step on one batch: returns (the batch on the device, the loss, the prediction)."""
+        import torch
+
+        from .losses import masked_log, scale_invariant_loss
+
+        if self.batch_aug is not None:
+            batch = self.batch_aug(batch)      # uint8 frames -> augmented batch, on self.device
+        x = batch["image"].to(self.device, non_blocking=True)
+        depth = batch["depth"].to(self.device, non_blocking=True)
+        valid = batch["valid"].to(self.device, non_blocking=True)
+        if k.channels_last and self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        target = masked_log(depth, valid)
+        with torch.autocast(self.device.type, dtype=k.amp_dtype, enabled=k.amp_dtype is not None):
+            pred = st.net(x, st.name)
+        loss = scale_invariant_loss(pred.float(), target, valid, lam=k.lam, grad_weight=k.grad_weight)
+        opt, scaler = st.opt, st.scaler
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if k.clip:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], k.clip)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        return batch, loss, pred
+
+    def _log_loss(self, st: "_Stage") -> None:
+        """The mean loss since the last log line (over all ranks): log.jsonl, TensorBoard, the progress bar."""
+        stage, step = st.name, st.step
+        lval = self.dist.mean(float(st.loss_acc.item()) / st.n_acc)
+        if not math.isfinite(lval):
+            raise TrainError(f"loss became {lval} at {stage} step {step}; lower the learning rates "
+                             "(optim.lr / optim.lr_scale) or set optim.clip_grad_norm")
+        now = time.perf_counter()
+        sps = (step - st.s_last) * self.batch_size / max(now - st.t_last, 1e-9)
+        st.t_last, st.s_last = now, step
+        st.loss_acc.zero_()
+        st.n_acc = 0
+        st.res["losses"].append((step, lval))
+        if not self.dist.main:
+            return
+        self.log.write({"stage": stage, "step": step, "samples": step * self.batch_size, "loss": lval,
+                        "samples_per_s": sps, "time": time.time()})
+        if self.writer is not None:
+            self.writer.add_scalar(f"{stage}/loss", lval, step)
+            self.writer.add_scalar(f"{stage}/samples_per_s", sps, step)
+            for grp in st.opt.param_groups:
+                self.writer.add_scalar(f"{stage}/lr_{grp.get('name', '')}", grp["lr"], step)
+        if st.bar is not None:
+            st.bar.set_postfix(loss=f"{lval:.4f}", sps=f"{sps:.0f}")
+
+    def _after_step(self, st: "_Stage", done: List[str], k: "_Knobs") -> bool:
+        """Validation and checkpoint every N steps; True when a stop signal (on any rank) ends the stage here."""
+        if k.val_every and st.step % k.val_every == 0 and not st.last:
+            self._validate(st.model, st.name, st.step)
+            self._set_stage(st.model, st.name)
+        if k.checkpoint_every and st.step % k.checkpoint_every == 0 and not st.last:
+            self.save_checkpoint(st.model, st.opt, st.scaler, st.name, st.step, done)
+        stop = self.stop_requested
+        if self.dist.enabled:
+            stop = self.dist.mean(1.0 if stop else 0.0) > 0
+        if stop and not st.last:
+            st.res["interrupted"] = True
+            return True
+        return False
 
     def _validate(self, model, stage: str, step: int) -> None:
         if not self.dist.main:
