@@ -415,8 +415,10 @@ class DepthNode(Node):
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
+        thread = self._thread
+        # ident is None: Ctrl-C came inside start(), before the thread ran (join() would raise)
+        if thread is not None and thread.ident is not None:
+            thread.join(timeout=10.0)
 
     # ---- callbacks (executor thread): store only ------------------------------------------
     def _on_image(self, msg: Any) -> None:
