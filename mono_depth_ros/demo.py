@@ -340,7 +340,7 @@ def run_depth_bag(input_bag: Path, output_bag: Path, model: Optional[str], with_
                   threads: int = 0, progress: bool = True, log: Log = print) -> Any:
     """``mono-depth bag INPUT --out OUTPUT [--eval --gt-topic GT_TOPIC]`` (the node's processing)."""
     from .bag.run import BagRunOptions, run_bag
-    from .ros.params import NodeConfig
+    from .params import NodeConfig
 
     cfg = NodeConfig.from_mapping({"backend": backend, "threads": int(threads)})
     opts = BagRunOptions(input=Path(input_bag), output=Path(output_bag), model=model, image_topic=image_topic,
@@ -461,7 +461,7 @@ class _InputByStamp:
 
     def __init__(self, reader: Any, topic: str, gt_topic: Optional[str], keep: int = 32) -> None:
         from .bag import io as bio
-        from .ros import conversions as conv
+        from .msgs import conversions as conv
 
         self._bio, self._conv, self._topic, self._gt, self._keep = bio, conv, topic, gt_topic, keep
         self._it = iter(reader.raw_messages([topic] + ([gt_topic] if gt_topic else [])))
@@ -511,7 +511,7 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
 
     from .bag import io as bio
     from .pointcloud import CloudBuilder, write_ply
-    from .ros import conversions as conv
+    from .msgs import conversions as conv
 
     dirs = {k: out / k for k in ("depth", "color", "side_by_side", "clouds")}
     for sub in dirs.values():

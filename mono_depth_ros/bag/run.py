@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import io as bio
-from .evaluate import (DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, camera_info_K, check_eval_outputs,
+from .evaluate import (DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, check_eval_outputs,
                        lidar_to_depth)
 from .tf import StaticTransforms, TransformError
 
@@ -91,7 +91,7 @@ class BagRunResult:
 
 # ---- setup ------------------------------------------------------------------------------------
 def _node_config(cfg: Any) -> Any:
-    from ..ros.params import NodeConfig
+    from ..params import NodeConfig
 
     return cfg if cfg is not None else NodeConfig()
 
@@ -219,7 +219,7 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
     """Process ``opts.input`` into ``opts.output``. ``infer`` defaults to the node's DepthPipeline."""
     from ..pointcloud import CloudBuilder
     from ..colorize import colorize_depth
-    from ..ros import conversions as conv
+    from ..msgs import conversions as conv
 
     cfg = _node_config(opts.config)
     if opts.copy not in ("none", "tf", "all"):
@@ -379,7 +379,7 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
                     col = colorize_depth(res.depth, lo, hi, cmap=cfg.colormap)
                     writer.write(out_topics["colored"], log_t, conv.rgb_to_image_msg(types, col, header))
                     if evaluator is not None:
-                        K = camera_info_K(info_msg.k, info_msg.p)
+                        K = bio.camera_info_K(info_msg.k, info_msg.p)
                         ev = getattr(res, "eval_depth", None)  # before the node's range mask
                         frame = {"depth": np.array(res.depth if ev is None else ev, dtype=np.float32, copy=True),
                                  "stamp": stamp,

@@ -31,9 +31,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from ..image_files import read_header_bytes
 from ..model_spec import geometry_note
-from . import conversions as conv
+from ..msgs import conversions as conv
 from . import diagnostics
-from .params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
+from ..params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
 
 try:  # the subscription's message-lost event: rclpy.event_handler (Iron+), rclpy.qos_event (Humble)
     from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
