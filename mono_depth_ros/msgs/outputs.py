@@ -9,7 +9,7 @@ their buffers from frame to frame.
 """
 from __future__ import annotations
 
-from typing import Any, Collection, Dict, Optional, Tuple
+from typing import Any, Collection, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -51,25 +51,31 @@ class DepthOutputs:
 
     def build(self, result: Any, header: Any, wanted: Collection[str], cfg: Any,
               camera_info: Any = None, intrinsics: Any = None) -> Dict[str, Any]:
-        """The messages in ``wanted`` for ``result`` (a DepthResult), all with ``header``.
+        """The messages in ``wanted`` for ``result`` (a DepthResult), all with ``header``, in the order
+        of :data:`OUTPUTS`.
 
         ``cfg``: the node parameters (NodeConfig); ``camera_info``: the camera's CameraInfo (its stereo
         baseline is carried over); ``intrinsics``: used when ``result.intrinsics`` is None.  info and
         points need intrinsics and are left out without them.
         """
-        types, out = self.types, {}
+        return dict(self.iter_build(result, header, wanted, cfg, camera_info, intrinsics))
+
+    def iter_build(self, result: Any, header: Any, wanted: Collection[str], cfg: Any,
+                   camera_info: Any = None, intrinsics: Any = None) -> Iterator[Tuple[str, Any]]:
+        """:meth:`build` one message at a time, ``(output, message)``: the node publishes each as soon as
+        it is made (one message alive at a time; benchmarks/bench_node.py times each output)."""
+        types = self.types
         intr = result.intrinsics if result.intrinsics is not None else intrinsics
         if "depth" in wanted:
-            out["depth"] = conv.array_to_image_msg(types, conv.depth_array(result.depth, cfg.depth_encoding),
+            yield "depth", conv.array_to_image_msg(types, conv.depth_array(result.depth, cfg.depth_encoding),
                                                    cfg.depth_encoding, header)
         if "info" in wanted and intr is not None:
-            out["info"] = conv.intrinsics_to_camera_info(types, intr, header, source=camera_info)
+            yield "info", conv.intrinsics_to_camera_info(types, intr, header, source=camera_info)
         if "points" in wanted and intr is not None:
             cloud = self.clouds.build(result.depth, intr, rgb=result.rgb if cfg.points_color else None,
                                       organized=cfg.points_organized, stride=cfg.points_stride)
-            out["points"] = conv.cloud_to_pointcloud2(types, cloud, header)
+            yield "points", conv.cloud_to_pointcloud2(types, cloud, header)
         if "colored" in wanted:
             lo, hi = color_range(cfg, self.pipeline, result.depth)
             self.colored = colorize_depth(result.depth, lo, hi, cfg.colormap, out=self.colored)
-            out["colored"] = conv.array_to_image_msg(types, self.colored, "rgb8", header)
-        return out
+            yield "colored", conv.array_to_image_msg(types, self.colored, "rgb8", header)

@@ -621,12 +621,12 @@ class DepthNode(Node):
         if outputs is None or outputs.pipeline is not self._pipeline:
             outputs = self._outputs = DepthOutputs(self._types, self._pipeline, clouds=self._clouds)
             outputs.colored = self._colored
-        msgs = outputs.build(result, header, [k for k, v in want.items() if v], cfg, camera_info=camera_msg)
+        pubs = {"depth": self._pub_depth, "info": self._pub_info, "points": self._pub_points,
+                "colored": self._pub_colored}
+        for key, msg in outputs.iter_build(result, header, [k for k, v in want.items() if v], cfg,
+                                           camera_info=camera_msg):
+            pubs[key].publish(msg)  # each as soon as it is made
         self._colored = outputs.colored
-        for key, pub in (("depth", self._pub_depth), ("info", self._pub_info), ("points", self._pub_points),
-                         ("colored", self._pub_colored)):
-            if key in msgs:
-                pub.publish(msgs[key])
 
     # ---- diagnostics -----------------------------------------------------------------------
     def _diagnose(self, stat: Any) -> Any:
