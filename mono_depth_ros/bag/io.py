@@ -23,9 +23,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..msgs.fields import (POINTFIELD_DTYPES, MessageError, MessageFactory, camera_info_K, depth_image_to_metres,  # noqa: F401,E501
                           get_typestore, image_to_array, ns_to_sec_nsec, pointcloud2_xyz, stamp_to_ns)
