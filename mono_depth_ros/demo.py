@@ -340,7 +340,7 @@ def run_depth_bag(input_bag: Path, output_bag: Path, model: Optional[str], with_
                   threads: int = 0, progress: bool = True, log: Log = print) -> Any:
     """``mono-depth bag INPUT --out OUTPUT [--eval --gt-topic GT_TOPIC]`` (the node's processing)."""
     from .bag.run import BagRunOptions, run_bag
-    from .ros.params import NodeConfig
+    from .params import NodeConfig
 
     cfg = NodeConfig.from_mapping({"backend": backend, "threads": int(threads)})
     opts = BagRunOptions(input=Path(input_bag), output=Path(output_bag), model=model, image_topic=image_topic,
@@ -461,7 +461,7 @@ class _InputByStamp:
 
     def __init__(self, reader: Any, topic: str, gt_topic: Optional[str], keep: int = 32) -> None:
         from .bag import io as bio
-        from .ros import conversions as conv
+        from .msgs import conversions as conv
 
         self._bio, self._conv, self._topic, self._gt, self._keep = bio, conv, topic, gt_topic, keep
         self._it = iter(reader.raw_messages([topic] + ([gt_topic] if gt_topic else [])))
@@ -510,8 +510,9 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
     import cv2
 
     from .bag import io as bio
-    from .pointcloud import CloudBuilder, write_ply
-    from .ros import conversions as conv
+    from .frame_files import write_frame_files
+    from .msgs import conversions as conv
+    from .pointcloud import CloudBuilder
 
     dirs = {k: out / k for k in ("depth", "color", "side_by_side", "clouds")}
     for sub in dirs.values():
@@ -528,14 +529,11 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
         frames = _depth_frames(dr, bio, conv)
         for i, (s, d, intr, col) in enumerate(_progress(frames, total, "write outputs", progress)):
             name = f"frame_{i:04d}"
-            np.save(dirs["depth"] / f"{name}.npy", d)
-            with np.errstate(invalid="ignore"):
-                mm = np.where(np.isfinite(d), np.clip(np.round(d * 1000.0), 0, 65535), 0).astype(np.uint16)
-            cv2.imwrite(str(dirs["depth"] / f"{name}.png"), mm)
+            write_frame_files(d, npy=dirs["depth"] / f"{name}.npy", png=dirs["depth"] / f"{name}.png",
+                              color=col, color_png=dirs["color"] / f"{name}.png")
             files["depth_npy"].append(dirs["depth"] / f"{name}.npy")
             files["depth_png"].append(dirs["depth"] / f"{name}.png")
             if col is not None:
-                cv2.imwrite(str(dirs["color"] / f"{name}.png"), cv2.cvtColor(col, cv2.COLOR_RGB2BGR))
                 files["color"].append(dirs["color"] / f"{name}.png")
             rgb, gt = inputs.get(s)
             if rgb is not None and rgb.shape[:2] != d.shape:
@@ -555,8 +553,8 @@ def export_outputs(out: Path, input_bag: Path, depth_bag: Path, with_gt: bool, m
                 cv2.imwrite(str(dirs["side_by_side"] / f"{name}.png"), cv2.cvtColor(sbs, cv2.COLOR_RGB2BGR))
                 files["side_by_side"].append(dirs["side_by_side"] / f"{name}.png")
             if intr is not None:
-                cloud = builder.build(d, intr, rgb=rgb, organized=False)
-                write_ply(dirs["clouds"] / f"{name}.ply", cloud)
+                write_frame_files(d, cloud=builder.build(d, intr, rgb=rgb, organized=False),
+                                  ply=dirs["clouds"] / f"{name}.ply")
                 files["ply"].append(dirs["clouds"] / f"{name}.ply")
             if gt is not None:   # the metrics need every frame: only with ground truth (the synthetic sequence)
                 preds.append(d)

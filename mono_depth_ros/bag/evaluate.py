@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import metrics as M
+from ..msgs.fields import camera_info_K  # noqa: F401  (moved to the message layer)
 from ..kitti import project_points_to_depth
 
 
@@ -86,18 +87,6 @@ def lidar_to_depth(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray, w
     K = np.asarray(K, dtype=np.float64)
     K3 = K[:, :3] if K.shape == (3, 4) else K
     return project_points_to_depth(cam, K3, int(width), int(height), min_depth=min_depth)
-
-
-def camera_info_K(k: Sequence[float], p: Sequence[float]) -> np.ndarray:
-    """The 3x3 intrinsics of the image as published: P's left 3x3 when P is set (rectified image),
-    else K. P's 4th column (a stereo baseline) is ignored: the tf already places the camera."""
-    P = np.asarray(p, dtype=np.float64).reshape(3, 4) if len(p) == 12 else np.zeros((3, 4))
-    if P[0, 0] > 0 and P[1, 1] > 0:
-        return P[:, :3].copy()
-    Kx = np.asarray(k, dtype=np.float64).reshape(3, 3)
-    if not (Kx[0, 0] > 0 and Kx[1, 1] > 0):
-        raise ValueError("camera_info has neither P nor K set (zero focal length)")
-    return Kx
 
 
 # ---- evaluation -----------------------------------------------------------------------------

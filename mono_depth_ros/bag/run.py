@@ -1,8 +1,8 @@
 """``mono-depth bag``: run a recorded bag through the depth pipeline, into a new bag (+ evaluation).
 
 For every image of the image topic, in bag order, the same processing as the ROS node
-(:class:`mono_depth_ros.pipeline.DepthPipeline` + ``mono_depth_ros.ros.conversions``), and the
-node's outputs written with the same headers (the input image's stamp and frame_id, or the
+(:class:`mono_depth_ros.pipeline.DepthPipeline`), and the node's outputs
+(:class:`mono_depth_ros.msgs.outputs.DepthOutputs`, the node's own output stage) written with the same headers (the input image's stamp and frame_id, or the
 ``frame_id`` parameter), at the input image's log time:
 
 * ``<ns>/image`` -- sensor_msgs/Image 32FC1 metres, NaN = invalid (REP 118) or 16UC1 mm
@@ -40,8 +40,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..msgs import conversions as conv
+from ..msgs.outputs import DepthOutputs
 from . import io as bio
-from .evaluate import (DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, camera_info_K, check_eval_outputs,
+from .evaluate import (DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, check_eval_outputs,
                        lidar_to_depth)
 from .tf import StaticTransforms, TransformError
 
@@ -91,7 +93,7 @@ class BagRunResult:
 
 # ---- setup ------------------------------------------------------------------------------------
 def _node_config(cfg: Any) -> Any:
-    from ..ros.params import NodeConfig
+    from ..params import NodeConfig
 
     return cfg if cfg is not None else NodeConfig()
 
@@ -198,224 +200,142 @@ class _CameraInfos:
         return self.msgs[max(i, 0)]
 
 
-def _color_range(cfg: Any, pipe: Any, depth: np.ndarray) -> Tuple[float, float]:
-    """depth/colored's range, as depth_node computes it (DepthNode._color_range): the parameters,
-    else the model's range for a metric model, else the frame's 2-98 % depth percentiles."""
-    lo, hi = cfg.color_min_depth, cfg.color_max_depth
-    if not (lo > 0 and hi > 0):
-        if pipe is not None and getattr(pipe, "metric", True):
-            profile = pipe.profile
-            auto = (cfg.min_depth or profile.min_depth, cfg.max_depth or profile.max_depth)
-        else:  # relative depth (or no pipeline): the frame's own robust range
-            finite = depth[np.isfinite(depth)]
-            auto = tuple(np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
-        lo, hi = lo or float(auto[0]), hi or float(auto[1])
-    lo = max(float(lo), 0.0)
-    return lo, max(float(hi), lo + 1e-3)
-
-
 # ---- main -----------------------------------------------------------------------------------------
 def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[[str], None] = print) -> BagRunResult:
     """Process ``opts.input`` into ``opts.output``. ``infer`` defaults to the node's DepthPipeline."""
-    from ..pointcloud import CloudBuilder
-    from ..colorize import colorize_depth
-    from ..ros import conversions as conv
+    run = _BagRun(opts, log)
+    eval_dir = run.check_outputs()   # every output checked before anything is read or the model loaded
+    with bio.BagReader(opts.input) as reader:
+        run.read_setup(reader)
+        run.load_model(infer)
+        result = run.write_bag()
+    if run.evaluator is not None:
+        assert eval_dir is not None
+        run.write_evaluation(result, eval_dir)
+    return result
 
-    cfg = _node_config(opts.config)
-    if opts.copy not in ("none", "tf", "all"):
-        raise ValueError(f"copy must be none, tf or all, got {opts.copy!r}")
-    ns = "/" + opts.namespace.strip("/") if opts.namespace.strip("/") else ""
-    out_topics = {k: f"{ns}/{k}" for k in ("image", "camera_info", "points", "colored")}
 
-    # every output checked before anything is read or the model loaded
-    protect = [("input bag", Path(opts.input))]
-    bio.check_output_bag(opts.output, opts.overwrite, protect)
-    eval_dir = None
-    if opts.evaluate:
+class _BagRun:
+    """The steps of :func:`run_bag`, sharing the run's state."""
+
+    def __init__(self, opts: BagRunOptions, log: Callable[[str], None]):
+        if opts.copy not in ("none", "tf", "all"):
+            raise ValueError(f"copy must be none, tf or all, got {opts.copy!r}")
+        self.opts, self.log = opts, log
+        self.cfg = _node_config(opts.config)
+        ns = "/" + opts.namespace.strip("/") if opts.namespace.strip("/") else ""
+        # DepthOutputs' keys -> the output topics (the node's depth/image, depth/camera_info, ...)
+        self.out_topics = {"depth": f"{ns}/image", "info": f"{ns}/camera_info", "points": f"{ns}/points",
+                           "colored": f"{ns}/colored"}
+        self.protect = [("input bag", Path(opts.input))]
+        self.pipe: Any = None
+        self.infer: Optional[InferFn] = None
+        self.evaluator: Optional[DepthEvaluator] = None
+        self.no_gt = 0
+        self.frames = 0
+        self.T_cache: Dict[Tuple[str, str], np.ndarray] = {}
+
+    # ---- before reading -------------------------------------------------------------------------
+    def check_outputs(self) -> Optional[Path]:
+        opts = self.opts
+        bio.check_output_bag(opts.output, opts.overwrite, self.protect)
+        if not opts.evaluate:
+            return None
         eval_dir = Path(opts.eval_dir) if opts.eval_dir else Path(str(opts.output) + "_eval")
         # plots=True even without plots: the write removes old plots of these names (not this run's)
         check_eval_outputs(eval_dir, plots=True, overwrite=opts.overwrite,
-                           protect=protect + [("output bag", Path(opts.output))])
+                           protect=self.protect + [("output bag", Path(opts.output))])
+        return eval_dir
 
-    with bio.BagReader(opts.input) as reader:
-        tp = resolve_topics(reader, opts)
-        all_topics = reader.topics
-        n_images = all_topics[tp.image].count
+    def read_setup(self, reader: bio.BagReader) -> None:
+        """Topics, camera_infos and static transforms (pass 1: small), checked before the model loads."""
+        opts = self.opts
+        self.reader = reader
+        self.tp = tp = resolve_topics(reader, opts)
+        self.all_topics = all_topics = reader.topics
+        self.n_images = all_topics[tp.image].count
         if opts.max_frames is not None:
-            n_images = min(n_images, opts.max_frames)
-
-        # pass 1: camera_info + static transforms (small)
-        infos = _CameraInfos([(bio.stamp_to_ns(m.header.stamp), m) for _, _, m in reader.messages([tp.camera_info])],
-                             tp.camera_info)
-        tf_topics = [t for t, i in all_topics.items() if i.msgtype == bio.TF_MESSAGE and t.rstrip("/").endswith("tf_static")]
-        static = StaticTransforms()
-        for _, _, m in reader.messages(tf_topics):
+            self.n_images = min(self.n_images, opts.max_frames)
+        self.infos = _CameraInfos([(bio.stamp_to_ns(m.header.stamp), m) for _, _, m in reader.messages([tp.camera_info])],
+                                  tp.camera_info)
+        self.tf_topics = [t for t, i in all_topics.items()
+                          if i.msgtype == bio.TF_MESSAGE and t.rstrip("/").endswith("tf_static")]
+        self.static = StaticTransforms()
+        for _, _, m in reader.messages(self.tf_topics):
             try:
-                static.add_message(m)
+                self.static.add_message(m)
             except TransformError as exc:
                 raise bio.BagError(f"bag {opts.input}: bad transform on /tf_static: {exc}") from None
+        self.T_calib = load_calibration_transform(opts.calib) if (opts.evaluate and opts.calib) else None
+        if tp.lidar and self.T_calib is None:
+            _check_lidar_tf(reader, tp, self.infos, self.static)  # fail before loading the model, not at frame 1
+        self.copy_topics: List[str] = {"none": [], "tf": self.tf_topics, "all": list(all_topics)}[opts.copy]
+        self.read_topics = list(dict.fromkeys([tp.image] + self.copy_topics + [t for t in (tp.lidar, tp.gt) if t]))
 
-        T_calib = load_calibration_transform(opts.calib) if (opts.evaluate and opts.calib) else None
-        if tp.lidar and T_calib is None:
-            _check_lidar_tf(reader, tp, infos, static)  # fail before loading the model, not at frame 1
-
-        pipe = None
+    def load_model(self, infer: Optional[InferFn]) -> None:
+        opts, log = self.opts, self.log
         if infer is None:
+            first_info = self.infos.msgs[0] if self.infos.msgs else None
             if not opts.model:   # no model given: the shipped one for this camera (mono_depth_ros.default_models)
                 from ..default_models import default_model_for
 
-                ci = infos.msgs[0] if infos.msgs else None
-                path, why = default_model_for(getattr(ci, "width", None), getattr(ci, "height", None))
+                path, why = default_model_for(getattr(first_info, "width", None), getattr(first_info, "height", None))
                 log(why)
-                opts = replace(opts, model=str(path))
-            infer, pipe = make_pipeline_infer(opts.model, cfg, keep_unmasked=opts.evaluate)
-            log(f"model: {pipe.spec.describe()} on {pipe.backend.describe()}")
-            first_info = infos.msgs[0] if infos.msgs else None
+                self.opts = opts = replace(opts, model=str(path))
+            infer, self.pipe = make_pipeline_infer(opts.model, self.cfg, keep_unmasked=opts.evaluate)
+            log(f"model: {self.pipe.spec.describe()} on {self.pipe.backend.describe()}")
             if first_info is not None:
                 from ..model_spec import geometry_note
 
-                note = geometry_note(pipe.profile, int(first_info.width), int(first_info.height))
+                note = geometry_note(self.pipe.profile, int(first_info.width), int(first_info.height))
                 if note:
                     log(f"warning: {note}")
-            if opts.evaluate and not getattr(pipe, "metric", True) and not opts.median_scaling:
+            if opts.evaluate and not getattr(self.pipe, "metric", True) and not opts.median_scaling:
                 log("warning: the model gives relative depth; metrics without --median-scaling are meaningless")
+        self.infer = infer
+        if opts.evaluate:
+            self.evaluator = DepthEvaluator(opts.protocols, median_scaling=opts.median_scaling, mode=opts.eval_mode)
+        self.matcher = StampMatcher(int(opts.gt_max_dt * 1e9))
 
-        evaluator = DepthEvaluator(opts.protocols, median_scaling=opts.median_scaling, mode=opts.eval_mode) \
-            if opts.evaluate else None
-        matcher = StampMatcher(int(opts.gt_max_dt * 1e9))
-        no_gt = 0
-        T_cache: Dict[Tuple[str, str], np.ndarray] = {}
-
-        def gt_depth(gt_payload: Any, frame: Dict[str, Any]) -> np.ndarray:
-            kind, stamp, data, src_frame = gt_payload
-            if kind == "image":
-                return data
-            target = frame["frame_id"]
-            if T_calib is not None:
-                T = T_calib
-            else:
-                key = (target, src_frame)
-                if key not in T_cache:
-                    try:
-                        T_cache[key] = static.lookup(target, src_frame)
-                    except TransformError as exc:
-                        raise bio.BagError(f"--eval: cannot move LiDAR points of {tp.lidar} (frame {src_frame!r}) "
-                                           f"into the camera frame {target!r} of {tp.image}: {exc}. "
-                                           "Pass --calib with the calibration instead.") from None
-                T = T_cache[key]
-            return lidar_to_depth(data, T, frame["K"], frame["width"], frame["height"])
-
-        def evaluate_pairs(pairs: List[Tuple[Any, Optional[Any]]]) -> None:
-            nonlocal no_gt
-            for frame, gt_payload in pairs:
-                if gt_payload is None:
-                    no_gt += 1
-                    continue
-                evaluator.add(frame["depth"], gt_depth(gt_payload, frame), stamp_ns=frame["stamp"],  # type: ignore[union-attr]
-                              name=frame["name"], rgb=frame["rgb"])
-
-        builder = CloudBuilder()
-        copy_topics: List[str] = []
-        if opts.copy == "tf":
-            copy_topics = tf_topics
-        elif opts.copy == "all":
-            copy_topics = list(all_topics)
-        read_topics = list(dict.fromkeys([tp.image] + copy_topics + [t for t in (tp.lidar, tp.gt) if t]))
-
-        writer = bio.BagWriter(opts.output, overwrite=opts.overwrite, storage=opts.storage, protect=protect)
+    # ---- the output bag -------------------------------------------------------------------------
+    def _open_writer(self) -> bio.BagWriter:
+        opts, cfg = self.opts, self.cfg
+        writer = bio.BagWriter(opts.output, overwrite=opts.overwrite, storage=opts.storage, protect=self.protect)
         writer.open()
-        types = conv.MessageTypes.from_typestore(writer.typestore)
-        frames = 0
+        try:
+            for t in self.copy_topics:
+                info = self.all_topics[t]
+                qos = bio.qos_profile(transient_local=True, depth=1) if info.msgtype == bio.TF_MESSAGE and \
+                    t.endswith("tf_static") else _input_qos(self.reader, t)
+                writer.add_topic(t, info.msgtype, qos=qos, typestore=self.reader.typestore)
+            reliable = getattr(cfg, "qos_reliability", "reliable") == "reliable"
+            q = bio.qos_profile(reliable=reliable, depth=int(getattr(cfg, "qos_depth", 5)))
+            for key, msgtype in (("depth", bio.IMAGE), ("info", bio.CAMERA_INFO), ("points", bio.POINTCLOUD2),
+                                 ("colored", bio.IMAGE)):
+                if key != "points" or cfg.points_enabled:
+                    writer.add_topic(self.out_topics[key], msgtype, qos=q)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer
+
+    def write_bag(self) -> BagRunResult:
+        opts = self.opts
+        self.writer = writer = self._open_writer()
+        self.outputs = DepthOutputs(conv.MessageTypes.from_typestore(writer.typestore), self.pipe)
+        self.wanted = [k for k in self.out_topics if k != "points" or self.cfg.points_enabled]
         partial = False
         bar = None
         try:
-            for t in copy_topics:
-                info = all_topics[t]
-                qos = bio.qos_profile(transient_local=True, depth=1) if info.msgtype == bio.TF_MESSAGE and \
-                    t.endswith("tf_static") else _input_qos(reader, t)
-                writer.add_topic(t, info.msgtype, qos=qos, typestore=reader.typestore)
-            reliable = getattr(cfg, "qos_reliability", "reliable") == "reliable"
-            q = bio.qos_profile(reliable=reliable, depth=int(getattr(cfg, "qos_depth", 5)))
-            writer.add_topic(out_topics["image"], bio.IMAGE, qos=q)
-            writer.add_topic(out_topics["camera_info"], bio.CAMERA_INFO, qos=q)
-            if cfg.points_enabled:
-                writer.add_topic(out_topics["points"], bio.POINTCLOUD2, qos=q)
-            writer.add_topic(out_topics["colored"], bio.IMAGE, qos=q)
             if opts.progress:
                 from tqdm import tqdm
 
-                bar = tqdm(total=n_images, desc="mono-depth bag", unit="frame", file=sys.stderr)
-            for conn, log_t, raw in reader.raw_messages(read_topics):
-                topic = conn.topic
-                if topic in copy_topics:
-                    writer.write_raw(topic, log_t, raw)
-                if topic == tp.image:
-                    if frames >= n_images:
-                        break  # --max-frames reached
-                    msg = reader.deserialize(raw, conn)
-                    stamp = bio.stamp_to_ns(msg.header.stamp)
-                    info_msg = infos.get(stamp)
-                    try:
-                        intr = conv.camera_info_to_intrinsics(info_msg)
-                        rgb = conv.compressed_msg_to_rgb(msg) if conn.msgtype == bio.COMPRESSED_IMAGE \
-                            else conv.image_msg_to_rgb(msg)
-                    except ValueError as exc:
-                        raise bio.BagError(f"{tp.image} / {tp.camera_info}, image {frames} (stamp {stamp}): {exc}") from None
-                    if (int(info_msg.width), int(info_msg.height)) != (rgb.shape[1], rgb.shape[0]):
-                        raise bio.BagError(f"camera_info on {tp.camera_info} is {info_msg.width}x{info_msg.height} "
-                                           f"but the image on {tp.image} is {rgb.shape[1]}x{rgb.shape[0]}")
-                    res = infer(rgb, intr)
-                    header = conv.copy_header(types, msg.header, cfg.frame_id or None)
-                    writer.write(out_topics["image"], log_t, conv.depth_to_image_msg(types, res.depth, header,
-                                                                                      cfg.depth_encoding))
-                    d_intr = res.intrinsics if res.intrinsics is not None else intr
-                    writer.write(out_topics["camera_info"], log_t,
-                                 conv.intrinsics_to_camera_info(types, d_intr, header, source=info_msg))
-                    if cfg.points_enabled:  # (the node publishes points only for subscribers: always here)
-                        cloud = builder.build(res.depth, d_intr, rgb=res.rgb if cfg.points_color else None,
-                                              organized=cfg.points_organized, stride=cfg.points_stride)
-                        writer.write(out_topics["points"], log_t, conv.cloud_to_pointcloud2(types, cloud, header))
-                    lo, hi = _color_range(cfg, pipe, res.depth)
-                    col = colorize_depth(res.depth, lo, hi, cmap=cfg.colormap)
-                    writer.write(out_topics["colored"], log_t, conv.rgb_to_image_msg(types, col, header))
-                    if evaluator is not None:
-                        K = camera_info_K(info_msg.k, info_msg.p)
-                        ev = getattr(res, "eval_depth", None)  # before the node's range mask
-                        frame = {"depth": np.array(res.depth if ev is None else ev, dtype=np.float32, copy=True),
-                                 "stamp": stamp,
-                                 "name": f"{frames:06d}", "frame_id": msg.header.frame_id, "K": K,
-                                 "width": rgb.shape[1], "height": rgb.shape[0], "rgb": rgb}
-                        # pixel-aligned with the camera image only at camera resolution
-                        if frame["depth"].shape != (frame["height"], frame["width"]):
-                            frame["depth"] = _depth_to_camera(frame["depth"], d_intr, intr)
-                        evaluate_pairs(matcher.add_image(stamp, frame))
-                    frames += 1
-                    if bar is not None:
-                        bar.update(1)
-                elif topic == tp.lidar:
-                    msg = reader.deserialize(raw, conn)
-                    stamp = bio.stamp_to_ns(msg.header.stamp)
-                    evaluate_pairs(matcher.add_gt(stamp, ("lidar", stamp, bio.pointcloud2_xyz(msg, topic).astype(np.float32),
-                                                          msg.header.frame_id)))
-                elif topic == tp.gt:
-                    msg = reader.deserialize(raw, conn)
-                    stamp = bio.stamp_to_ns(msg.header.stamp)
-                    evaluate_pairs(matcher.add_gt(stamp, ("image", stamp, bio.depth_image_to_metres(
-                        msg, topic, opts.gt_depth_scale), msg.header.frame_id)))
-            if evaluator is not None:
-                evaluate_pairs(matcher.finish())
+                bar = tqdm(total=self.n_images, desc="mono-depth bag", unit="frame", file=sys.stderr)
+            self._loop(bar)
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()
-            if opts.keep_partial and frames > 0:
-                writer.close()
-                log(f"interrupted: kept the {frames} frames written so far in {opts.output}")
-                partial = True
-            else:
-                existed = Path(opts.output).exists()
-                writer.abort()
-                log(f"interrupted: the new bag was discarded; {opts.output} was left as it was" if existed else
-                    f"interrupted: no output written ({opts.output} not created)")
+            partial = self._interrupted()
             raise
         except BaseException:
             writer.abort()
@@ -423,28 +343,130 @@ def run_bag(opts: BagRunOptions, infer: Optional[InferFn] = None, log: Callable[
         finally:
             if bar is not None:
                 bar.close()
-        if frames == 0:
+        if self.frames == 0:
             writer.abort()
-            raise bio.BagError(f"no image on {tp.image} was processed")
+            raise bio.BagError(f"no image on {self.tp.image} was processed")
         writer.close()
-        result = BagRunResult(Path(opts.output), frames, dict(writer.counts), partial=partial, frames_without_gt=no_gt)
-        if pipe is not None and hasattr(pipe, "close"):
-            pipe.close()
+        result = BagRunResult(Path(opts.output), self.frames, dict(writer.counts), partial=partial,
+                              frames_without_gt=self.no_gt)
+        if self.pipe is not None and hasattr(self.pipe, "close"):
+            self.pipe.close()
+        return result
 
-    if evaluator is not None:
+    def _interrupted(self) -> bool:
+        opts, frames = self.opts, self.frames
+        if opts.keep_partial and frames > 0:
+            self.writer.close()
+            self.log(f"interrupted: kept the {frames} frames written so far in {opts.output}")
+            return True
+        existed = Path(opts.output).exists()
+        self.writer.abort()
+        self.log(f"interrupted: the new bag was discarded; {opts.output} was left as it was" if existed else
+                 f"interrupted: no output written ({opts.output} not created)")
+        return False
+
+    def _loop(self, bar: Any) -> None:
+        tp, reader = self.tp, self.reader
+        for conn, log_t, raw in reader.raw_messages(self.read_topics):
+            topic = conn.topic
+            if topic in self.copy_topics:
+                self.writer.write_raw(topic, log_t, raw)
+            if topic == tp.image:
+                if self.frames >= self.n_images:
+                    break  # --max-frames reached
+                self._image(reader.deserialize(raw, conn), conn.msgtype, log_t)
+                self.frames += 1
+                if bar is not None:
+                    bar.update(1)
+            elif topic == tp.lidar:
+                msg = reader.deserialize(raw, conn)
+                stamp = bio.stamp_to_ns(msg.header.stamp)
+                self._evaluate_pairs(self.matcher.add_gt(stamp, ("lidar", stamp, bio.pointcloud2_xyz(
+                    msg, topic).astype(np.float32), msg.header.frame_id)))
+            elif topic == tp.gt:
+                msg = reader.deserialize(raw, conn)
+                stamp = bio.stamp_to_ns(msg.header.stamp)
+                self._evaluate_pairs(self.matcher.add_gt(stamp, ("image", stamp, bio.depth_image_to_metres(
+                    msg, topic, self.opts.gt_depth_scale), msg.header.frame_id)))
+        if self.evaluator is not None:
+            self._evaluate_pairs(self.matcher.finish())
+
+    def _image(self, msg: Any, msgtype: str, log_t: int) -> None:
+        """One camera image: inference, the node's outputs written, the frame queued for evaluation."""
+        tp, cfg = self.tp, self.cfg
+        stamp = bio.stamp_to_ns(msg.header.stamp)
+        info_msg = self.infos.get(stamp)
+        try:
+            intr = conv.camera_info_to_intrinsics(info_msg)
+            rgb = conv.compressed_msg_to_rgb(msg) if msgtype == bio.COMPRESSED_IMAGE else conv.image_msg_to_rgb(msg)
+        except ValueError as exc:
+            raise bio.BagError(f"{tp.image} / {tp.camera_info}, image {self.frames} (stamp {stamp}): {exc}") from None
+        if (int(info_msg.width), int(info_msg.height)) != (rgb.shape[1], rgb.shape[0]):
+            raise bio.BagError(f"camera_info on {tp.camera_info} is {info_msg.width}x{info_msg.height} "
+                               f"but the image on {tp.image} is {rgb.shape[1]}x{rgb.shape[0]}")
+        assert self.infer is not None
+        res = self.infer(rgb, intr)
+        header = conv.copy_header(self.outputs.types, msg.header, cfg.frame_id or None)
+        # (the node publishes points only for subscribers: always here)
+        msgs = self.outputs.build(res, header, self.wanted, cfg, camera_info=info_msg, intrinsics=intr)
+        for key, out in msgs.items():
+            self.writer.write(self.out_topics[key], log_t, out)
+        if self.evaluator is None:
+            return
+        d_intr = res.intrinsics if res.intrinsics is not None else intr
+        ev = getattr(res, "eval_depth", None)  # before the node's range mask
+        frame = {"depth": np.array(res.depth if ev is None else ev, dtype=np.float32, copy=True), "stamp": stamp,
+                 "name": f"{self.frames:06d}", "frame_id": msg.header.frame_id,
+                 "K": bio.camera_info_K(info_msg.k, info_msg.p),
+                 "width": rgb.shape[1], "height": rgb.shape[0], "rgb": rgb}
+        # pixel-aligned with the camera image only at camera resolution
+        if frame["depth"].shape != (frame["height"], frame["width"]):
+            frame["depth"] = _depth_to_camera(frame["depth"], d_intr, intr)
+        self._evaluate_pairs(self.matcher.add_image(stamp, frame))
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def _gt_depth(self, gt_payload: Any, frame: Dict[str, Any]) -> np.ndarray:
+        kind, stamp, data, src_frame = gt_payload
+        if kind == "image":
+            return data
+        target = frame["frame_id"]
+        T = self.T_calib
+        if T is None:
+            key = (target, src_frame)
+            if key not in self.T_cache:
+                try:
+                    self.T_cache[key] = self.static.lookup(target, src_frame)
+                except TransformError as exc:
+                    raise bio.BagError(f"--eval: cannot move LiDAR points of {self.tp.lidar} (frame {src_frame!r}) "
+                                       f"into the camera frame {target!r} of {self.tp.image}: {exc}. "
+                                       "Pass --calib with the calibration instead.") from None
+            T = self.T_cache[key]
+        return lidar_to_depth(data, T, frame["K"], frame["width"], frame["height"])
+
+    def _evaluate_pairs(self, pairs: List[Tuple[Any, Optional[Any]]]) -> None:
+        for frame, gt_payload in pairs:
+            if gt_payload is None:
+                self.no_gt += 1
+                continue
+            self.evaluator.add(frame["depth"], self._gt_depth(gt_payload, frame),  # type: ignore[union-attr]
+                               stamp_ns=frame["stamp"], name=frame["name"], rgb=frame["rgb"])
+
+    def write_evaluation(self, result: BagRunResult, eval_dir: Path) -> None:
+        opts, tp, evaluator, frames = self.opts, self.tp, self.evaluator, self.frames
+        assert evaluator is not None
         if len(evaluator) == 0 or not evaluator.totals():
             raise bio.BagError(f"--eval: none of the {frames} images had ground truth within {opts.gt_max_dt} s "
                                f"on {tp.lidar or tp.gt} (or none had a valid pixel)")
-        assert eval_dir is not None
         extra = {"input_bag": str(opts.input), "output_bag": str(opts.output), "image_topic": tp.image,
-                 "ground_truth_topic": tp.lidar or tp.gt, "frames": frames, "frames_without_ground_truth": no_gt,
-                 "camera_info_inexact_matches": infos.inexact,
-                 "lidar_to_camera": "calibration file" if T_calib is not None else ("/tf_static" if tp.lidar else None)}
-        result.eval_paths = evaluator.write(eval_dir, extra=extra, plots=opts.plots, title=Path(opts.model).name
-                                            if opts.model else "model", overwrite=opts.overwrite)
+                 "ground_truth_topic": tp.lidar or tp.gt, "frames": frames, "frames_without_ground_truth": self.no_gt,
+                 "camera_info_inexact_matches": self.infos.inexact,
+                 "lidar_to_camera": "calibration file" if self.T_calib is not None
+                 else ("/tf_static" if tp.lidar else None)}
+        title = Path(opts.model).name if opts.model else "model"
+        result.eval_paths = evaluator.write(eval_dir, extra=extra, plots=opts.plots, title=title,
+                                            overwrite=opts.overwrite)
         result.totals = evaluator.summary()
-        result.markdown = evaluator.markdown(Path(opts.model).name if opts.model else "model")
-    return result
+        result.markdown = evaluator.markdown(title)
 
 
 def _check_lidar_tf(reader: bio.BagReader, tp: _Topics, infos: _CameraInfos, static: StaticTransforms) -> None:

@@ -100,7 +100,7 @@ def load_params_file(path: str) -> dict:
 
 def node_config_from_args(args: argparse.Namespace):
     from ..cli import CLIError
-    from ..ros.params import NodeConfig, validate_config, validate_value
+    from ..params import NodeConfig, validate_config, validate_value
 
     values = load_params_file(args.params_file) if args.params_file else {}
     for name in _CFG_ARGS:

@@ -267,11 +267,8 @@ def _color_range(depth, args: argparse.Namespace) -> Tuple[float, float]:
 
 
 def _write_frame(pipe, builder, rgb, cam, out: Path, name: str, args: argparse.Namespace) -> None:
-    import cv2
-    import numpy as np
-
     from ..colorize import colorize_depth
-    from ..pointcloud import write_ply
+    from ..frame_files import write_frame_files
 
     paths = _outputs(out, name, cam is not None)
     if not args.overwrite:
@@ -287,33 +284,16 @@ def _write_frame(pipe, builder, rgb, cam, out: Path, name: str, args: argparse.N
     out.mkdir(parents=True, exist_ok=True)
     w = _SetWriter(out)
     try:
-        with open(w.path(paths[0]), "wb") as f:
-            np.save(f, depth)
-        with np.errstate(invalid="ignore", over="ignore"):
-            mm = np.multiply(depth, np.float32(1000.0))
-            np.rint(mm, out=mm)
-            np.nan_to_num(mm, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            np.clip(mm, 0, 65535, out=mm)
-        ok, png = cv2.imencode(".png", mm.astype(np.uint16))
-        del mm
-        if not ok:
-            raise RuntimeError("PNG encoding failed")
-        w.path(paths[1]).write_bytes(png.tobytes())
-        del png
         lo, hi = _color_range(depth, args)
-        col = colorize_depth(depth, lo, hi)
-        cv2.cvtColor(col, cv2.COLOR_RGB2BGR, dst=col)
-        ok, png = cv2.imencode(".png", col)
-        del col
-        w.path(paths[2]).write_bytes(png.tobytes())
-        del png
+        cloud = None
         if cam is not None:
             cloud = builder.build(depth, res.intrinsics, rgb=res.rgb, organized=False, stride=args.stride)
-            write_ply(w.path(paths[3]), cloud)
+        write_frame_files(depth, npy=w.path(paths[0]), png=w.path(paths[1]), color=colorize_depth(depth, lo, hi),
+                          color_png=w.path(paths[2]), color_in_place=True,
+                          cloud=cloud, ply=w.path(paths[3]) if cam is not None else None)
         w.commit()
     finally:
         w.discard()
-
 
 
 def _existing_outputs(out: Path, items: List["_Frames"], with_ply: bool) -> Tuple[int, Optional[Path]]:

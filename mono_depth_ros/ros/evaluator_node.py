@@ -35,10 +35,11 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from tf2_ros import Buffer, TransformListener
 
-from ..bag.evaluate import DepthEvaluator, LiveEvaluation, camera_info_K
+from ..bag.evaluate import DepthEvaluator, LiveEvaluation
+from ..msgs.fields import camera_info_K
 from ..bag.io import pointcloud2_xyz
 from ..bag.tf import transform_stamped_to_matrix
-from . import conversions as conv
+from ..msgs import conversions as conv
 
 PARAMS: Dict[str, Any] = {
     "depth_topic": "depth/image",

@@ -31,9 +31,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from ..image_files import read_header_bytes
 from ..model_spec import geometry_note
-from . import conversions as conv
+from ..msgs import conversions as conv
+from ..msgs.outputs import DepthOutputs
 from . import diagnostics
-from .params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
+from ..params import DEFAULTS, PARAMS, NodeConfig, ParamSpec, validate_changes, validate_config, validate_value
 
 try:  # the subscription's message-lost event: rclpy.event_handler (Iron+), rclpy.qos_event (Humble)
     from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
@@ -616,46 +617,18 @@ class DepthNode(Node):
 
     # ---- publishing ------------------------------------------------------------------------
     def _publish(self, result: Any, header: Any, cfg: NodeConfig, want: Dict[str, bool], camera_msg: Any) -> None:
-        if want["depth"]:
-            self._pub_depth.publish(self._image_msg(conv.depth_array(result.depth, cfg.depth_encoding),
-                                                    cfg.depth_encoding, header))
-        if want["info"] and result.intrinsics is not None:
-            self._pub_info.publish(conv.intrinsics_to_camera_info(self._types, result.intrinsics, header,
-                                                                  source=camera_msg))
-        if want["points"] and result.intrinsics is not None:
-            cloud = self._clouds.build(result.depth, result.intrinsics,
-                                       rgb=result.rgb if cfg.points_color else None,
-                                       organized=cfg.points_organized, stride=cfg.points_stride)
-            self._pub_points.publish(self._cloud_msg(cloud, header))
-        if want["colored"]:
-            from ..colorize import colorize_depth
-
-            lo, hi = self._color_range(cfg, result.depth)
-            self._colored = colorize_depth(result.depth, lo, hi, cfg.colormap, out=self._colored)
-            self._pub_colored.publish(self._image_msg(self._colored, "rgb8", header))
-
-    def _image_msg(self, array: np.ndarray, encoding: str, header: Any) -> Any:
-        # Not cv_bridge: its cv2_to_imgmsg copies twice (tobytes + frombytes) into a message that
-        # Jazzy's __init__ / setter copy again; conversions copies the buffer once (module doc there).
-        return conv.array_to_image_msg(self._types, array, encoding, header)
-
-    def _cloud_msg(self, cloud: Any, header: Any) -> Any:
-        # Not sensor_msgs_py.point_cloud2.create_cloud: it copies the points through tobytes() and the
-        # message's __init__ + setter (3 copies of up to 9.8 MB at 640x480); this copies once.
-        return conv.cloud_to_pointcloud2(self._types, cloud, header)
-
-    def _color_range(self, cfg: NodeConfig, depth: np.ndarray) -> Tuple[float, float]:
-        lo, hi = cfg.color_min_depth, cfg.color_max_depth
-        if not (lo > 0 and hi > 0):
-            if getattr(self._pipeline, "metric", True):
-                profile = self._pipeline.profile
-                auto = (cfg.min_depth or profile.min_depth, cfg.max_depth or profile.max_depth)
-            else:  # relative depth: the frame's own robust range
-                finite = depth[np.isfinite(depth)]
-                auto = tuple(np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
-            lo, hi = lo or float(auto[0]), hi or float(auto[1])
-        lo = max(float(lo), 0.0)
-        return lo, max(float(hi), lo + 1e-3)
+        # One output stage for the node and the bag tools (msgs.outputs.DepthOutputs).  Not cv_bridge /
+        # sensor_msgs_py.create_cloud: they copy the payload 2-3 times; DepthOutputs copies it once.
+        outputs = getattr(self, "_outputs", None)
+        if outputs is None or outputs.pipeline is not self._pipeline:
+            outputs = self._outputs = DepthOutputs(self._types, self._pipeline, clouds=self._clouds)
+            outputs.colored = self._colored
+        pubs = {"depth": self._pub_depth, "info": self._pub_info, "points": self._pub_points,
+                "colored": self._pub_colored}
+        for key, msg in outputs.iter_build(result, header, [k for k, v in want.items() if v], cfg,
+                                           camera_info=camera_msg):
+            pubs[key].publish(msg)  # each as soon as it is made
+        self._colored = outputs.colored
 
     # ---- diagnostics -----------------------------------------------------------------------
     def _diagnose(self, stat: Any) -> Any:
