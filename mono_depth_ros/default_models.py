@@ -86,25 +86,6 @@ def model_train_mean(model: "str | Path") -> Optional[float]:
     return float(v) if v is not None else None
 
 
-def street_demo_settings(model: Optional[str], heldout: int, width: int, height: int, log=print):
-    """(kind, seed, train_mean, model, heldout, width, height) of the street demo: KITTI's camera on a synthetic
-    street (seed 1) and the road model; the demo's indoor default size becomes KITTI's 1242x375."""
-    from .demo import DEMO_SIZE, DemoError
-
-    if model is None:
-        if not ROAD_MODEL.is_file():
-            raise DemoError(f"the road model {ROAD_MODEL} is not installed; pass --model")
-        model = str(ROAD_MODEL)
-    if (width, height) == DEMO_SIZE:
-        width, height = STREET_DEMO_SIZE
-    mean = model_train_mean(model)
-    if heldout:
-        log("street scene: no synthetic held-out check (the road model's real-KITTI scores: "
-            "python -m training.eval_kitti_real)")
-    return ("street", STREET_DEMO_SEED, mean if mean is not None else STREET_TRAIN_MEAN_FALLBACK, model, 0,
-            width, height)
-
-
 def default_model_for_bag(bag: "str | Path", camera_info_topic: Optional[str] = None) -> Tuple[Path, str]:
     """The default model for a rosbag2's camera (its first CameraInfo message on ``camera_info_topic``, or on
     the bag's only CameraInfo topic); demo model when the bag cannot be read or has no camera info."""

@@ -618,6 +618,26 @@ def _rebase(p: Any, staging: Path, out: Path) -> Any:
     return p
 
 
+def _street_settings(model: Optional[str], heldout: int, width: int, height: int, log=print):
+    """(kind, seed, train_mean, model, heldout, width, height) of the street demo: KITTI's camera on a synthetic
+    street (seed 1) and the road model; the demo's indoor default size becomes KITTI's 1242x375."""
+    from .default_models import (ROAD_MODEL, STREET_DEMO_SEED, STREET_DEMO_SIZE, STREET_TRAIN_MEAN_FALLBACK,
+                                 model_train_mean)
+
+    if model is None:
+        if not ROAD_MODEL.is_file():
+            raise DemoError(f"the road model {ROAD_MODEL} is not installed; pass --model")
+        model = str(ROAD_MODEL)
+    if (width, height) == DEMO_SIZE:
+        width, height = STREET_DEMO_SIZE
+    mean = model_train_mean(model)
+    if heldout:
+        log("street scene: no synthetic held-out check (the road model's real-KITTI scores: "
+            "python -m training.eval_kitti_real)")
+    return ("street", STREET_DEMO_SEED, mean if mean is not None else STREET_TRAIN_MEAN_FALLBACK, model, 0,
+            width, height)
+
+
 def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input: Optional[str] = None,
              frames: Optional[int] = None, width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1],
              overwrite: bool = False, backend: str = "auto", threads: int = 0, progress: bool = True,
@@ -630,9 +650,7 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     t0 = time.perf_counter()
     kind, seed, train_mean = DEMO_KIND, DEMO_SEED, TRAIN_MEAN_DEPTH
     if scene == "street":   # --scene street: KITTI's camera on a synthetic street and the road model
-        from .default_models import street_demo_settings
-
-        kind, seed, train_mean, model, heldout, width, height = street_demo_settings(model, heldout, width, height, log)
+        kind, seed, train_mean, model, heldout, width, height = _street_settings(model, heldout, width, height, log)
     elif scene != "indoor":
         raise DemoError(f"--scene must be indoor or street, got {scene!r}")
     if model is not None and not Path(model).is_file():
