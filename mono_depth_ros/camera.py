@@ -7,15 +7,21 @@ Convention (the one OpenCV's ``cv2.resize`` and ROS ``image_geometry`` use): pix
 
 A point (X, Y, Z) in the camera optical frame (z forward, x right, y down, REP 103) projects to
 ``u = fx X / Z + cx``, ``v = fy Y / Z + cy``; back-projection of a depth image is the inverse.
+
+Intrinsics of another image size (:func:`fit_intrinsics`, the one policy of the node, the CLI and the
+bag tools): a camera_info whose size differs from the image's but whose aspect ratio matches (within
+1 %: binning, decimation) is scaled to the image (logged once per size pair by
+:class:`IntrinsicsFitter`); another aspect ratio is refused with one line (:class:`IntrinsicsSizeError`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
+import yaml
 
 
 @dataclass(frozen=True)
@@ -109,8 +115,6 @@ class CameraIntrinsics:
     def from_yaml(cls, path: "str | Path") -> "CameraIntrinsics":
         """From a ROS ``camera_calibration`` YAML file (image_width, image_height, camera_matrix,
         projection_matrix, ...); the projection matrix wins when it is non-zero."""
-        import yaml
-
         path = Path(path)
         try:
             with open(path, "r", encoding="utf-8") as f:
@@ -146,3 +150,48 @@ class CameraIntrinsics:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CameraIntrinsics":
         return cls(int(d["width"]), int(d["height"]), float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]))
+
+
+# ---- intrinsics of another image size: the one policy ---------------------------------------------
+ASPECT_TOLERANCE = 0.01   # relative difference of the two scale factors still taken as binning
+
+
+class IntrinsicsSizeError(ValueError):
+    """Camera intrinsics for an image of another aspect ratio (a wrong camera_info)."""
+
+
+def fit_intrinsics(intrinsics: CameraIntrinsics, width: int, height: int
+                   ) -> Tuple[CameraIntrinsics, Optional[str]]:
+    """``(intrinsics of the width x height image, note)``.
+
+    Same size: ``intrinsics`` unchanged, no note.  Another size with the same aspect ratio (the two
+    scale factors within :data:`ASPECT_TOLERANCE`: binning, decimation): scaled with
+    :meth:`CameraIntrinsics.scaled_to`, and a one-line note to log.  Another aspect ratio:
+    :class:`IntrinsicsSizeError` with one line.
+    """
+    w, h = int(width), int(height)
+    if (intrinsics.width, intrinsics.height) == (w, h):
+        return intrinsics, None
+    sx, sy = intrinsics.width / w, intrinsics.height / h
+    if abs(sx - sy) > ASPECT_TOLERANCE * sx:
+        raise IntrinsicsSizeError(f"camera_info is {intrinsics.width}x{intrinsics.height} but the image is {w}x{h} "
+                                  "(another aspect ratio): wrong camera_info?")
+    return intrinsics.scaled_to(w, h), (f"camera_info is {intrinsics.width}x{intrinsics.height} but the image is "
+                                        f"{w}x{h}: scaling the intrinsics (binning?)")
+
+
+class IntrinsicsFitter:
+    """:func:`fit_intrinsics` that hands each note to ``warn`` once per (camera_info size, image size)."""
+
+    def __init__(self, warn: Callable[[str], None]):
+        self.warn = warn
+        self._warned: Set[Tuple[int, int, int, int]] = set()
+
+    def __call__(self, intrinsics: CameraIntrinsics, width: int, height: int) -> CameraIntrinsics:
+        fitted, note = fit_intrinsics(intrinsics, width, height)
+        if note is not None:
+            key = (intrinsics.width, intrinsics.height, int(width), int(height))
+            if key not in self._warned:
+                self._warned.add(key)
+                self.warn(note)
+        return fitted

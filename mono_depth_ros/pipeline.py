@@ -4,19 +4,23 @@
     profile)  ->  backend (log depth, or depth / inverse depth for foreign models)  ->  metres
     (exp, x model scale x user scale)  ->  resample to the output  ->  range [min, max] (else NaN)
 
-Geometry (pixel-centre convention throughout; see camera.py and preprocess.py).  The network
+Geometry: :mod:`mono_depth_ros.geometry` (pixel-centre convention throughout).  The network
 output map spans ``Profile.output_region()`` of the network input uniformly, and the input is a
 resize + centre crop of the camera image, so output pixel (i, j) looks along camera pixel
 
-    u = ax * i + bx,   v = ay * j + by          (Profile.output_map composed with InputTransform)
+    u = ax * i + bx,   v = ay * j + by          (geometry.output_geometry: OutputGeometry)
 
 * ``output="network"``: the depth image is the output map itself; its intrinsics are the camera's
-  through that map: fx' = fx / ax, cx' = (cx - bx) / ax (CameraIntrinsics.affine).  ``rgb`` is
-  the camera image sampled at the same pixel centres (bilinear).
+  through that map: fx' = fx / ax, cx' = (cx - bx) / ax (OutputGeometry.output_intrinsics).  ``rgb``
+  is the camera image sampled at the same pixel centres (bilinear).
 * ``output="camera"``: the depth image has the camera's size and intrinsics; camera pixels whose
-  centres lie inside the region the output map covers get the bilinear interpolation of the map
-  at i = (u - bx) / ax (separable, exact float weights; the outermost half output pixel is
-  replicated), the other pixels are NaN.  ``rgb`` is the camera image.
+  centres lie inside the region the output map covers (OutputGeometry.camera_window) get the
+  bilinear interpolation of the map at i = (u - bx) / ax (geometry.CameraResampler: separable,
+  exact float weights; the outermost half output pixel is replicated), the other pixels are NaN.
+  ``rgb`` is the camera image.
+
+Intrinsics of another image size follow the one policy (camera.fit_intrinsics): scaled when the
+aspect ratio matches (binning; logged once), refused otherwise (IntrinsicsSizeError, a ValueError).
 
 Either way a point cloud from (depth, intrinsics) is geometrically right.  All per-frame buffers
 are allocated once per frame size and reused: copy ``DepthResult.depth`` to keep it.
@@ -30,13 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 
 from .backends import Backend, create_backend
-from .camera import CameraIntrinsics
+from .camera import CameraIntrinsics, IntrinsicsFitter
 from .encodings import decode_to_rgb
+from .geometry import CameraResampler, OutputGeometry, output_geometry
 from .model_spec import DEMO_MODEL, ModelFileError, ModelSpec, load_spec
-from .preprocess import InputTransform, Preprocessor
+from .preprocess import Preprocessor
 from .profiles import Profile
 
 log = logging.getLogger("mono_depth_ros")
@@ -58,34 +64,13 @@ class DepthResult:
 class _Geometry:
     """Everything that depends only on the camera frame size (and the output mode)."""
 
-    src_w: int
-    src_h: int
-    transform: InputTransform
-    ax: float
-    bx: float
-    ay: float
-    by: float
-    u0: int   # camera pixels u0..u1-1, v0..v1-1 are covered by the output map
-    u1: int
-    v0: int
-    v1: int
-    # camera-mode separable bilinear sampling of the output map
-    i0: np.ndarray
-    wx: np.ndarray
-    j0: np.ndarray
-    wy: np.ndarray
+    map: OutputGeometry                        # the one geometry (mono_depth_ros.geometry)
+    resampler: Optional[CameraResampler]       # camera mode: the output map onto the camera grid
     bufs: Dict[str, np.ndarray] = field(default_factory=dict)
 
-
-def _sampling(lo: int, hi: int, a: float, b: float, n: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Indices k0 and weights w (k0 + w = clamp((u - b) / a, 0, n - 1)) for camera pixels u in [lo, hi)."""
-    f = (np.arange(lo, hi, dtype=np.float64) - b) / a
-    np.clip(f, 0.0, n - 1, out=f)
-    k0 = np.floor(f).astype(np.intp)
-    if n > 1:
-        np.minimum(k0, n - 2, out=k0)
-    w = (f - k0).astype(np.float32)
-    return k0, w
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.map.src_w, self.map.src_h
 
 
 class DepthPipeline:
@@ -123,7 +108,7 @@ class DepthPipeline:
         self.scale = 1.0
         self.set_scale(scale)
         self._rgb_buf: Optional[np.ndarray] = None
-        self._warned_size: set = set()
+        self._fit_intrinsics = IntrinsicsFitter(log.warning)
         ow, oh = self.backend.output_size
         self._raw = np.empty((oh, ow), dtype=np.float32)
         self._net = np.empty((oh, ow), dtype=np.float32)
@@ -171,58 +156,38 @@ class DepthPipeline:
     # ---- geometry ------------------------------------------------------------------------
     def _geometry(self, width: int, height: int) -> _Geometry:
         g = self._geom
-        if g is not None and (g.src_w, g.src_h) == (width, height):
+        if g is not None and g.size == (width, height):
             return g
-        t = self._pre.transform_for(width, height)
-        ow, oh = self.backend.output_size
-        m = self.profile.output_map(ow, oh, whole_input=self.spec.foreign)
-        # output pixel i (centre) -> input pixel coordinate x (Profile.output_map) -> camera u (affine):
-        # the composition, read off at output pixels 0 and 1
-        ij = np.array([0.0, 1.0])
-        u_a, v_a = t.input_to_camera(m[0, 0] * ij + m[0, 2], m[1, 1] * ij + m[1, 2])
-        ax, bx = float(u_a[1] - u_a[0]), float(u_a[0])
-        ay, by = float(v_a[1] - v_a[0]), float(v_a[0])
-        # camera pixels whose centres lie inside the covered region [edge of pixel -1/2, edge of pixel n-1/2]
-        eps = 1e-6
-        u0 = max(0, math.ceil(ax * -0.5 + bx - eps))
-        u1 = min(width, math.floor(ax * (ow - 0.5) + bx + eps) + 1)
-        v0 = max(0, math.ceil(ay * -0.5 + by - eps))
-        v1 = min(height, math.floor(ay * (oh - 0.5) + by + eps) + 1)
-        i0, wx = _sampling(u0, u1, ax, bx, ow)
-        j0, wy = _sampling(v0, v1, ay, by, oh)
-        g = _Geometry(width, height, t, ax, bx, ay, by, u0, u1, v0, v1, i0, wx, j0, wy[:, None])
-        nv, nu = v1 - v0, u1 - u0
+        m = output_geometry(self.profile, width, height, self.backend.output_size, whole_input=self.spec.foreign)
         if self._output == "camera":
-            g.bufs["depth"] = np.full((height, width), np.nan, dtype=np.float32)
-            g.bufs["A"] = np.empty((nv, nu), dtype=np.float32)
-            g.bufs["B"] = np.empty((nv, nu), dtype=np.float32)
-            g.bufs["mask"] = np.empty((nv, nu), dtype=bool)
-            g.bufs["mask2"] = np.empty((nv, nu), dtype=bool)
+            r = CameraResampler(m)
+            nv, nu = r.region.shape
+            g = _Geometry(m, r, {"mask": np.empty((nv, nu), dtype=bool), "mask2": np.empty((nv, nu), dtype=bool)})
         else:
-            g.bufs["depth"] = np.empty((oh, ow), dtype=np.float32)
-            g.bufs["rgb"] = np.empty((oh, ow, 3), dtype=np.uint8)
-            g.bufs["mask"] = np.empty((oh, ow), dtype=bool)
-            g.bufs["mask2"] = np.empty((oh, ow), dtype=bool)
+            ow, oh = m.out_w, m.out_h
+            g = _Geometry(m, None, {"depth": np.empty((oh, ow), dtype=np.float32),
+                                    "rgb": np.empty((oh, ow, 3), dtype=np.uint8),
+                                    "mask": np.empty((oh, ow), dtype=bool), "mask2": np.empty((oh, ow), dtype=bool)})
         self._geom = g
         return g
 
     def camera_region(self, width: int, height: int) -> Tuple[int, int, int, int]:
-        """(u0, v0, u1, v1): the camera pixels [u0, u1) x [v0, v1) that get depth in camera mode."""
-        g = self._geometry(int(width), int(height))
-        return g.u0, g.v0, g.u1, g.v1
+        """(u0, v0, u1, v1): the camera pixels [u0, u1) x [v0, v1) that get depth in camera mode
+        (``OutputGeometry.camera_window``)."""
+        return self._geometry(int(width), int(height)).map.camera_window()
+
+    def geometry(self, width: int, height: int) -> OutputGeometry:
+        """The output map of this pipeline's model on a ``width`` x ``height`` camera image."""
+        return self._geometry(int(width), int(height)).map
 
     def output_to_camera(self, i: np.ndarray, j: np.ndarray, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
         """Camera pixel coordinates (u, v) of network-output pixel coordinates (i, j)."""
-        g = self._geometry(int(width), int(height))
-        return g.ax * np.asarray(i, dtype=np.float64) + g.bx, g.ay * np.asarray(j, dtype=np.float64) + g.by
+        return self.geometry(width, height).output_to_camera(i, j)
 
     def output_intrinsics(self, intrinsics: CameraIntrinsics) -> CameraIntrinsics:
         """Intrinsics of the depth image for a camera with ``intrinsics`` (in the current output mode)."""
-        g = self._geometry(intrinsics.width, intrinsics.height)
-        if self._output == "camera":
-            return intrinsics
-        ow, oh = self.backend.output_size
-        return intrinsics.affine(g.ax, g.bx, g.ay, g.by, ow, oh)
+        m = self.geometry(intrinsics.width, intrinsics.height)
+        return intrinsics if self._output == "camera" else m.output_intrinsics(intrinsics)
 
     # ---- inference -------------------------------------------------------------------------
     def _to_metres(self, raw: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -264,62 +229,32 @@ class DepthPipeline:
         np.copyto(raw, y[0, 0])
         net = self._to_metres(raw, self._net)
         b = g.bufs
-        if self._output == "network":
+        out_intr = self._intrinsics_for(intrinsics, w, h)
+        if g.resampler is None:   # output "network": the output map itself
             depth = b["depth"]
             np.copyto(depth, net)
             self._clamp(depth, b["mask"], b["mask2"])
-            ow, oh = self.backend.output_size
-            import cv2
-
-            M = np.array([[g.ax, 0.0, g.bx], [0.0, g.ay, g.by]], dtype=np.float64)
-            out_rgb = cv2.warpAffine(rgb, M, (ow, oh), dst=b["rgb"], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REPLICATE)
-            out_intr = self._intrinsics_for(intrinsics, w, h)
+            m = g.map
+            M = m.matrix()[:2]
+            out_rgb = cv2.warpAffine(rgb, M, (m.out_w, m.out_h), dst=b["rgb"],
+                                     flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
             if out_intr is not None:
-                out_intr = out_intr.affine(g.ax, g.bx, g.ay, g.by, ow, oh)
-        else:
-            depth = b["depth"]
-            region = depth[g.v0:g.v1, g.u0:g.u1]
+                out_intr = m.output_intrinsics(out_intr)
+        else:                     # output "camera": the output map resampled onto the camera grid
+            depth = g.resampler(net)
+            region = g.resampler.region
             if region.size:
-                # horizontal pass on the small map, then the vertical pass into the region
-                a = np.take(net, g.i0, axis=1)
-                if net.shape[1] > 1:
-                    d = np.take(net, g.i0 + 1, axis=1)
-                    d -= a
-                    d *= g.wx
-                    a += d
-                tmp = a
-                A, B = b["A"], b["B"]
-                np.take(tmp, g.j0, axis=0, out=A, mode="clip")
-                if tmp.shape[0] > 1:
-                    diff = tmp[1:] - tmp[:-1]
-                    np.take(diff, g.j0, axis=0, out=B, mode="clip")
-                    np.multiply(B, g.wy, out=B)
-                    np.add(A, B, out=region)
-                else:
-                    np.copyto(region, A)
                 self._clamp(region, b["mask"], b["mask2"])
             out_rgb = rgb
-            out_intr = self._intrinsics_for(intrinsics, w, h)
         t3 = time.perf_counter()
         return DepthResult(depth=depth, intrinsics=out_intr, rgb=out_rgb, log_depth=raw, metric=self.metric,
                            timings={"decode": 0.0, "preprocess": t1 - t0, "infer": t2 - t1, "postprocess": t3 - t2,
                                     "total": t3 - t0})
 
     def _intrinsics_for(self, intrinsics: Optional[CameraIntrinsics], w: int, h: int) -> Optional[CameraIntrinsics]:
-        if intrinsics is None:
-            return None
-        if (intrinsics.width, intrinsics.height) != (w, h):
-            if abs(intrinsics.width / w - intrinsics.height / h) > 0.01 * intrinsics.width / w:
-                raise ValueError(f"camera intrinsics are for {intrinsics.width}x{intrinsics.height}, the image is "
-                                 f"{w}x{h} with another aspect ratio: wrong camera_info?")
-            key = (intrinsics.width, intrinsics.height, w, h)
-            if key not in self._warned_size:
-                self._warned_size.add(key)
-                log.warning("camera intrinsics are for %dx%d but the image is %dx%d: scaling them (binning?)",
-                            intrinsics.width, intrinsics.height, w, h)
-            intrinsics = intrinsics.scaled_to(w, h)
-        return intrinsics
+        """``intrinsics`` for the w x h image: the one policy (camera.fit_intrinsics: scaled for binning,
+        logged once; another aspect ratio is an IntrinsicsSizeError)."""
+        return None if intrinsics is None else self._fit_intrinsics(intrinsics, w, h)
 
     def infer(self, data: "bytes | np.ndarray", width: int, height: int, encoding: str, step: Optional[int] = None,
               intrinsics: Optional[CameraIntrinsics] = None, is_bigendian: bool = False) -> DepthResult:

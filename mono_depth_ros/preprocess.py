@@ -4,65 +4,26 @@ This is *the* preprocessing: training's evaluation mode, the CLI, the bag tools 
 all call it, so a model sees the same thing everywhere.  Everything comes from the Profile
 (stored in every model file), never from duplicated constants.
 
-Geometry (pixel-centre convention, u + 0.5 scales):
+Geometry (:mod:`mono_depth_ros.geometry`, pixel-centre convention, u + 0.5 scales):
   1. uniform resize by s = max(resize_w / W, resize_h / H) (the paper's 640x480 -> 320x240 for NYU,
      KITTI halved), so the aspect ratio is kept and fx, fy scale alike;
   2. centre crop to the profile's input_w x input_h.
-A camera pixel (u, v) lands at input pixel ((u + 0.5) * s - 0.5 - x0, (v + 0.5) * s - 0.5 - y0).
+A camera pixel (u, v) lands at input pixel ((u + 0.5) * s - 0.5 - x0, (v + 0.5) * s - 0.5 - y0)
+(``InputTransform.matrix()``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
+import cv2
 import numpy as np
 
+from .geometry import InputTransform, compute_transform  # noqa: F401  (the transform lives in geometry.py)
 from .profiles import Profile
-
-
-@dataclass(frozen=True)
-class InputTransform:
-    """How a src_w x src_h camera image maps to the network input."""
-
-    src_w: int
-    src_h: int
-    scale: float          # uniform resize factor
-    resized_w: int
-    resized_h: int
-    crop_x0: int          # crop offset in the resized image
-    crop_y0: int
-    input_w: int
-    input_h: int
-
-    def camera_to_input(self, u: np.ndarray, v: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        sx = self.resized_w / self.src_w
-        sy = self.resized_h / self.src_h
-        return (u + 0.5) * sx - 0.5 - self.crop_x0, (v + 0.5) * sy - 0.5 - self.crop_y0
-
-    def input_to_camera(self, x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        sx = self.resized_w / self.src_w
-        sy = self.resized_h / self.src_h
-        return (x + 0.5 + self.crop_x0) / sx - 0.5, (y + 0.5 + self.crop_y0) / sy - 0.5
-
-
-def compute_transform(src_w: int, src_h: int, profile: Profile) -> InputTransform:
-    if src_w <= 0 or src_h <= 0:
-        raise ValueError(f"image size must be positive, got {src_w}x{src_h}")
-    rw = profile.resize_w or profile.input_w
-    rh = profile.resize_h or profile.input_h
-    # Never resize below the input size: the crop must fit.
-    s = max(rw / src_w, rh / src_h, profile.input_w / src_w, profile.input_h / src_h)
-    resized_w = max(int(round(src_w * s)), profile.input_w)
-    resized_h = max(int(round(src_h * s)), profile.input_h)
-    x0 = (resized_w - profile.input_w) // 2
-    y0 = (resized_h - profile.input_h) // 2
-    return InputTransform(src_w, src_h, s, resized_w, resized_h, x0, y0, profile.input_w, profile.input_h)
 
 
 def crop_resized(img: np.ndarray, t: InputTransform, interpolation: Optional[int] = None) -> np.ndarray:
     """Resize + crop an (H, W[, C]) image with transform ``t`` (no normalisation)."""
-    import cv2
-
     if img.shape[0] != t.src_h or img.shape[1] != t.src_w:
         raise ValueError(f"image is {img.shape[1]}x{img.shape[0]}, transform expects {t.src_w}x{t.src_h}")
     if (t.resized_w, t.resized_h) != (t.src_w, t.src_h):
