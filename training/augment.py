@@ -2,7 +2,7 @@
 
 Geometry (all in pixel-centre coordinates, integer = pixel centre, as OpenCV and ``P`` use them):
 
-* The evaluation transform is :func:`mono_depth_ros.preprocess.compute_transform`: uniform resize
+* The evaluation transform is :func:`mono_depth_ros.geometry.compute_transform`: uniform resize
   to the profile's ``resize_w x resize_h`` (NYU 640x480 -> 320x240, KITTI halved), centre crop to
   the input.  Evaluation mode here *is* that transform (the RGB goes through
   :func:`mono_depth_ros.preprocess.crop_resized`, the same code the pipeline and the node run).
@@ -13,7 +13,8 @@ Geometry (all in pixel-centre coordinates, integer = pixel centre, as OpenCV and
 * Ground truth goes straight from the source resolution to the network's output map over
   ``Profile.output_region()`` with the same affine map: nearest neighbour for dense depth, or the
   masked mean of the valid source pixels falling in each output pixel for sparse (LiDAR) depth, so
-  values are never interpolated across invalid pixels.
+  values are never interpolated across invalid pixels.  The maps (resize, crop, input -> output)
+  are :mod:`mono_depth_ros.geometry`'s; only the random scale/rotation/crop/flip is defined here.
 
 All random parameters of one sample come from one ``numpy.random.Generator``, so a sample is a
 pure function of (frame, seed): results do not depend on the number of loader workers.
@@ -24,9 +25,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 
-from mono_depth_ros.preprocess import InputTransform, compute_transform, crop_resized
+from mono_depth_ros.geometry import InputTransform, compute_transform, input_to_output_matrix
+from mono_depth_ros.preprocess import crop_resized
 from mono_depth_ros.profiles import Profile
 
 
@@ -114,14 +117,13 @@ def _mat(a: np.ndarray) -> np.ndarray:
 
 
 def base_matrix(t: InputTransform) -> np.ndarray:
-    """Source pixel -> resized-image pixel (before cropping)."""
-    sx, sy = t.resized_w / t.src_w, t.resized_h / t.src_h
-    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+    """Source pixel -> resized-image pixel (before cropping): ``InputTransform.resize_matrix``."""
+    return t.resize_matrix()
 
 
 def eval_crop_matrix(t: InputTransform) -> np.ndarray:
-    """Resized-image pixel -> input pixel for the evaluation (centre) crop."""
-    return np.array([[1.0, 0, -t.crop_x0], [0, 1.0, -t.crop_y0], [0, 0, 1.0]])
+    """Resized-image pixel -> input pixel for the evaluation (centre) crop: ``InputTransform.crop_matrix``."""
+    return t.crop_matrix()
 
 
 def augment_matrix(t: InputTransform, p: AugmentParams) -> np.ndarray:
@@ -138,10 +140,8 @@ def augment_matrix(t: InputTransform, p: AugmentParams) -> np.ndarray:
 
 
 def output_matrix(profile: Profile) -> np.ndarray:
-    """Input pixel -> output-map pixel over ``profile.output_region()``."""
-    x0, y0, x1, y1 = profile.output_region()
-    kx, ky = profile.output_w / (x1 - x0), profile.output_h / (y1 - y0)
-    return np.array([[kx, 0, (0.5 - x0) * kx - 0.5], [0, ky, (0.5 - y0) * ky - 0.5], [0, 0, 1.0]])
+    """Input pixel -> output-map pixel over ``profile.output_region()``: ``geometry.input_to_output_matrix``."""
+    return input_to_output_matrix(profile)
 
 
 # ---- ground truth resampling -----------------------------------------------------------------
@@ -153,8 +153,6 @@ def resample_depth(depth: np.ndarray, valid: np.ndarray, M: np.ndarray, out_w: i
     whose centres land in each destination pixel (sparse depth; nothing is interpolated across
     invalid pixels).  Returns (depth float32 with 0 where invalid, valid bool).
     """
-    import cv2
-
     if method == "nearest":
         src = np.where(valid, depth, 0).astype(np.float32)
         out = cv2.warpAffine(src, M[:2], (out_w, out_h), flags=cv2.INTER_NEAREST,
@@ -219,13 +217,11 @@ class JointTransform:
         self.gt_resample = gt_resample
         self.keep_rgb = keep_rgb
         self.normalize = Normalizer(profile)
-        self._out = output_matrix(profile)
+        self._out = input_to_output_matrix(profile)
 
     def __call__(self, rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray,
                  rng: Optional[np.random.Generator] = None, params: Optional[AugmentParams] = None) -> Sample:
         """``params`` fixes the augmentation (tests); otherwise it is drawn from ``rng``."""
-        import cv2
-
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
         if depth.shape != rgb.shape[:2] or valid.shape != rgb.shape[:2]:
@@ -234,7 +230,7 @@ class JointTransform:
         t = compute_transform(rgb.shape[1], rgb.shape[0], p)
         if self.augment is None and params is None:
             img = crop_resized(rgb, t)                     # exactly the pipeline's evaluation transform
-            M = eval_crop_matrix(t) @ base_matrix(t)
+            M = t.matrix()
             scale = 1.0
             color = None
         else:
@@ -250,7 +246,7 @@ class JointTransform:
             A = augment_matrix(t, params)
             img = cv2.warpAffine(base, A[:2], (p.input_w, p.input_h), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-            M = A @ base_matrix(t)
+            M = A @ t.resize_matrix()
             scale = params.scale
             color = params.color
         d, ok = resample_depth(depth, valid, self._out @ M, p.output_w, p.output_h, self.gt_resample)
@@ -263,5 +259,5 @@ class JointTransform:
 def full_input_matrix(t: InputTransform, params: Optional[AugmentParams] = None) -> np.ndarray:
     """Source pixel -> input pixel (evaluation crop when ``params`` is None)."""
     if params is None:
-        return eval_crop_matrix(t) @ base_matrix(t)
-    return augment_matrix(t, params) @ base_matrix(t)
+        return t.matrix()
+    return augment_matrix(t, params) @ t.resize_matrix()

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
-from mono_depth_ros.preprocess import compute_transform
+from mono_depth_ros.geometry import compute_transform, input_to_output_matrix
 from mono_depth_ros.profiles import Profile
 
-from .augment import AugmentConfig, augment_matrix, base_matrix, eval_crop_matrix, output_matrix, sample_params
+from .augment import AugmentConfig, augment_matrix, sample_params
 
 
 def _alloc(shape: Tuple[int, ...], dtype: Any, zero: bool = False):
@@ -81,7 +82,7 @@ class FrameBatches:
         self.depth_scale = float(frames.depth_scale)
         self.n = len(frames)
         self.repeat = max(1, int(repeat))
-        self._out = output_matrix(profile)
+        self._out = input_to_output_matrix(profile)
 
     def __len__(self) -> int:
         return self.n * self.repeat
@@ -98,13 +99,13 @@ class FrameBatches:
             raise ValueError(f"frame base size {base_w}x{base_h} does not match the profile's "
                              f"{t.resized_w}x{t.resized_h} for a {src_w}x{src_h} source (a cache of another profile?)")
         if self.augment is None:
-            A, s, c = eval_crop_matrix(t), 1.0, np.ones(3, np.float32)
+            A, s, c = t.crop_matrix(), 1.0, np.ones(3, np.float32)
         else:
             rng = np.random.default_rng(list(seed) if isinstance(seed, (tuple, list)) else seed)
             p = sample_params(self.augment, rng, t)
             A, s, c = augment_matrix(t, p), p.scale, p.color
         D = self._out @ A
-        return A, D, D @ base_matrix(t), s, c
+        return A, D, D @ t.resize_matrix(), s, c
 
     def collate(self, keys: Sequence[Tuple[int, Any]]) -> Dict[str, Any]:
         import torch
@@ -205,7 +206,6 @@ class BatchAugment:
         """Warp (uint8, as the per-sample path) + colour and normalisation as one per-channel lookup table
         computed with the per-sample path's float32 operations: bit-identical to it.  The returned tensor
         is a buffer reused by the next call."""
-        import cv2
         import torch
 
         p = self.profile

@@ -27,14 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from mono_depth_ros import metrics as M
-from mono_depth_ros.preprocess import InputTransform, compute_transform, crop_resized
+from mono_depth_ros.checkpoint import atomic_write_bytes
+from mono_depth_ros.geometry import InputTransform, compute_transform, output_geometry, resample_to_camera
+from mono_depth_ros.preprocess import crop_resized
 from mono_depth_ros.profiles import Profile
 
-from .augment import Normalizer, base_matrix, eval_crop_matrix, output_matrix
-from .datasets import REPO, DatasetError, FrameSource, build_source
+from .augment import Normalizer
+from .datasets import REPO, DatasetError, FrameSource, Subset, build_source
 from .utils import colorize, colorize_error, hstack_panels
 
 DEFAULT_SPLITS = {
@@ -62,30 +66,13 @@ def protocols_for(family: str, profile: Profile) -> List[Protocol]:
     return [paper]
 
 
-# ---- geometry: output map -> camera -----------------------------------------------------------------
-def camera_to_output_matrix(t: InputTransform, profile: Profile) -> np.ndarray:
-    """3x3: camera (source) pixel -> output-map pixel of the evaluation transform."""
-    return output_matrix(profile) @ eval_crop_matrix(t) @ base_matrix(t)
-
-
+# ---- geometry: output map -> camera (mono_depth_ros.geometry) -------------------------------------------
 def prediction_to_camera(pred: np.ndarray, t: InputTransform, profile: Profile,
                          fill_outside: bool = False) -> np.ndarray:
-    """Output-map depth (h, w) -> camera resolution (src_h, src_w), bilinear; NaN outside the region
-    the output map covers (unless ``fill_outside``: border repeated)."""
-    import cv2
-
-    Mx = camera_to_output_matrix(t, profile)
-    up = cv2.warpAffine(pred.astype(np.float32), Mx[:2], (t.src_w, t.src_h),
-                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    if fill_outside:
-        return up
+    """Output-map depth (h, w) -> camera resolution (src_h, src_w): ``geometry.resample_to_camera`` (bilinear,
+    NaN outside the region the output map covers unless ``fill_outside``: border repeated)."""
     h, w = pred.shape
-    x = Mx[0, 0] * np.arange(t.src_w) + Mx[0, 2]
-    y = Mx[1, 1] * np.arange(t.src_h) + Mx[1, 2]
-    inx = (x >= -0.5) & (x <= w - 0.5)
-    iny = (y >= -0.5) & (y <= h - 0.5)
-    up[~(iny[:, None] & inx[None, :])] = np.nan
-    return up
+    return resample_to_camera(pred, output_geometry(profile, t.src_w, t.src_h, (w, h)), fill_outside)
 
 
 # ---- data --------------------------------------------------------------------------------------------
@@ -119,6 +106,84 @@ def _models_rows(model, stage: str) -> List[Tuple[str, str]]:
     return [("coarse", "coarse"), ("coarse + fine", "fine")] if stage == "fine" else [("coarse", "coarse")]
 
 
+class _Accumulators:
+    """Per protocol: the rows' metric accumulators and the valid ground truth for the mean-depth baseline."""
+
+    KEEP_BYTES = 256 * 2 ** 20   # above this the GT values are not kept: the baseline reads the GT again
+
+    def __init__(self, protos: List[Protocol], rows: List[Tuple[str, str]], mode: str):
+        self.protos, self.rows, self.mode = protos, rows, mode
+        self.acc = {p.name: {r: M.MetricAccumulator(mode=mode, min_depth=p.min_depth, max_depth=p.max_depth)
+                             for r, _ in rows} for p in protos}
+        self.gt_sum = {p.name: 0.0 for p in protos}
+        self.gt_cnt = {p.name: 0 for p in protos}
+        self.kept: Dict[str, List[np.ndarray]] = {p.name: [] for p in protos}
+        self.kept_bytes, self.keep = 0, True
+
+    def add(self, preds: Dict[str, np.ndarray], gt: np.ndarray, name: str) -> None:
+        """One frame's predictions (stage -> camera-resolution depth, NaN outside the covered region)."""
+        region = np.isfinite(next(iter(preds.values())))
+        for p in self.protos:
+            cm = M.crop_mask(p.crop, gt.shape)
+            mask = region if cm is None else region & cm
+            for r, st in self.rows:
+                self.acc[p.name][r].add(preds[st], gt, mask, name=name)
+            vals = gt[M.valid_mask(np.ones_like(gt), gt, mask, p.min_depth, p.max_depth)]
+            self.gt_sum[p.name] += float(vals.sum(dtype=np.float64))
+            self.gt_cnt[p.name] += int(vals.size)
+            if self.keep:
+                self.kept[p.name].append(vals.astype(np.float32))
+                self.kept_bytes += vals.nbytes
+                if self.kept_bytes > self.KEEP_BYTES:
+                    self.keep = False
+                    self.kept = {k: [] for k in self.kept}
+
+    def baseline(self, p: Protocol, ds: "EvalFrames", fill_outside: bool) -> Dict[str, Any]:
+        """The mean-depth baseline's row under ``p``: a constant, the mean valid GT depth of the set."""
+        if self.gt_cnt[p.name] == 0:
+            raise DatasetError(f"no valid ground-truth pixel under protocol {p.name!r} in {len(ds)} frames")
+        c = self.gt_sum[p.name] / self.gt_cnt[p.name]
+        base = M.MetricAccumulator(mode=self.mode, min_depth=p.min_depth, max_depth=p.max_depth)
+        if self.keep:
+            for vals in self.kept[p.name]:
+                if vals.size:
+                    base.add(np.full(vals.shape, c, np.float32)[None], vals[None])
+                else:
+                    base.skipped += 1
+        else:
+            profile = ds.profile
+            ones = np.ones((profile.output_h, profile.output_w), np.float32)
+            for i in range(len(ds)):
+                item = ds[i]
+                gt, t = item["gt"], item["transform"]
+                region = np.isfinite(prediction_to_camera(ones, t, profile, fill_outside))
+                cm = M.crop_mask(p.crop, gt.shape)
+                base.add(np.full(gt.shape, c, np.float32), gt, region if cm is None else region & cm)
+        return dict(base.result(), constant=c)
+
+
+def _prepare_image_dir(image_dir: Optional[Path], n: int, overwrite: bool) -> None:
+    if not image_dir:
+        return
+    clash = existing_side_by_side(Path(image_dir), n)
+    if clash and not overwrite:
+        raise FileExistsError(f"{clash[0]} exists ({len(clash)} side-by-side PNG(s) of this run's frames in "
+                              f"{image_dir}); refusing to overwrite them (pass --overwrite or another --images)")
+    Path(image_dir).mkdir(parents=True, exist_ok=True)
+
+
+def _predict(model, x, stage: str) -> Dict[str, np.ndarray]:
+    """stage -> (B, h, w) metres on the output map."""
+    import torch
+
+    with torch.no_grad():
+        coarse = model.coarse(x)
+        outs = {"coarse": coarse}
+        if stage == "fine":
+            outs["fine"] = model.fine(x, coarse)
+        return {k: torch.exp(v.float()).cpu().numpy()[:, 0] for k, v in outs.items()}
+
+
 def evaluate_model(model, source: FrameSource, family: str = "nyu", stage: Optional[str] = None,
                    device: str = "cpu", batch_size: int = 8, workers: int = 0, max_images: Optional[int] = None,
                    image_dir: Optional[Path] = None, num_images: int = 0, fill_outside: bool = False,
@@ -128,10 +193,7 @@ def evaluate_model(model, source: FrameSource, family: str = "nyu", stage: Optio
     ``image_dir``: side-by-side PNGs of the first ``num_images`` frames (``NNNN_<name>.png``); PNGs of
     those indices already in the folder are a FileExistsError (before any work) unless ``overwrite_images``.
     """
-    import torch
     from torch.utils.data import DataLoader
-
-    from .datasets import Subset
 
     profile = model.profile
     stage = stage or model.stage
@@ -141,79 +203,22 @@ def evaluate_model(model, source: FrameSource, family: str = "nyu", stage: Optio
         source = Subset(source, range(max_images))
     ds = EvalFrames(source, profile, keep_rgb_first=num_images if image_dir else 0)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate)
-    acc = {p.name: {r: M.MetricAccumulator(mode=mode, min_depth=p.min_depth, max_depth=p.max_depth)
-                    for r, _ in rows} for p in protos}
-    gt_sum = {p.name: 0.0 for p in protos}
-    gt_cnt = {p.name: 0 for p in protos}
-    kept: Dict[str, List[np.ndarray]] = {p.name: [] for p in protos}
-    kept_bytes, keep = 0, True
-    if image_dir:
-        clash = existing_side_by_side(Path(image_dir), min(num_images, len(ds)))
-        if clash and not overwrite_images:
-            raise FileExistsError(f"{clash[0]} exists ({len(clash)} side-by-side PNG(s) of this run's frames in "
-                                  f"{image_dir}); refusing to overwrite them (pass --overwrite or another --images)")
-        Path(image_dir).mkdir(parents=True, exist_ok=True)
+    accs = _Accumulators(protos, rows, mode)
+    _prepare_image_dir(image_dir, min(num_images, len(ds)), overwrite_images)
     model = model.to(device).eval()
     t0 = time.perf_counter()
-    it = loader
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(loader, desc="evaluate", unit="batch")
-    with torch.no_grad():
-        for batch in it:
-            x = batch["image"].to(device)
-            coarse = model.coarse(x)
-            outs = {"coarse": coarse}
-            if stage == "fine":
-                outs["fine"] = model.fine(x, coarse)
-            outs = {k: torch.exp(v.float()).cpu().numpy()[:, 0] for k, v in outs.items()}
-            for b, item in enumerate(batch["items"]):
-                gt, t = item["gt"], item["transform"]
-                preds = {k: prediction_to_camera(v[b], t, profile, fill_outside) for k, v in outs.items()}
-                region = np.isfinite(next(iter(preds.values())))
-                for p in protos:
-                    cm = M.crop_mask(p.crop, gt.shape)
-                    mask = region if cm is None else region & cm
-                    for r, st in rows:
-                        acc[p.name][r].add(preds[st], gt, mask, name=item["name"])
-                    v = M.valid_mask(np.ones_like(gt), gt, mask, p.min_depth, p.max_depth)
-                    vals = gt[v]
-                    gt_sum[p.name] += float(vals.sum(dtype=np.float64))
-                    gt_cnt[p.name] += int(vals.size)
-                    if keep:
-                        kept[p.name].append(vals.astype(np.float32))
-                        kept_bytes += vals.nbytes
-                        if kept_bytes > 256 * 2 ** 20:  # too large to keep: a second pass reads the GT again
-                            keep = False
-                            kept = {k: [] for k in kept}
-                if image_dir and item["index"] < num_images:
-                    save_side_by_side(Path(image_dir), item, preds[rows[-1][1]], profile, overwrite=overwrite_images)
-    elapsed = time.perf_counter() - t0
-    # mean-depth baseline over the evaluated set, per protocol
+    for batch in (tqdm(loader, desc="evaluate", unit="batch") if progress else loader):
+        outs = _predict(model, batch["image"].to(device), stage)
+        for b, item in enumerate(batch["items"]):
+            preds = {k: prediction_to_camera(v[b], item["transform"], profile, fill_outside) for k, v in outs.items()}
+            accs.add(preds, item["gt"], item["name"])
+            if image_dir and item["index"] < num_images:
+                save_side_by_side(Path(image_dir), item, preds[rows[-1][1]], profile, overwrite=overwrite_images)
     results: Dict[str, Any] = {"images": len(ds), "family": family, "stage": stage, "mode": mode,
-                               "fill_outside": fill_outside, "seconds": elapsed, "protocols": {}}
-    for p in protos:
-        if gt_cnt[p.name] == 0:
-            raise DatasetError(f"no valid ground-truth pixel under protocol {p.name!r} in {len(ds)} frames")
-        c = gt_sum[p.name] / gt_cnt[p.name]
-        base = M.MetricAccumulator(mode=mode, min_depth=p.min_depth, max_depth=p.max_depth)
-        if keep:
-            for vals in kept[p.name]:
-                if vals.size:
-                    base.add(np.full(vals.shape, c, np.float32)[None], vals[None])
-                else:
-                    base.skipped += 1
-        else:
-            for i in range(len(ds)):
-                item = ds[i]
-                gt, t = item["gt"], item["transform"]
-                region = np.isfinite(prediction_to_camera(np.ones((profile.output_h, profile.output_w), np.float32),
-                                                          t, profile, fill_outside))
-                cm = M.crop_mask(p.crop, gt.shape)
-                base.add(np.full(gt.shape, c, np.float32), gt, region if cm is None else region & cm)
-        prow = {r: acc[p.name][r].result() for r, _ in rows}
-        prow["mean-depth baseline"] = dict(base.result(), constant=c)
+                               "fill_outside": fill_outside, "seconds": time.perf_counter() - t0, "protocols": {}}
+    for p in protos:   # the mean-depth baseline over the evaluated set, per protocol
+        prow = {r: accs.acc[p.name][r].result() for r, _ in rows}
+        prow["mean-depth baseline"] = accs.baseline(p, ds, fill_outside)
         results["protocols"][p.name] = {"crop": p.crop, "min_depth": p.min_depth, "max_depth": p.max_depth,
                                         "description": p.description, "rows": prow}
     return results
@@ -248,10 +253,6 @@ def save_side_by_side(out_dir: Path, item: Dict[str, Any], pred: np.ndarray, pro
     """RGB | GT | prediction | |log error| at camera resolution (max width 640 per panel).
 
     Refuses (FileExistsError) to replace an existing file unless ``overwrite``."""
-    import cv2
-
-    from mono_depth_ros.checkpoint import atomic_write_bytes
-
     gt = item["gt"]
     rgb = item["rgb"]
     ok = gt > 0
@@ -332,7 +333,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import torch
 
-    from mono_depth_ros.checkpoint import ModelFileError, atomic_write_bytes, load_model
+    from mono_depth_ros.checkpoint import ModelFileError, load_model
 
     try:
         model, info = load_model(args.checkpoint)
