@@ -39,7 +39,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from tqdm import tqdm
 
+from ..camera import IntrinsicsFitter, IntrinsicsSizeError
+from ..geometry import OutputGeometry, resample_to_camera
 from ..msgs import conversions as conv
 from ..msgs.outputs import DepthOutputs
 from . import io as bio
@@ -234,6 +237,7 @@ class _BagRun:
         self.no_gt = 0
         self.frames = 0
         self.T_cache: Dict[Tuple[str, str], np.ndarray] = {}
+        self.fit_intrinsics = IntrinsicsFitter(lambda note: log(f"warning: {self.tp.camera_info}: {note}"))
 
     # ---- before reading -------------------------------------------------------------------------
     def check_outputs(self) -> Optional[Path]:
@@ -328,8 +332,6 @@ class _BagRun:
         bar = None
         try:
             if opts.progress:
-                from tqdm import tqdm
-
                 bar = tqdm(total=self.n_images, desc="mono-depth bag", unit="frame", file=sys.stderr)
             self._loop(bar)
         except KeyboardInterrupt:
@@ -397,13 +399,14 @@ class _BagRun:
         stamp = bio.stamp_to_ns(msg.header.stamp)
         info_msg = self.infos.get(stamp)
         try:
-            intr = conv.camera_info_to_intrinsics(info_msg)
+            cam = conv.camera_info_to_intrinsics(info_msg)
             rgb = conv.compressed_msg_to_rgb(msg) if msgtype == bio.COMPRESSED_IMAGE else conv.image_msg_to_rgb(msg)
         except ValueError as exc:
             raise bio.BagError(f"{tp.image} / {tp.camera_info}, image {self.frames} (stamp {stamp}): {exc}") from None
-        if (int(info_msg.width), int(info_msg.height)) != (rgb.shape[1], rgb.shape[0]):
-            raise bio.BagError(f"camera_info on {tp.camera_info} is {info_msg.width}x{info_msg.height} "
-                               f"but the image on {tp.image} is {rgb.shape[1]}x{rgb.shape[0]}")
+        try:   # the one intrinsics policy (camera.fit_intrinsics): scaled for binning, else refused
+            intr = self.fit_intrinsics(cam, rgb.shape[1], rgb.shape[0])
+        except IntrinsicsSizeError as exc:
+            raise bio.BagError(f"{tp.camera_info} / {tp.image}: {exc}") from None
         assert self.infer is not None
         res = self.infer(rgb, intr)
         header = conv.copy_header(self.outputs.types, msg.header, cfg.frame_id or None)
@@ -417,11 +420,11 @@ class _BagRun:
         ev = getattr(res, "eval_depth", None)  # before the node's range mask
         frame = {"depth": np.array(res.depth if ev is None else ev, dtype=np.float32, copy=True), "stamp": stamp,
                  "name": f"{self.frames:06d}", "frame_id": msg.header.frame_id,
-                 "K": bio.camera_info_K(info_msg.k, info_msg.p),
+                 "K": bio.camera_info_K(info_msg.k, info_msg.p) if intr is cam else intr.K(),
                  "width": rgb.shape[1], "height": rgb.shape[0], "rgb": rgb}
         # pixel-aligned with the camera image only at camera resolution
         if frame["depth"].shape != (frame["height"], frame["width"]):
-            frame["depth"] = _depth_to_camera(frame["depth"], d_intr, intr)
+            frame["depth"] = resample_to_camera(frame["depth"], OutputGeometry.from_intrinsics(intr, d_intr))
         self._evaluate_pairs(self.matcher.add_image(stamp, frame))
 
     # ---- evaluation -----------------------------------------------------------------------------
@@ -489,15 +492,3 @@ def _input_qos(reader: bio.BagReader, topic: str) -> Any:
         if q:
             return q[0]
     return None
-
-
-def _depth_to_camera(depth: np.ndarray, d_intr: Any, cam: Any) -> np.ndarray:
-    """A network-resolution depth map resampled onto the camera's pixel grid (NaN outside), for
-    evaluation with ``output_resolution: network``: camera pixel (u, v) -> depth pixel via intrinsics."""
-    import cv2
-
-    u = (np.arange(cam.width, dtype=np.float32) - cam.cx) / cam.fx * d_intr.fx + d_intr.cx
-    v = (np.arange(cam.height, dtype=np.float32) - cam.cy) / cam.fy * d_intr.fy + d_intr.cy
-    mu, mv = np.meshgrid(u, v)
-    return cv2.remap(depth.astype(np.float32), mu, mv, interpolation=cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))

@@ -29,6 +29,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from ..camera import IntrinsicsFitter, IntrinsicsSizeError
 from ..image_files import read_header_bytes
 from ..model_spec import geometry_note
 from ..msgs import conversions as conv
@@ -251,6 +252,9 @@ class DepthNode(Node):
         self._geometry: Optional[Tuple[int, int]] = None  # last input size checked against the model
         self._geometry_note = "not seen yet"
         self._camera: Tuple[Any, Any, Optional[str]] = (None, None, None)  # (msg, intrinsics, error)
+        # camera_info of another size: the one policy (camera.fit_intrinsics), each scaling logged once
+        self._fit_intrinsics = IntrinsicsFitter(lambda note: self.get_logger().warning(note))
+        self._camera_note = "ok"
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._types = conv.MessageTypes.from_rclpy()
@@ -592,9 +596,14 @@ class DepthNode(Node):
                                       "depth/points and depth/camera_info need the camera intrinsics", once=True)
             return None
         h, w = rgb.shape[:2]
-        if (intrinsics.width, intrinsics.height) != (w, h):
-            raise BadInput(f"camera_info is {intrinsics.width}x{intrinsics.height} but the image is {w}x{h}")
-        return intrinsics
+        try:   # same aspect ratio (binning): scaled; another: the frame is skipped (BadInput, counted)
+            fitted = self._fit_intrinsics(intrinsics, w, h)
+        except IntrinsicsSizeError as exc:
+            raise BadInput(str(exc)) from None
+        with self._lock:
+            self._camera_note = "ok" if fitted is intrinsics else \
+                f"{intrinsics.width}x{intrinsics.height}, scaled to the {w}x{h} images (binning)"
+        return fitted
 
     def _check_geometry(self, w: int, h: int) -> None:
         """Warn once when the input is far from the images the model was trained on (another aspect
@@ -655,7 +664,7 @@ class DepthNode(Node):
             counts = (s.received, s.processed, s.dropped, s.bad, s.idle, s.errors, s.last_bad)
             dds = (s.dds_lost, s.dds_lost_supported)
             gaps = (s.gaps.missing, s.gaps.pauses)
-            camera_ok = self._camera[1] is not None
+            camera = self._camera_note if self._camera[1] is not None else "missing or invalid"
         loss = window_lost / (window_received + window_lost) if window_lost else 0.0
         warnings = []
         if new_bad:
@@ -684,7 +693,7 @@ class DepthNode(Node):
         stat.add("queue length", str(queue[0]))
         stat.add("input vs model geometry", geometry)
         stat.add("last bad input", counts[6])
-        stat.add("camera_info", "ok" if camera_ok else "missing or invalid")
+        stat.add("camera_info", camera)
         if lat.size:
             stat.add("latency last (ms)", f"{lat[-1] * 1e3:.1f}")
             stat.add("latency mean (ms)", f"{lat.mean() * 1e3:.1f}")
