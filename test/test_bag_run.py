@@ -449,3 +449,63 @@ def test_pipeline_eval_counts_out_of_range_pixels_and_bag_matches_node(tiny_mode
     n_gt = int(sum((g > 1e-3).sum() for g in sample_gt))
     assert t["pixels"] == n_seen and t["gt_pixels"] == n_gt   # every GT pixel the network sees
     assert t["coverage"] == pytest.approx(n_seen / n_gt)
+
+
+def _resized_bag(path, src, size):
+    """``src`` with its camera images resized (binned) or cut to ``size``; camera_info, LiDAR, tf as they are."""
+    import cv2
+
+    w_, h_ = size
+    with bio.BagReader(src) as r, bio.BagWriter(path) as w:
+        for t in (IMG, INFO, VELO, "/tf_static"):
+            w.add_topic(t, r.topics[t].msgtype, typestore=r.typestore)
+        Image = w.typestore.types[bio.IMAGE]
+        for conn, t, raw in r.raw_messages([IMG, INFO, VELO, "/tf_static"]):
+            if conn.topic != IMG:
+                w.write_raw(conn.topic, t, raw)
+                continue
+            m = r.deserialize(raw, conn)
+            rgb = bio.image_to_array(m)
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if rgb.shape[0] / h_ == rgb.shape[1] / w_ \
+                else np.ascontiguousarray(rgb[:h_, :w_])
+            w.write(IMG, t, Image(header=m.header, height=h_, width=w_, encoding="rgb8", is_bigendian=0, step=w_ * 3,
+                                  data=rgb.reshape(-1)))
+    return path
+
+
+def test_camera_info_of_another_size_follows_the_one_policy(tiny_model, tmp_path, capsys):
+    """camera.fit_intrinsics on the bag tools: 2x2-binned images with the full-size camera_info are run with
+    the scaled intrinsics (outputs and evaluation; one warning); another aspect ratio is one error line."""
+    from mono_depth_ros.camera import CameraIntrinsics
+
+    src = shared_path(*SAMPLE)
+    msgs = _read(src)
+    full = CameraIntrinsics.from_camera_info_fields(msgs[INFO][0][1].k, msgs[INFO][0][1].p, 1242, 375)
+    scaled = full.scaled_to(621, 188)
+    tf = StaticTransforms()
+    for _, m in msgs["/tf_static"]:
+        tf.add_message(m)
+    gts = [lidar_to_depth(bio.pointcloud2_xyz(c), tf.lookup(i.header.frame_id, c.header.frame_id), scaled.K(), 621, 188)
+           for (_, i), (_, c) in zip(msgs[INFO], msgs[VELO])]
+    seen, logged = [], []
+
+    def infer(rgb, intr):
+        seen.append(intr)
+        return SimpleNamespace(depth=np.where(gts[len(seen) - 1] > 0, gts[len(seen) - 1], np.nan).astype(np.float32),
+                               intrinsics=intr, rgb=rgb, metric=True)
+
+    binned = _resized_bag(tmp_path / "binned", src, (621, 188))
+    res = run_bag(BagRunOptions(binned, tmp_path / "o", evaluate=True, progress=False, eval_dir=tmp_path / "ev",
+                                plots=False), infer=infer, log=logged.append)
+    assert seen == [scaled, scaled]
+    assert len([s for s in logged if "scaling the intrinsics" in s]) == 1, logged
+    infos = _read(tmp_path / "o", ["/depth/camera_info"])["/depth/camera_info"]
+    assert all((m.width, m.height) == (621, 188) and np.allclose(np.reshape(m.k, (3, 3)), scaled.K()) for _, m in infos)
+    t = res.totals["totals"]["paper"]    # the LiDAR projected with the scaled K: the prediction is the GT
+    assert t["pixels"] == sum(int((g > 1e-3).sum()) for g in gts) > 1000 and t["abs_rel"] == pytest.approx(0, abs=1e-6)
+    cut = _resized_bag(tmp_path / "cut", src, (1242, 200))
+    rc = main(["bag", str(cut), "--out", str(tmp_path / "o2"), "--no-progress", "--model", str(tiny_model),
+               "--backend", "torch"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and not (tmp_path / "o2").exists()
+    assert err[-1].startswith("mono-depth bag: error:") and "another aspect ratio" in err[-1] and "1242x200" in err[-1]

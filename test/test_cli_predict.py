@@ -199,3 +199,36 @@ def test_predict_progress_bar_counts_video_frames(model, tmp_path, monkeypatch):
     written = len(list((tmp_path / "o").glob("*_depth.npy")))
     assert written == 1 + 3 + 2
     assert len(bars) == 1 and bars[0].total == written and bars[0].n == written
+
+
+def test_predict_camera_info_of_another_size_follows_the_one_policy(model, images, tmp_path, capsys, caplog):
+    """camera.fit_intrinsics on the CLI: a calibration of twice the image size (binning) is scaled with one
+    warning for all frames; a calibration of another aspect ratio fails each frame with one error line."""
+    nyu, _ = images
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bgr = cv2.resize(cv2.imread(str(nyu)), (320, 240), interpolation=cv2.INTER_AREA)
+    for name in ("a", "b", "c"):
+        cv2.imwrite(str(folder / f"{name}.png"), bgr)
+    cam = tmp_path / "cam.yaml"
+    cam.write_text("image_width: 640\nimage_height: 480\ncamera_matrix: {rows: 3, cols: 3, data: "
+                   "[518.8, 0, 325.6, 0, 519.5, 253.7, 0, 0, 1]}\n")
+    with caplog.at_level("WARNING", logger="mono_depth_ros"):   # (a terminal gets it on stderr: basicConfig)
+        rc = main(["predict", str(folder), "--model", str(model), "--out", str(tmp_path / "o"), "--backend", "torch",
+                   "--camera-info", str(cam), "--quiet"])
+    assert rc == 0
+    notes = [r.getMessage() for r in caplog.records if "scaling the intrinsics" in r.getMessage()]
+    assert len(notes) == 1 and "640x480" in notes[0] and "320x240" in notes[0], notes
+    xyz, _ = read_ply(tmp_path / "o" / "b.ply")
+    d = np.load(tmp_path / "o" / "b_depth.npy")
+    v, u = np.nonzero(np.isfinite(d))
+    fx, cx = 518.8 / 2, (325.6 + 0.5) / 2 - 0.5
+    np.testing.assert_allclose(np.sort(xyz[:, 0]), np.sort((u - cx) * d[v, u] / fx), rtol=1e-4, atol=1e-5)
+    cam.write_text("image_width: 640\nimage_height: 360\ncamera_matrix: {rows: 3, cols: 3, data: "
+                   "[518.8, 0, 325.6, 0, 519.5, 180.0, 0, 0, 1]}\n")
+    rc = main(["predict", str(folder / "a.png"), "--model", str(model), "--out", str(tmp_path / "o2"),
+               "--backend", "torch", "--camera-info", str(cam), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert err[0].startswith("mono-depth predict: error:") and "640x360" in err[0] and "another aspect ratio" in err[0]
+    assert not (tmp_path / "o2" / "a.ply").exists()

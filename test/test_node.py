@@ -315,6 +315,38 @@ def test_without_camera_info_depth_only_and_one_warning(make_node, bag_frames):
     assert len([w for w in warns(node) if "camera_info" in w]) == 1
 
 
+def test_camera_info_of_another_size_follows_the_one_policy(make_node, bag_frames, pipeline):
+    """camera.fit_intrinsics on the node: the full-size camera_info with half-size images (binning) is
+    scaled (one warning for many frames); a camera_info of another aspect ratio skips the frame, counted,
+    with one throttled line."""
+    node = make_node()
+    subscribe(node)
+    image, _, small, _ = small_frame(bag_frames)
+    _, info = bag_frames[0]
+    full = conv.camera_info_to_intrinsics(info)
+    node.subscription("camera_info").deliver(to_fake(info))
+    for _ in range(3):
+        node.subscription("image").deliver(image)
+        assert node.process_once()
+    scaled = full.scaled_to(small.shape[1], small.shape[0])
+    infos = published(node, "depth/camera_info")
+    assert len(infos) == 3 and all(conv.camera_info_to_intrinsics(m) == scaled for m in infos)
+    assert node._stats.bad == 0 and len([w for w in warns(node) if "scaling the intrinsics" in w]) == 1
+    cloud = conv.pointcloud2_to_array(published(node, "depth/points")[0])
+    ref = pipeline.infer_rgb(np.ascontiguousarray(small), scaled)
+    np.testing.assert_array_equal(cloud["z"], ref.depth)
+    other = to_fake(info)
+    other.height = info.height // 3                          # another aspect ratio: a wrong camera_info
+    node.subscription("camera_info").deliver(other)
+    for _ in range(3):
+        node.subscription("image").deliver(image)
+        assert node.process_once()
+    assert node._stats.bad == 3 and "another aspect ratio" in node._stats.last_bad
+    assert len(published(node, "depth/image")) == 3              # nothing more published
+    skipped = [w for w in warns(node) if "skipping frame" in w]
+    assert len(skipped) == 1 and "another aspect ratio" in skipped[0]
+
+
 def test_compressed_input(make_node, bag_frames):
     from sensor_msgs.msg import CompressedImage
 

@@ -224,6 +224,28 @@ def test_cloud_reprojects_into_the_depth_image(run):
     assert n > 1000
 
 
+def test_binned_camera_info_is_scaled_once(run):
+    """The one intrinsics policy (camera.fit_intrinsics): a camera_info of twice the image size (the same
+    aspect ratio: binning) is scaled to the image, logged once, and shown in /diagnostics."""
+    from mono_depth_ros.ros import conversions as conv
+
+    scaled = conv.camera_info_to_intrinsics(make_camera_info(0, 0, 2 * W, 2 * H, FRAME)).scaled_to(W, H)
+    got, sec, deadline = [], 60, time.monotonic() + 90
+    while len(got) < 3 and time.monotonic() < deadline:   # the first frame may still meet the old camera_info
+        cam = run.serve(sec, info=make_camera_info(sec, 0, 2 * W, 2 * H, FRAME), topics=OUTPUTS)["depth/camera_info"]
+        if (cam.width, cam.height) == (W, H) and np.allclose(K_of(cam), scaled.K(), rtol=0, atol=1e-9):
+            got.append(cam)
+        sec += 1
+    assert len(got) == 3, "no depth/camera_info with the scaled intrinsics"
+    wait_for(lambda: "scaled" in run.processing().get("camera_info", ""), 30, "the scaling in /diagnostics",
+             run.proc, run.log)
+    assert "640x480" in run.processing()["camera_info"]
+    lines = [ln for ln in run.log.read_text(errors="replace").splitlines() if "scaling the intrinsics" in ln]
+    assert len(lines) == 1 and "[WARN]" in lines[0] and "640x480" in lines[0] and "320x240" in lines[0], lines
+    run.serve(90)                                             # the camera's own size again
+    wait_for(lambda: run.processing().get("camera_info") == "ok", 30, "camera_info ok again", run.proc, run.log)
+
+
 def test_network_resolution_scales_camera_info_through_set_parameters(run, pipeline):
     (r,) = run.set_params(output_resolution="network")
     assert r.successful, r.reason
@@ -312,7 +334,8 @@ def _bad_inputs():
     empty = Image()
     empty.header.frame_id, empty.encoding = FRAME, "rgb8"
     yield "empty image", empty, good_info
-    yield "camera_info of another size", img, make_camera_info(0, 0, W // 2, H // 2, FRAME)
+    # (a camera_info of another size but the same aspect ratio is scaled: test_binned_camera_info_is_scaled_once)
+    yield "camera_info of another aspect ratio", img, make_camera_info(0, 0, W, H // 2, FRAME)
     nan = make_camera_info(0, 0, W, H, FRAME)
     nan.p = [float("nan")] * 12
     nan.k = [float("nan")] * 9
