@@ -22,14 +22,20 @@ from .geometry import InputTransform, compute_transform  # noqa: F401  (the tran
 from .profiles import Profile
 
 
-def crop_resized(img: np.ndarray, t: InputTransform, interpolation: Optional[int] = None) -> np.ndarray:
-    """Resize + crop an (H, W[, C]) image with transform ``t`` (no normalisation)."""
+def resized(img: np.ndarray, t: InputTransform, interpolation: Optional[int] = None) -> np.ndarray:
+    """An (H, W[, C]) image resized with transform ``t`` (step 1, before the crop; area filter when
+    shrinking, bilinear when enlarging, unless ``interpolation``)."""
     if img.shape[0] != t.src_h or img.shape[1] != t.src_w:
         raise ValueError(f"image is {img.shape[1]}x{img.shape[0]}, transform expects {t.src_w}x{t.src_h}")
-    if (t.resized_w, t.resized_h) != (t.src_w, t.src_h):
-        interp = interpolation if interpolation is not None else (
-            cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR)
-        img = cv2.resize(img, (t.resized_w, t.resized_h), interpolation=interp)
+    if (t.resized_w, t.resized_h) == (t.src_w, t.src_h):
+        return img
+    interp = interpolation if interpolation is not None else (cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR)
+    return cv2.resize(img, (t.resized_w, t.resized_h), interpolation=interp)
+
+
+def crop_resized(img: np.ndarray, t: InputTransform, interpolation: Optional[int] = None) -> np.ndarray:
+    """Resize + crop an (H, W[, C]) image with transform ``t`` (no normalisation)."""
+    img = resized(img, t, interpolation)
     return img[t.crop_y0:t.crop_y0 + t.input_h, t.crop_x0:t.crop_x0 + t.input_w]
 
 

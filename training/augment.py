@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from mono_depth_ros.geometry import InputTransform, compute_transform, input_to_output_matrix
-from mono_depth_ros.preprocess import crop_resized
+from mono_depth_ros.preprocess import crop_resized, resized
 from mono_depth_ros.profiles import Profile
 
 
@@ -238,11 +238,7 @@ class JointTransform:
                 if rng is None:
                     raise ValueError("training augmentation needs a random generator")
                 params = sample_params(self.augment or AugmentConfig(), rng, t)
-            if (t.resized_w, t.resized_h) != (t.src_w, t.src_h):
-                interp = cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR
-                base = cv2.resize(rgb, (t.resized_w, t.resized_h), interpolation=interp)
-            else:
-                base = rgb
+            base = resized(rgb, t)
             A = augment_matrix(t, params)
             img = cv2.warpAffine(base, A[:2], (p.input_w, p.input_h), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
