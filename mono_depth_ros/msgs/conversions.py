@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from ..camera import CameraIntrinsics
@@ -187,8 +188,6 @@ def image_msg_to_rgb(msg: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
 
 def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg/png colour) -> (H, W, 3) uint8 RGB."""
-    import cv2
-
     fmt = str(getattr(msg, "format", ""))
     if "compresseddepth" in fmt.lower():
         raise ImageDecodeError(f"compressedDepth images are not camera images (format {fmt!r})")
