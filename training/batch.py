@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from mono_depth_ros.preprocess import compute_transform
@@ -205,7 +206,6 @@ class BatchAugment:
         """Warp (uint8, as the per-sample path) + colour and normalisation as one per-channel lookup table
         computed with the per-sample path's float32 operations: bit-identical to it.  The returned tensor
         is a buffer reused by the next call."""
-        import cv2
         import torch
 
         p = self.profile

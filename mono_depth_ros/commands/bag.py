@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
+
+from ..cli import CLIError
+
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -76,10 +80,6 @@ _CFG_ARGS = ("backend", "device", "precision", "threads", "output_resolution", "
 
 def load_params_file(path: str) -> dict:
     """The ros__parameters of a ROS 2 params YAML (``/**:``, ``depth_node:`` or any single node key)."""
-    import yaml
-
-    from ..cli import CLIError
-
     try:
         with open(path, "r", encoding="utf-8") as f:
             doc = yaml.safe_load(f) or {}
@@ -99,7 +99,6 @@ def load_params_file(path: str) -> dict:
 
 
 def node_config_from_args(args: argparse.Namespace):
-    from ..cli import CLIError
     from ..params import NodeConfig, validate_config, validate_value
 
     values = load_params_file(args.params_file) if args.params_file else {}

@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
+
+from ..cli import CLIError
 
 MIN_FRAME_SIZE = 16   # smaller frames are no camera image (and OpenCV's resize rejects 0)
 
@@ -61,8 +64,6 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 def summarize(times_s: List[float]) -> Dict[str, float]:
     """p50/p90/mean/min in milliseconds and FPS (1 / p50)."""
-    import numpy as np
-
     a = np.asarray(times_s, dtype=np.float64) * 1e3
     p50 = float(np.percentile(a, 50))
     return {"p50_ms": round(p50, 3), "p90_ms": round(float(np.percentile(a, 90)), 3),
@@ -138,8 +139,6 @@ def run_bench(model: Optional[str], profile: str = "nyu", backend: str = "auto",
               width: int = 640, height: int = 480, stride: int = 1, pipeline: bool = True,
               cache_dir: "str | Path | None" = None) -> Dict[str, Any]:
     """Run the benchmark; returns the JSON-able results dict."""
-    import numpy as np
-
     from ..backends.base import create_backend
     from ..model_spec import load_spec
     from ..pipeline import DepthPipeline
@@ -230,7 +229,6 @@ def format_table(res: Dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..backends.base import BackendError
-    from ..cli import CLIError
 
     try:
         check_args(args.iters, args.warmup, args.width, args.height, args.stride)

@@ -5,6 +5,10 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
+from ..cli import CLIError
+
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print the network's layers and run one forward pass",
@@ -18,16 +22,13 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from ..checkpoint import load_model
-    from ..cli import CLIError
+    from ..image_files import read_camera_image
     from ..model import EigenDepthNet, gflops, summary
     from ..preprocess import preprocess
     from ..profiles import get_profile
-
-    from ..image_files import read_camera_image
 
     rgb = None
     if args.image:   # checked (and read) before anything is printed

@@ -6,6 +6,10 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
+from ..cli import CLIError
+
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -30,9 +34,6 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..cli import CLIError
     from ..quantize import compare_log_depth, load_calibration_frames, quantize_onnx, read_metadata
 
     src = Path(args.model)
