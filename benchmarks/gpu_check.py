@@ -198,7 +198,7 @@ def main() -> int:
                 lat["graph_fp16_b8_batch_ms"] = gpu
         # the backend's run(): numpy in -> pinned -> GPU graph -> pinned -> numpy out
         from mono_depth_ros.backends.torch_backend import TorchBackend
-        from mono_depth_ros.commands.bench import summarize, time_it
+        from mono_depth_ros.commands.bench_run import summarize, time_it
         from mono_depth_ros.model_spec import load_spec
 
         be = TorchBackend(load_spec(pt), device="cuda", precision="fp16")
@@ -214,7 +214,7 @@ def main() -> int:
 
     # ---- 3. end to end ---------------------------------------------------------------------------
     def pipeline():
-        from mono_depth_ros.commands.bench import format_table, run_bench
+        from mono_depth_ros.commands.bench_run import format_table, run_bench
 
         r = run_bench(str(pt), backend="torch", device="cuda", precision="fp16", iters=300, warmup=20,
                       cache_dir=tmp.name)
@@ -230,7 +230,7 @@ def main() -> int:
             print("TensorRT not installed: skipped")
             return
         from mono_depth_ros.backends.tensorrt_backend import TensorRTBackend
-        from mono_depth_ros.commands.bench import summarize, time_it
+        from mono_depth_ros.commands.bench_run import summarize, time_it
         from mono_depth_ros.export import export_onnx
 
         onnx_path = export_onnx(pt, Path(tmp.name) / "m.onnx", overwrite=True)

@@ -80,7 +80,7 @@ def main() -> int:
     import torch
 
     from mono_depth_ros.checkpoint import load_model, save_model
-    from mono_depth_ros.commands.bench import format_table, host_info, run_bench, summarize, time_it
+    from mono_depth_ros.commands.bench_run import format_table, host_info, run_bench, summarize, time_it
     from mono_depth_ros.export import export_onnx
     from mono_depth_ros.preprocess import Preprocessor
     from mono_depth_ros.profiles import get_profile

@@ -24,7 +24,7 @@ OUT = ROOT / ".mypy_cache" / "tensorrt-stubs-fixed"
 # the TensorRT runner, the engine build (which imports trt_engine, checked too via mypy.ini) and the
 # engine-export call sites
 TARGETS = ["mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/trt_build.py", "mono_depth_ros/export.py",
-           "mono_depth_ros/commands/export.py"]
+           "mono_depth_ros/commands/export.py", "mono_depth_ros/commands/export_run.py"]
 
 
 def _site_dir() -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+import cv2
 import numpy as np
 
 _CMAPS: Dict[str, str] = {"turbo": "COLORMAP_TURBO", "jet": "COLORMAP_JET", "viridis": "COLORMAP_VIRIDIS",
@@ -14,8 +15,6 @@ def _lut(cmap: str) -> np.ndarray:
     """(256, 3) uint8 RGB lookup table of an OpenCV colour map (index 255 = hot end)."""
     lut = _LUTS.get(cmap)
     if lut is None:
-        import cv2
-
         try:
             code = getattr(cv2, _CMAPS[cmap])
         except KeyError:
@@ -38,7 +37,6 @@ def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float, cmap: 
         raise ValueError(f"depth must be (H, W), got {depth.shape}")
     if not (max_depth > min_depth >= 0):
         raise ValueError(f"need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
-    import cv2
 
     lut = _lut_rgbx(cmap)
     h, w = depth.shape

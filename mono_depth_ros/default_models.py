@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional, Tuple
 
+import cv2
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEMO_MODEL = MODELS_DIR / "demo.pt"
 ROAD_MODEL = MODELS_DIR / "road.pt"
@@ -44,8 +46,6 @@ def default_model_for(width: Optional[int], height: Optional[int]) -> Tuple[Path
 
 def image_size(path: "str | Path") -> Optional[Tuple[int, int]]:
     """(width, height) of an image or the first frame of a video, or None if it cannot be read."""
-    import cv2
-
     p = str(path)
     img = cv2.imread(p, cv2.IMREAD_UNCHANGED) if Path(p).is_file() else None
     if img is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple, Union
 
+import cv2
 import numpy as np
 
 SUPPORTED_ENCODINGS: Tuple[str, ...] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16",
@@ -34,6 +35,13 @@ _ENC: Dict[str, Tuple[str, int]] = {
     "rgb8": ("rgb8", 3), "bgr8": ("bgr8", 3), "rgba8": ("rgba8", 4), "bgra8": ("bgra8", 4),
     "mono8": ("mono8", 1), "mono16": ("mono16", 2),
     "yuv422": ("uyvy", 2), "uyvy": ("uyvy", 2), "yuv422_yuy2": ("yuyv", 2), "yuyv": ("yuyv", 2),
+}
+
+# canonical name -> the cv2 conversion of its (H, W, bytes per pixel) view to RGB (rgb8, mono8 and mono16 are
+# special-cased in decode_to_rgb)
+_TO_RGB: Dict[str, int] = {
+    "bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB,
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY, "yuyv": cv2.COLOR_YUV2RGB_YUY2,
 }
 
 Buffer = Union[bytes, bytearray, memoryview, np.ndarray]
@@ -98,8 +106,6 @@ def decode_to_rgb(data: Buffer, width: int, height: int, encoding: str, step: Op
     Raises :class:`ImageDecodeError` for an unknown encoding, a zero size, a step smaller than a
     row, a buffer shorter (truncated) or longer than ``step * height``, or an odd width for YUV 4:2:2.
     """
-    import cv2
-
     canon, bpp = _lookup(encoding)
     width, height = int(width), int(height)
     if canon in ("uyvy", "yuyv") and width % 2:
@@ -114,25 +120,16 @@ def decode_to_rgb(data: Buffer, width: int, height: int, encoding: str, step: Op
         cv2.cvtColor(hi16, cv2.COLOR_GRAY2RGB, dst=out)
         return out
     view = image_view(data, width, height, encoding, step)
-
     if canon == "rgb8":
         np.copyto(out, view)
-    elif canon == "bgr8":
-        cv2.cvtColor(view, cv2.COLOR_BGR2RGB, dst=out)
-    elif canon == "rgba8":
-        cv2.cvtColor(view, cv2.COLOR_RGBA2RGB, dst=out)
-    elif canon == "bgra8":
-        cv2.cvtColor(view, cv2.COLOR_BGRA2RGB, dst=out)
     elif canon == "mono8":
         cv2.cvtColor(view[:, :, 0], cv2.COLOR_GRAY2RGB, dst=out)
     elif canon == "mono16":
         # (H, W, 2) bytes: the high byte is byte 0 for big-endian data, byte 1 for little-endian.
         hi = cv2.extractChannel(view, 0 if is_bigendian else 1)
         cv2.cvtColor(hi, cv2.COLOR_GRAY2RGB, dst=out)
-    elif canon == "uyvy":
-        cv2.cvtColor(view, cv2.COLOR_YUV2RGB_UYVY, dst=out)
-    elif canon == "yuyv":
-        cv2.cvtColor(view, cv2.COLOR_YUV2RGB_YUY2, dst=out)
+    elif canon in _TO_RGB:
+        cv2.cvtColor(view, _TO_RGB[canon], dst=out)
     else:  # pragma: no cover - _ENC and this switch are kept in step
         raise ImageDecodeError(f"unsupported image encoding {encoding!r}")
     return out
@@ -144,8 +141,6 @@ def encode_rgb(rgb: np.ndarray, encoding: str, step: Optional[int] = None, is_bi
     Rows are padded with zeros to ``step`` when it is larger than a row. mono encodings store
     the BT.601 luma (cv2 RGB2GRAY); mono16 stores it as v * 257.
     """
-    import cv2
-
     canon, bpp = _lookup(encoding)
     h, w = rgb.shape[:2]
     if canon == "rgb8":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import cv2
 import numpy as np
 
 # The largest image `mono-depth predict` (and the demo) take by default: 50 megapixels (e.g. 8192 x 6144).
@@ -196,8 +197,6 @@ def too_large_message(path: "str | Path", width: int, height: int, max_pixels: i
 
 def to_rgb(img: np.ndarray, path: "str | Path") -> np.ndarray:
     """A decoded ``cv2.IMREAD_UNCHANGED`` image -> RGB uint8; NotACameraImage for depth maps / float images."""
-    import cv2
-
     if img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 2)):
         if img.dtype != np.uint8:
             raise NotACameraImage(f"{path} is a single-channel {img.dtype} image (a depth map?), not a camera image")
@@ -215,8 +214,6 @@ def read_camera_image(path: "str | Path", max_pixels: int = DEFAULT_MAX_PIXELS, 
                       ) -> np.ndarray:
     """RGB uint8 of a camera image file. ValueError (one line) for a missing, unreadable or oversized file
     (checked from the header before decoding where the format allows) and NotACameraImage for a depth map."""
-    import cv2
-
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such file")

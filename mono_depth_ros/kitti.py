@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 
 
@@ -182,8 +183,6 @@ def velodyne_to_depth(scan: np.ndarray, calib: KittiCalibration, width: int, hei
 
 def read_depth_png(path: "str | Path") -> np.ndarray:
     """KITTI depth PNG (uint16, metres = value / 256, 0 = none) -> float32 metres (0 = none)."""
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise FileNotFoundError(f"cannot read depth PNG {path}")

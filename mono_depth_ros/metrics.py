@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import cv2
 import numpy as np
 
 METRIC_NAMES: Tuple[str, ...] = ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "si_log")
@@ -91,8 +92,6 @@ def median_scale(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
 
 def upsample_prediction(pred: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a depth prediction to the ground-truth resolution (H, W)."""
-    import cv2
-
     if pred.shape == tuple(shape):
         return pred
     return cv2.resize(pred.astype(np.float32), (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)

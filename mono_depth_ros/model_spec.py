@@ -37,13 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
+import yaml
+
+from .model_cache import file_sha256
+from .profiles import IMAGENET_MEAN, IMAGENET_STD, Profile, get_profile
+
 try:  # checkpoint.py imports torch; an ONNX Runtime / TensorRT-only install has no torch
     from .checkpoint import ModelFileError
 except ImportError:  # pragma: no cover - torch is installed wherever the tests run
     class ModelFileError(RuntimeError):  # type: ignore[no-redef]
         """A model file is missing, corrupt, or does not fit what was asked for."""
-from .model_cache import file_sha256
-from .profiles import IMAGENET_MEAN, IMAGENET_STD, Profile, get_profile
 
 log = logging.getLogger("mono_depth_ros")
 
@@ -177,8 +180,6 @@ _SIDECAR_KEYS = {"input_width", "input_height", "mean", "std", "output", "metric
 
 def _read_sidecar(sidecar: Path) -> Dict[str, Any]:
     """The YAML mapping of a model sidecar, its keys checked."""
-    import yaml
-
     try:
         with open(sidecar, "r", encoding="utf-8") as f:
             d = yaml.safe_load(f) or {}
@@ -358,8 +359,6 @@ def _check_graph_input(path: Path, m: Any, spec: ModelSpec, sidecar: Optional[Pa
 
 
 def _sidecar_keys(sidecar: Path) -> set:
-    import yaml
-
     try:
         d = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+import cv2
 import numpy as np
 
 from .camera import CameraIntrinsics
@@ -161,8 +162,6 @@ class CloudBuilder:
         fields = XYZ_FIELDS
         step = 16
         if rgb is not None:
-            import cv2
-
             c = rgb[::stride, ::stride, :3] if stride > 1 or rgb.shape[2] != 3 else rgb
             bgra = st.get("bgra")
             if bgra is None:

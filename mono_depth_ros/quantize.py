@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from .checkpoint import atomic_write_bytes
@@ -59,8 +60,6 @@ def find_images(sources: "str | os.PathLike[str] | Sequence[str | os.PathLike[st
 def read_rgb(path: "str | os.PathLike[str]") -> np.ndarray:
     """An 8-bit camera image as RGB uint8 (grey -> RGB, alpha dropped); 16-bit single-channel files
     (depth maps) are refused."""
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot read image {path}")
@@ -74,8 +73,6 @@ def read_rgb(path: "str | os.PathLike[str]") -> np.ndarray:
 
 def synthetic_frames(n: int, width: int = 640, height: int = 480, seed: int = 0) -> List[np.ndarray]:
     """Smooth random RGB frames (gradients + blobs), a stand-in when no real images are available."""
-    import cv2
-
     rng = np.random.default_rng(seed)
     frames = []
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -91,7 +91,7 @@ def test_bench_errors(tmp_path, capsys):
 ])
 def test_bench_rejects_bad_sizes_with_one_line(tmp_path, capsys, extra, kw, msg):
     from mono_depth_ros.cli import main
-    from mono_depth_ros.commands.bench import run_bench
+    from mono_depth_ros.commands.bench_run import run_bench
 
     # checked before the model is looked at: the (missing) model is not the error
     assert main(["bench", "--model", str(tmp_path / "missing.onnx")] + extra) == 2
@@ -112,7 +112,7 @@ def test_bench_backend_and_precision_choices(capsys, option, value):
 
 
 def test_summarize_percentiles():
-    from mono_depth_ros.commands.bench import summarize
+    from mono_depth_ros.commands.bench_run import summarize
 
     s = summarize(list(np.arange(1, 11) * 1e-3))  # 1..10 ms
     assert s["p50_ms"] == pytest.approx(5.5) and s["p90_ms"] == pytest.approx(9.1)

@@ -160,7 +160,7 @@ def test_predict_rejects_bad_numbers_before_loading_the_model(tmp_path, capsys, 
 def test_predict_progress_bar_counts_video_frames(model, tmp_path, monkeypatch):
     import tqdm as tqdm_mod
 
-    from mono_depth_ros.commands.predict import _Frames, _progress_total
+    from mono_depth_ros.commands.predict_run import _Frames, _progress_total
 
     folder = tmp_path / "in"
     folder.mkdir()

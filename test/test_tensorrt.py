@@ -434,7 +434,8 @@ def test_tensorrt_backend_typechecks_against_stubs():
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "typecheck_tensorrt.py"),
                         "mono_depth_ros/backends/tensorrt_backend.py", "mono_depth_ros/trt_engine.py",
                         "mono_depth_ros/trt_build.py",
-                        "mono_depth_ros/export.py", "mono_depth_ros/commands/export.py"],
+                        "mono_depth_ros/export.py", "mono_depth_ros/commands/export.py",
+                        "mono_depth_ros/commands/export_run.py"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Success" in r.stdout

@@ -19,6 +19,7 @@ import torch
 
 from conftest import ROOT
 from mono_depth_ros import demo
+from mono_depth_ros.demo import run as demo_run   # the run step calls export_outputs from there
 from mono_depth_ros.checkpoint import save_model
 from mono_depth_ros.cli import main
 from mono_depth_ros.model import EigenDepthNet
@@ -120,7 +121,7 @@ def test_demo_failure_keeps_previous_output(demo_dir, model, tmp_path, capfd, mo
         assert "replacing" not in out
         assert tree(demo_dir) == before, extra
     # a failure in the middle of the run (after the bags are written) also leaves D as it was
-    monkeypatch.setattr(demo, "export_outputs", lambda *a, **k: (_ for _ in ()).throw(ValueError("disk trouble")))
+    monkeypatch.setattr(demo_run, "export_outputs", lambda *a, **k: (_ for _ in ()).throw(ValueError("disk trouble")))
     rc = main(["demo", "--out", str(demo_dir), "--no-progress", "--frames", "2", "--size", "128x96", "--heldout", "0"])
     assert rc == 2 and "disk trouble" in one_error_line(capfd.readouterr().err)
     assert tree(demo_dir) == before

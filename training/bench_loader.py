@@ -41,7 +41,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+import cv2
 import numpy as np
+
+from mono_depth_ros.profiles import get_profile
+
+from .augment import AugmentConfig, JointTransform
+from .batch import BatchAugment, batch_loader, frames_from_config
+from .cache import build_cache
+from .datasets import (DepthDataset, NyuSync, StreamBatchSampler, build_source, fork_safe_threads, limit_threads,
+                       worker_init)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -63,8 +72,6 @@ def _cpu_seconds(pids: List[int] = ()) -> float:
 # ---- data --------------------------------------------------------------------------------------------
 def make_real_nyu_sync(root: Path, n: int = 32) -> Path:
     """n frames in the NYU sync layout from the real 640x480 NYU frame of ../shared/data (shifted copies)."""
-    import cv2
-
     d = SHARED / "nyu_depth_v2_samples" / "open3d_nyu_raw"
     bgr = cv2.imread(str(d / "NYU_color.ppm"), cv2.IMREAD_COLOR)
     depth = np.load(d / "NYU_depth_metres_unregistered.npy")
@@ -82,8 +89,6 @@ def make_real_nyu_sync(root: Path, n: int = 32) -> Path:
 
 def make_sync_dataset(root: Path, n: int = 32, width: int = 640, height: int = 480, seed: int = 0) -> Path:
     """n synthetic frames in the NYU sync layout (training.gpu_throughput's data)."""
-    import cv2
-
     root.mkdir(parents=True, exist_ok=True)
     frames = None
     try:
@@ -124,8 +129,6 @@ def run_loader(loader: Any, consume: Callable[[Any], Any], batches: int, warmup:
                sync: Callable[[], None] = lambda: None) -> Dict[str, float]:
     """Wall-clock samples/s and samples per CPU-second of all processes (main + workers), both over the
     ``batches`` after ``warmup`` batches (worker start-up excluded)."""
-    from .datasets import fork_safe_threads
-
     with fork_safe_threads():
         it = iter(loader)
     pids = [w.pid for w in getattr(it, "_workers", [])]
@@ -149,12 +152,6 @@ def measure(dataset: str, spec: Dict[str, Any], path: str, workers: int, batch_s
             warmup: int, cache_dir: Optional[Path] = None) -> Dict[str, float]:
     import torch
     from torch.utils.data import DataLoader
-
-    from mono_depth_ros.profiles import get_profile
-
-    from .augment import AugmentConfig
-    from .batch import BatchAugment, batch_loader, frames_from_config
-    from .datasets import DepthDataset, StreamBatchSampler, build_source, worker_init
 
     prof = get_profile(dataset)
     aug = AugmentConfig.from_dict({"preset": dataset})
@@ -182,7 +179,7 @@ def measure(dataset: str, spec: Dict[str, Any], path: str, workers: int, batch_s
     return r
 
 
-def main(argv: Optional[list] = None) -> int:
+def _parse(argv: Optional[list]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m training.bench_loader", description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="nyu,kitti")
     ap.add_argument("--paths", default="decode-sample,decode-batch,cache,cache-gpu")
@@ -197,14 +194,43 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _build_cache(name: str, spec: Dict[str, Any], cache_dir: Path) -> Dict[str, Any]:
+    t0 = time.perf_counter()
+    m = build_cache({k: v for k, v in spec.items() if k != "repeat"}, get_profile(name), cache_dir)
+    dt = time.perf_counter() - t0
+    built = {"frames": m["frames"], "seconds": dt, "bytes": sum(a["bytes"] for a in m["arrays"].values())}
+    print(f"{name}: cache of {m['frames']} frames built in {dt:.2f} s "
+          f"({built['bytes'] / m['frames'] / 1e3:.0f} kB/frame)", flush=True)
+    return built
+
+
+def _bench_dataset(name: str, tmp: Path, paths: List[str], args: argparse.Namespace,
+                   lines: List[str]) -> Dict[str, Any]:
+    """Every path of one dataset (the cache built first when a cache path is asked for); appends the
+    summary lines."""
+    spec = dataset_spec(name, tmp, args.frames)
+    cache_dir = tmp / f"cache_{name}"
+    res: Dict[str, Any] = {}
+    if any(p.startswith("cache") for p in paths):
+        res["cache_build"] = _build_cache(name, spec, cache_dir)
+    for path in paths:
+        gpu = path == "cache-gpu"
+        w = args.gpu_workers if gpu else args.cache_workers if path == "cache" else args.workers
+        r = measure(name, spec, path, w, args.batch_size,
+                    args.gpu_batches if gpu else args.batches, args.warmup, cache_dir)
+        res[path] = r
+        print(f"{name} {path}: {r['samples_per_s']:.0f} samples/s wall ({r['workers']} workers + main), "
+              f"{r['per_core']:.0f} samples per CPU-second", flush=True)
+        lines.append(f"loader {name} {path}: {r['samples_per_s']:.0f} samples/s ({r['per_core']:.0f} per core)")
+    return res
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = _parse(argv)
     import torch
-
-    from .cache import build_cache
-    from .datasets import limit_threads
-
-    from mono_depth_ros.profiles import get_profile
 
     limit_threads(1)
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
@@ -218,29 +244,8 @@ def main(argv: Optional[list] = None) -> int:
     results: Dict[str, Dict[str, Any]] = {}
     lines: List[str] = []
     with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmpd:
-        tmp = Path(tmpd)
         for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
-            spec = dataset_spec(name, tmp, args.frames)
-            cache_dir = tmp / f"cache_{name}"
-            res: Dict[str, Any] = {}
-            if any(p.startswith("cache") for p in paths):
-                t0 = time.perf_counter()
-                m = build_cache({k: v for k, v in spec.items() if k != "repeat"}, get_profile(name), cache_dir)
-                dt = time.perf_counter() - t0
-                res["cache_build"] = {"frames": m["frames"], "seconds": dt,
-                                      "bytes": sum(a["bytes"] for a in m["arrays"].values())}
-                print(f"{name}: cache of {m['frames']} frames built in {dt:.2f} s "
-                      f"({res['cache_build']['bytes'] / m['frames'] / 1e3:.0f} kB/frame)", flush=True)
-            for path in paths:
-                gpu = path == "cache-gpu"
-                w = args.gpu_workers if gpu else args.cache_workers if path == "cache" else args.workers
-                r = measure(name, spec, path, w, args.batch_size,
-                            args.gpu_batches if gpu else args.batches, args.warmup, cache_dir)
-                res[path] = r
-                print(f"{name} {path}: {r['samples_per_s']:.0f} samples/s wall ({r['workers']} workers + main), "
-                      f"{r['per_core']:.0f} samples per CPU-second", flush=True)
-                lines.append(f"loader {name} {path}: {r['samples_per_s']:.0f} samples/s ({r['per_core']:.0f} per core)")
-            results[name] = res
+            results[name] = _bench_dataset(name, Path(tmpd), paths, args, lines)
     out = {"host": host, "args": vars(args), "results": results}
     for p in [args.json] + ([str(Path(os.environ["OUT"]) / "bench_loader.json")] if os.environ.get("OUT") else []):
         if p:
@@ -255,11 +260,6 @@ def measure_loader(root: Path, profile: str = "nyu", workers: int = 2, batch_siz
     import torch
     from torch.utils.data import DataLoader
 
-    from mono_depth_ros.profiles import get_profile
-
-    from .augment import AugmentConfig
-    from .datasets import DepthDataset, NyuSync, StreamBatchSampler, worker_init
-
     prof = get_profile(profile)
     ds = DepthDataset(NyuSync(root), prof, AugmentConfig.from_dict({"preset": augment}))
     sampler = StreamBatchSampler(len(ds), batch_size, seed=0, num_batches=batches + warmup)
@@ -272,13 +272,6 @@ def measure_loader(root: Path, profile: str = "nyu", workers: int = 2, batch_siz
 
 def measure_per_sample(root: Path, profile: str = "nyu", n: int = 64) -> Dict[str, float]:
     """Single-process cost split: decode (JPEG + PNG) vs augmentation + GT resampling + normalisation."""
-    import cv2
-
-    from mono_depth_ros.profiles import get_profile
-
-    from .augment import AugmentConfig, JointTransform
-    from .datasets import NyuSync
-
     cv2.setNumThreads(1)
     src = NyuSync(root)
     prof = get_profile(profile)

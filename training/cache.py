@@ -29,21 +29,27 @@ import argparse
 import hashlib
 import inspect
 import json
+import multiprocessing as mp
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from mono_depth_ros.preprocess import compute_transform
 from mono_depth_ros.profiles import Profile
 
 from .augment import base_matrix
-from .datasets import SOURCES, DatasetError, FrameSource, build_source, mask_depth
+from .config import TrainError, resolve_config
+from .datasets import (SOURCES, CachedSource, DatasetError, FrameSource, KittiObject, KittiRaw, NyuLabeledMat,
+                       NyuSync, Subset, build_source, fork_safe_threads, limit_threads, mask_depth)
+from .utils import apply_overrides, load_yaml_config, profile_from_config
 
 FORMAT = "mono_depth_ros.training.cache"
 VERSION = 1
@@ -167,8 +173,6 @@ class FramePreparer:
         return self.source.name(i)
 
     def frame(self, i: int) -> PreparedFrame:
-        import cv2
-
         rgb, depth, valid, name = self.source.load(i)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise DatasetError(f"{name}: expected RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
@@ -204,8 +208,6 @@ def frame_paths(src: FrameSource, i: int) -> List[str]:
 
 
 def _frame_paths(src: FrameSource, i: int) -> List[str]:
-    from .datasets import CachedSource, KittiObject, KittiRaw, NyuLabeledMat, NyuSync, Subset
-
     while isinstance(src, (Subset, CachedSource)):
         if isinstance(src, Subset):
             i, src = src.indices[i], src.source
@@ -325,8 +327,6 @@ _WORKER: Optional[FramePreparer] = None
 
 
 def _init_worker(prep: FramePreparer) -> None:
-    from .datasets import limit_threads
-
     global _WORKER
     _WORKER = prep
     limit_threads(1)
@@ -344,16 +344,118 @@ def _is_cache_dir(p: Path) -> bool:
         return False
 
 
+def _check_out(out: Path, overwrite: bool, meanwhile: bool = False) -> None:
+    """Only a training cache (or an empty folder) is replaced, and only with ``overwrite``."""
+    if not out.exists():
+        return
+    if not overwrite and not meanwhile:
+        raise CacheError(f"{out} already exists; pass --overwrite to replace it (only a cache is replaced)")
+    if not (_is_cache_dir(out) or (out.is_dir() and not any(out.iterdir()))):
+        what = "appeared meanwhile and is not" if meanwhile else "exists and is not"
+        raise CacheError(f"{out} {what} a training cache; not replacing it")
+
+
+def _prepared_frames(prep: FramePreparer, n: int, workers: int) -> Tuple[Iterator[Tuple[int, PreparedFrame, List[str]]],
+                                                                         Any]:
+    """(the prepared frames in order, the worker pool or None)."""
+    if workers <= 0:
+        _init_worker(prep)
+        return map(_prepare, range(n)), None
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with fork_safe_threads():
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(prep,))
+    return pool.imap(_prepare, range(n), chunksize=4), pool
+
+
+class _ArrayWriter:
+    """The cache's flat arrays (rgb.u8 and depth.u16, or uv.u16 + z.u16 when sparse), the index and
+    frames.jsonl, appended frame by frame into the temporary folder ``tmp``."""
+
+    def __init__(self, tmp: Path, n: int, sparse: bool, out: Path):
+        self.tmp, self.n, self.sparse, self.out = tmp, n, sparse, out
+        self.names = ["rgb.u8"] + (["uv.u16", "z.u16"] if sparse else ["depth.u16"])
+        self.files = {k: open(tmp / k, "wb") for k in self.names}
+        self.index = np.zeros((n, 8), np.int64)
+        self.offs = {k: 0 for k in self.names}   # in elements
+
+    def _write(self, key: str, arr: np.ndarray) -> None:
+        self.files[key].write(np.ascontiguousarray(arr).data)
+        self.offs[key] += arr.size
+
+    def _check_space(self, fr: PreparedFrame) -> None:
+        per = fr.rgb.nbytes + (fr.depth.nbytes if fr.depth is not None else 6 * len(fr.z))
+        free = shutil.disk_usage(self.tmp).free
+        if per * self.n * 1.05 > free:
+            raise CacheError(f"about {per * self.n / 1e9:.1f} GB needed for {self.n} frames, {free / 1e9:.1f} GB "
+                             f"free under {self.out.parent}")
+
+    def add(self, i: int, fr: PreparedFrame) -> None:
+        h, w = fr.rgb.shape[:2]
+        if i == 0:
+            self._check_space(fr)
+        self.index[i, :] = (self.offs["rgb.u8"], h, w, 0, 0, fr.src_w, fr.src_h, 0)
+        self._write("rgb.u8", fr.rgb)
+        if self.sparse:
+            self.index[i, I_DEPTH], self.index[i, I_COUNT] = self.offs["z.u16"], len(fr.z)
+            self._write("uv.u16", fr.uv)
+            self._write("z.u16", fr.z)
+        else:
+            self.index[i, I_DEPTH], self.index[i, I_COUNT] = self.offs["depth.u16"], fr.depth.size
+            self._write("depth.u16", fr.depth)
+
+    def finish(self) -> Dict[str, Any]:
+        """Flushes and closes the arrays, saves the index; returns the manifest's ``arrays``."""
+        for f in self.files.values():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        np.save(self.tmp / "index.npy", self.index)
+        return {k: {"dtype": "uint8" if k.endswith(".u8") else "uint16",
+                    "bytes": self.offs[k] * (1 if k.endswith(".u8") else 2)} for k in self.names}
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def _write_frames(writer: _ArrayWriter, results, bar) -> None:
+    with open(writer.tmp / "frames.jsonl", "w", encoding="utf-8") as fj:
+        for i, fr, paths in results:
+            writer.add(i, fr)
+            h, w = fr.rgb.shape[:2]
+            fj.write(json.dumps({"name": fr.name, "sources": paths, "src_size": [fr.src_w, fr.src_h],
+                                 "base_size": [w, h]}) + "\n")
+            if bar is not None:
+                bar.update(1)
+        fj.flush()
+        os.fsync(fj.fileno())
+
+
+def _write_manifest(tmp: Path, manifest: Dict[str, Any]) -> None:
+    with open(tmp / "manifest.json", "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """The old cache (if --overwrite) goes aside first and is removed last."""
+    old = None
+    if out.exists():
+        _check_out(out, True, meanwhile=True)
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
 def build_cache(spec: Dict[str, Any], profile: Profile, out: "str | Path", gt_resample: Optional[str] = None,
                 workers: int = 0, overwrite: bool = False, progress: bool = False,
                 command: Optional[str] = None) -> Dict[str, Any]:
     """Decode every frame of dataset ``spec`` once into a cache at ``out``; returns the manifest."""
     out = Path(os.path.expandvars(os.path.expanduser(str(out))))
-    if out.exists():
-        if not overwrite:
-            raise CacheError(f"{out} already exists; pass --overwrite to replace it (only a cache is replaced)")
-        if not (_is_cache_dir(out) or (out.is_dir() and not any(out.iterdir()))):
-            raise CacheError(f"{out} exists and is not a training cache; not replacing it")
+    _check_out(out, overwrite)
     settings = cache_settings(spec, profile, gt_resample)
     src_spec = {k: v for k, v in spec.items() if k not in ("cache", "repeat")}
     source = build_source(src_spec)
@@ -364,88 +466,26 @@ def build_cache(spec: Dict[str, Any], profile: Profile, out: "str | Path", gt_re
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    names = ["rgb.u8"] + (["uv.u16", "z.u16"] if prep.sparse else ["depth.u16"])
-    files = {k: open(tmp / k, "wb") for k in names}
-    index = np.zeros((n, 8), np.int64)
-    offs = {k: 0 for k in names}   # in elements
+    writer = _ArrayWriter(tmp, n, prep.sparse, out)
     t0 = time.perf_counter()
     pool = None
     bar = None
     try:
-        if workers > 0:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            from .datasets import fork_safe_threads
-
-            with fork_safe_threads():
-                pool = ctx.Pool(workers, initializer=_init_worker, initargs=(prep,))
-            results = pool.imap(_prepare, range(n), chunksize=4)
-        else:
-            _init_worker(prep)
-            results = map(_prepare, range(n))
+        results, pool = _prepared_frames(prep, n, workers)
         if progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=n, desc="cache", unit="frame", file=sys.stderr, dynamic_ncols=True)
-        with open(tmp / "frames.jsonl", "w", encoding="utf-8") as fj:
-            for i, fr, paths in results:
-                h, w = fr.rgb.shape[:2]
-                if i == 0:
-                    per = fr.rgb.nbytes + (fr.depth.nbytes if fr.depth is not None else 6 * len(fr.z))
-                    free = shutil.disk_usage(tmp).free
-                    if per * n * 1.05 > free:
-                        raise CacheError(f"about {per * n / 1e9:.1f} GB needed for {n} frames, {free / 1e9:.1f} GB "
-                                         f"free under {out.parent}")
-                index[i, :] = (offs["rgb.u8"], h, w, 0, 0, fr.src_w, fr.src_h, 0)
-                files["rgb.u8"].write(np.ascontiguousarray(fr.rgb).data)
-                offs["rgb.u8"] += fr.rgb.size
-                if prep.sparse:
-                    index[i, I_DEPTH], index[i, I_COUNT] = offs["z.u16"], len(fr.z)
-                    files["uv.u16"].write(np.ascontiguousarray(fr.uv).data)
-                    files["z.u16"].write(np.ascontiguousarray(fr.z).data)
-                    offs["uv.u16"] += fr.uv.size
-                    offs["z.u16"] += fr.z.size
-                else:
-                    index[i, I_DEPTH], index[i, I_COUNT] = offs["depth.u16"], fr.depth.size
-                    files["depth.u16"].write(np.ascontiguousarray(fr.depth).data)
-                    offs["depth.u16"] += fr.depth.size
-                fj.write(json.dumps({"name": fr.name, "sources": paths, "src_size": [fr.src_w, fr.src_h],
-                                     "base_size": [w, h]}) + "\n")
-                if bar is not None:
-                    bar.update(1)
-            fj.flush()
-            os.fsync(fj.fileno())
-        for f in files.values():
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-        np.save(tmp / "index.npy", index)
-        arrays = {k: {"dtype": "uint8" if k.endswith(".u8") else "uint16",
-                      "bytes": offs[k] * (1 if k.endswith(".u8") else 2)} for k in names}
+        _write_frames(writer, results, bar)
+        arrays = writer.finish()
         manifest = {"format": FORMAT, "version": VERSION, "settings": settings,
                     "checksum": settings_checksum(settings), "frames": n, "arrays": arrays,
                     "source": {k: str(v) for k, v in spec.items() if k in LOCATION_KEYS or k in LIST_KEYS},
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "seconds": round(time.perf_counter() - t0, 3), "command": command}
-        with open(tmp / "manifest.json", "w", encoding="utf-8") as f:
-            f.write(json.dumps(manifest, indent=2))
-            f.flush()
-            os.fsync(f.fileno())
-        # move into place: the old cache (if --overwrite) goes aside first and is removed last
-        old = None
-        if out.exists():
-            if not (_is_cache_dir(out) or (out.is_dir() and not any(out.iterdir()))):
-                raise CacheError(f"{out} appeared meanwhile and is not a training cache; not replacing it")
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old)
+        _write_manifest(tmp, manifest)
+        _move_into_place(tmp, out)
         return manifest
     except BaseException:
-        for f in files.values():
-            f.close()
+        writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
@@ -457,9 +497,6 @@ def build_cache(spec: Dict[str, Any], profile: Profile, out: "str | Path", gt_re
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .config import TrainError, resolve_config
-    from .utils import apply_overrides, load_yaml_config, profile_from_config
-
     ap = argparse.ArgumentParser(prog="python -m training.cache", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="training config (its data.train and profile are cached)")
     ap.add_argument("--out", required=True, help="cache folder to create")

@@ -22,13 +22,18 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from mono_depth_ros.profiles import get_profile
+
+from .bench_loader import make_sync_dataset, measure_loader, measure_per_sample
+from .cache import build_cache
+from .train import train
+
 
 def gpu_step_rate(stage: str, amp: Optional[str], batch: int = 32, warmup: int = 15, steps: int = 60,
                   device: str = "cuda") -> float:
     import torch
 
     from mono_depth_ros.model import EigenDepthNet
-    from mono_depth_ros.profiles import get_profile
 
     from .losses import scale_invariant_loss
 
@@ -64,8 +69,6 @@ def gpu_step_rate(stage: str, amp: Optional[str], batch: int = 32, warmup: int =
 
 def end_to_end(data: Path, workers: int, steps: int, amp: Optional[str], out: Path,
                device: Optional[str] = None, cache: Optional[Path] = None) -> Dict[str, float]:
-    from .train import train
-
     cfg = {"profile": "nyu",
            "data": {"train": {"type": "nyu_sync", "root": str(data)}},
            "augment": {"preset": "nyu"},
@@ -84,7 +87,7 @@ def end_to_end(data: Path, workers: int, steps: int, amp: Optional[str], out: Pa
     return {k: statistics.median(v) if v else float("nan") for k, v in rates.items()}
 
 
-def main(argv: Optional[list] = None) -> int:
+def _parse(argv: Optional[list]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m training.gpu_throughput", description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     ap.add_argument("--steps", type=int, default=120, help="end-to-end steps per stage")
@@ -92,52 +95,65 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--cpu-check", action="store_true", help="run every part tiny on the CPU (checks the script)")
     args = ap.parse_args(argv)
+    if args.cpu_check:
+        args.steps, args.frames, args.workers = 3, 4, 1
+    return args
 
+
+def _loader_parts(res: Dict[str, Any], data: Path, args: argparse.Namespace) -> None:
+    """(1) the loader alone: per sample in one process, then with the workers."""
+    res["per_sample"] = measure_per_sample(data)
+    print(f"per sample (1 process): {res['per_sample']}", flush=True)
+    res["loader"] = measure_loader(data, "nyu", args.workers, 32 if not args.cpu_check else 4,
+                                   batches=40 if not args.cpu_check else 2)["samples_per_s"]
+    print(f"loader alone, {args.workers} workers: {res['loader']:.0f} samples/s", flush=True)
+
+
+def _gpu_parts(res: Dict[str, Any], dev: str, cpu_check: bool) -> None:
+    """(2) the GPU step alone, both stages, fp32 and bf16."""
+    res["gpu_only"] = {}
+    for amp in (None, "bf16"):
+        for stage in ("coarse", "fine"):
+            r = gpu_step_rate(stage, amp, device=dev, **({"batch": 2, "warmup": 1, "steps": 2} if cpu_check else {}))
+            res["gpu_only"][f"{stage}_{amp or 'fp32'}"] = r
+            print(f"GPU step alone, {stage} {amp or 'fp32'}: {r:.0f} samples/s", flush=True)
+
+
+def _end_to_end_parts(res: Dict[str, Any], data: Path, tmp: Path, args: argparse.Namespace, dev: str,
+                      t_start: float) -> None:
+    """(3) end to end through training.train, the decode path and the cache path."""
+    res["end_to_end"] = {}
+    cache = tmp / "cache"
+    build_cache({"type": "nyu_sync", "root": str(data)}, get_profile("nyu"), cache)
+    for amp, path in ((None, "decode"), ("bf16", "decode"), ("bf16", "cache"), (None, "cache")):
+        if time.perf_counter() - t_start > 170 and path == "decode":
+            print(f"skipping the end-to-end {path} run {amp or 'fp32'} (time budget)", flush=True)
+            continue
+        key = f"{amp or 'fp32'}" + ("_cache" if path == "cache" else "")
+        e2e = end_to_end(data, args.workers, args.steps, amp, tmp / f"run_{key}", device=dev,
+                         cache=cache if path == "cache" else None)
+        res["end_to_end"][key] = e2e
+        print(f"end to end (loader + step), {key}: coarse {e2e['coarse']:.0f}, fine {e2e['fine']:.0f} samples/s",
+              flush=True)
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = _parse(argv)
     import torch
 
     dev = "cpu" if args.cpu_check else "cuda"
-    if args.cpu_check:
-        args.steps, args.frames, args.workers = 3, 4, 1
-    elif not torch.cuda.is_available():
+    if not args.cpu_check and not torch.cuda.is_available():
         print("gpu_throughput: no CUDA device", file=sys.stderr)
         return 2
-    from .bench_loader import make_sync_dataset, measure_loader, measure_per_sample
-
     res: Dict[str, Any] = {"device": "cpu" if args.cpu_check else torch.cuda.get_device_name(0), "cpus": os.cpu_count(), "workers": args.workers,
                            "torch": torch.__version__}
     print(f"device {res['device']}, {res['cpus']} CPUs, torch {res['torch']}", flush=True)
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gpu_tp_") as tmp:
         data = make_sync_dataset(Path(tmp) / "sync", args.frames)
-        res["per_sample"] = measure_per_sample(data)
-        print(f"per sample (1 process): {res['per_sample']}", flush=True)
-        res["loader"] = measure_loader(data, "nyu", args.workers, 32 if not args.cpu_check else 4,
-                                       batches=40 if not args.cpu_check else 2)["samples_per_s"]
-        print(f"loader alone, {args.workers} workers: {res['loader']:.0f} samples/s", flush=True)
-        res["gpu_only"] = {}
-        for amp in (None, "bf16"):
-            for stage in ("coarse", "fine"):
-                r = gpu_step_rate(stage, amp, device=dev, **({"batch": 2, "warmup": 1, "steps": 2}
-                                                             if args.cpu_check else {}))
-                res["gpu_only"][f"{stage}_{amp or 'fp32'}"] = r
-                print(f"GPU step alone, {stage} {amp or 'fp32'}: {r:.0f} samples/s", flush=True)
-        res["end_to_end"] = {}
-        from mono_depth_ros.profiles import get_profile
-
-        from .cache import build_cache
-
-        cache = Path(tmp) / "cache"
-        build_cache({"type": "nyu_sync", "root": str(data)}, get_profile("nyu"), cache)
-        for amp, path in ((None, "decode"), ("bf16", "decode"), ("bf16", "cache"), (None, "cache")):
-            if time.perf_counter() - t_start > 170 and path == "decode":
-                print(f"skipping the end-to-end {path} run {amp or 'fp32'} (time budget)", flush=True)
-                continue
-            key = f"{amp or 'fp32'}" + ("_cache" if path == "cache" else "")
-            e2e = end_to_end(data, args.workers, args.steps, amp, Path(tmp) / f"run_{key}", device=dev,
-                             cache=cache if path == "cache" else None)
-            res["end_to_end"][key] = e2e
-            print(f"end to end (loader + step), {key}: coarse {e2e['coarse']:.0f}, fine {e2e['fine']:.0f} samples/s",
-                  flush=True)
+        _loader_parts(res, data, args)
+        _gpu_parts(res, dev, args.cpu_check)
+        _end_to_end_parts(res, data, Path(tmp), args, dev, t_start)
     for amp, rates in res["end_to_end"].items():
         c, f = 2_000_000 / rates["coarse"] / 60, 1_500_000 / rates["fine"] / 60
         print(f"projected ({amp}): coarse 2 M samples {c:.0f} min, fine 1.5 M samples {f:.0f} min")

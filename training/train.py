@@ -28,9 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+import yaml
+from tqdm import tqdm
+
 from .config import (DEFAULTS, FREE_FORM_KEYS, STAGE_INDEX, TrainConfig, TrainError,  # noqa: F401 (re-exported)
                      resolve_config)
 from .utils import apply_overrides, deep_merge, load_yaml_config, profile_from_config
+
 
 # ---- distributed --------------------------------------------------------------------------------------
 class Dist:
@@ -406,7 +411,6 @@ class Trainer:
         """Rank 0: the run folder, its config.yaml, log.jsonl (cut at the checkpoint) and TensorBoard writer."""
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            import yaml
 
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
         self.log: Any = RunLog(self.out / "log.jsonl",
@@ -532,8 +536,6 @@ class Trainer:
         loader = self._loader(sampler)
         k = self._stage_knobs()
         if self.dist.main and self.progress:
-            from tqdm import tqdm
-
             st.bar = tqdm(total=st.total, initial=st.step, desc=f"{st.name}", unit="step", dynamic_ncols=True,
                           file=sys.stderr)
         st.loss_acc = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -652,8 +654,6 @@ class Trainer:
         self.dist.barrier()
 
     def _log_images(self, batch, pred, stage: str, step: int) -> None:
-        import numpy as np
-
         from .utils import colorize, denormalize, hstack_panels
 
         rows = []

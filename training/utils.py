@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+import cv2
 import numpy as np
+import yaml
 
 from mono_depth_ros.profiles import Profile, get_profile
 
@@ -24,8 +26,6 @@ def deep_merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
 
 def load_yaml_config(path: "str | Path") -> Dict[str, Any]:
     """A YAML config; ``base: other.yaml`` (relative to this file) is loaded first and overridden."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config {path} does not exist")
@@ -48,8 +48,6 @@ def load_yaml_config(path: "str | Path") -> Dict[str, Any]:
 
 def apply_overrides(cfg: Dict[str, Any], sets: Iterable[str]) -> Dict[str, Any]:
     """``a.b.c=value`` overrides (value parsed as YAML)."""
-    import yaml
-
     cfg = copy.deepcopy(cfg)
     for s in sets or []:
         if "=" not in s:
@@ -126,8 +124,6 @@ def resolve_path(p: Optional[str], base: Optional[Path] = None) -> Optional[str]
 # ---- visualisation -----------------------------------------------------------------------------
 def colorize(depth: np.ndarray, lo: float, hi: float, log: bool = True) -> np.ndarray:
     """Depth (H, W) -> RGB uint8 (turbo, near = red/warm... far = blue); invalid (<=0 / NaN) black."""
-    import cv2
-
     d = np.asarray(depth, np.float32)
     ok = np.isfinite(d) & (d > 0)
     lo, hi = max(lo, 1e-3), max(hi, lo * 1.001)
@@ -144,8 +140,6 @@ def colorize(depth: np.ndarray, lo: float, hi: float, log: bool = True) -> np.nd
 
 def colorize_error(err: np.ndarray, hi: float = 0.5) -> np.ndarray:
     """|log error| (H, W) -> RGB uint8 (0 black .. hi and above bright); NaN black."""
-    import cv2
-
     ok = np.isfinite(err)
     t = np.clip(np.where(ok, err, 0) / hi, 0, 1)
     img = cv2.applyColorMap((t * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[:, :, ::-1]
@@ -154,8 +148,6 @@ def colorize_error(err: np.ndarray, hi: float = 0.5) -> np.ndarray:
 
 def hstack_panels(panels: List[np.ndarray], height: Optional[int] = None, gap: int = 4) -> np.ndarray:
     """Resize panels (nearest) to one height and put them side by side with white gaps."""
-    import cv2
-
     h = height or max(p.shape[0] for p in panels)
     out = []
     for i, p in enumerate(panels):

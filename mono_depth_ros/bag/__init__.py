@@ -1,8 +1,9 @@
 """ROS 2 bag tools that need no ROS install (built on ``rosbags``).
 
-* :mod:`.io` -- reading rosbag2 (MCAP / sqlite3 directory, or a bare ``.mcap`` / ``.db3`` file) with
-  clear errors, topic auto-detection, message construction, and a crash-safe writer (a bag appears
-  under its final name only once it is complete).
+* :mod:`.io` -- the one import for bag users, re-exporting :mod:`.reader` (rosbag2 MCAP / sqlite3
+  directory, or a bare ``.mcap`` / ``.db3`` file, with clear errors), :mod:`.topics` (topic
+  auto-detection), :mod:`.writer` (a crash-safe writer: a bag appears under its final name only once it
+  is complete) and the message layer's names (:mod:`mono_depth_ros.msgs`).
 * :mod:`.tf` -- a static transform tree (``/tf_static``) and transform composition.
 * :mod:`.kitti2bag` -- KITTI raw drive -> rosbag2 MCAP.
 * :mod:`.evaluate` -- ROS-agnostic evaluation: LiDAR ground truth, per-frame / total metrics under

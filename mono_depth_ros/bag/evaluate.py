@@ -29,6 +29,7 @@ everywhere) is computed on exactly the same pixels as the model.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -36,11 +37,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from .. import metrics as M
-from ..msgs.fields import camera_info_K  # noqa: F401  (moved to the message layer)
 from ..kitti import project_points_to_depth
+from ..msgs.fields import camera_info_K  # noqa: F401  (moved to the message layer)
 
 
 @dataclass(frozen=True)
@@ -348,8 +350,6 @@ def _jsonable(x: Any) -> Any:
 
 
 def _csv_text(rows: List[Dict[str, Any]], cols: List[str]) -> str:
-    import io
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -410,14 +410,9 @@ def plot_worst_frame(worst: Dict[str, Any], path: Path, protocol: str) -> Path:
     err = np.full(gt.shape, np.nan, dtype=np.float32)
     err[valid] = np.abs(pred[valid] - gt[valid]) / gt[valid]
     # dilate the sparse maps a little so single LiDAR pixels are visible
-    try:
-        import cv2
-
-        k = np.ones((3, 3), np.uint8)
-        gt_show = cv2.dilate(np.nan_to_num(gt, nan=0.0).astype(np.float32), k)
-        err_show = cv2.dilate(np.nan_to_num(err, nan=0.0), k)
-    except ImportError:  # pragma: no cover
-        gt_show, err_show = np.nan_to_num(gt, nan=0.0), np.nan_to_num(err, nan=0.0)
+    k = np.ones((3, 3), np.uint8)
+    gt_show = cv2.dilate(np.nan_to_num(gt, nan=0.0).astype(np.float32), k)
+    err_show = cv2.dilate(np.nan_to_num(err, nan=0.0), k)
     gt_show = np.where(gt_show > 0, gt_show, np.nan)
     err_show = np.where(err_show > 0, err_show, np.nan)
     panels = ([("image", rgb, None, None, None)] if rgb is not None else []) + [

@@ -41,7 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from .. import kitti
 from .io import CAMERA_INFO, IMAGE, POINTCLOUD2, TF_MESSAGE, BagWriter, check_output_bag, qos_profile
@@ -227,8 +229,6 @@ def load_drive(drive_dir: "str | Path", camera: int = 2, velodyne: bool = True,
 
 def read_image(path: Path) -> Tuple[np.ndarray, str]:
     """(array, ROS encoding) of a KITTI PNG: colour -> rgb8, grey -> mono8 (pixels unchanged)."""
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise KittiDriveError(f"cannot read image {path} (missing or corrupt)")
@@ -288,8 +288,6 @@ def convert(drive_dir: "str | Path", out: "str | Path", camera: int = 2, velodyn
         bag.write("/tf_static", t0, f.tf_message(tfs))
         it: Any = events
         if progress:
-            from tqdm import tqdm
-
             it = tqdm(events, desc="kitti2bag", unit="msg")
         for stamp, kind, i in it:
             if kind == 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..cli import CLIError
+
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -39,7 +41,6 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
     from ..demo import DemoError, describe, run_demo
 
     try:

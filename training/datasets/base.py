@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from mono_depth_ros.profiles import Profile
@@ -27,8 +28,6 @@ class Frame:
 
 
 def _read_rgb(path: "str | Path") -> np.ndarray:
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise DatasetError(f"cannot read image {path} (missing or not an image)")
@@ -36,8 +35,6 @@ def _read_rgb(path: "str | Path") -> np.ndarray:
 
 
 def _read_png16(path: "str | Path", scale: float) -> np.ndarray:
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DatasetError(f"cannot read depth image {path} (missing or not an image)")

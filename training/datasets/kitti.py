@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from .base import DatasetError, FrameSource, _need_dir, _need_file, _read_list, _read_rgb
+
 
 @dataclass(frozen=True)
 class KittiItem:
@@ -144,8 +146,6 @@ class KittiRaw(FrameSource):
                 return kitti.read_depth_png(cache)
         depth = kitti.velodyne_to_depth(kitti.load_velodyne(self.velodyne_path(it)), self.calibration(it), w, h)
         if cache is not None:
-            import cv2
-
             from mono_depth_ros.checkpoint import atomic_write_bytes
 
             ok, buf = cv2.imencode(".png", np.clip(np.round(depth * 256.0), 0, 65535).astype(np.uint16))

@@ -5,6 +5,7 @@ import contextlib
 import os
 from typing import Any, Dict, Iterator
 
+import cv2
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -15,7 +16,6 @@ def limit_threads(n: int = 1) -> Dict[str, Any]:
     threadpoolctl, the BLAS / OpenMP pools numpy already loaded (OpenBLAS: the LiDAR projection's
     matmul would otherwise use every core in every worker); the environment variables cover pools
     created later.  Returns what was limited (for tests and the benchmark)."""
-    import cv2
     import torch
 
     for k in THREAD_ENV:
@@ -43,8 +43,6 @@ def fork_safe_threads(n: int = 1) -> Iterator[None]:
     pthreads pool (OpenCV 4.x; the child waits for pool threads that were not forked).  So the parent's
     pool is set to ``n`` threads while the children fork (they inherit it and :func:`limit_threads`
     leaves it alone) and restored afterwards."""
-    import cv2
-
     old = cv2.getNumThreads()
     if old != n:
         cv2.setNumThreads(n)
