@@ -21,7 +21,7 @@ maps output pixels back to camera pixels through :meth:`Profile.output_region` (
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
 import numpy as np

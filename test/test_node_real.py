@@ -10,14 +10,11 @@ processes: a missing model or a bad parameter -> one FATAL line and exit 1; SIGI
 """
 from __future__ import annotations
 
-import re
-import statistics
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
