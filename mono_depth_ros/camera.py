@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
-import yaml
+
+from .yaml_files import read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -116,15 +117,7 @@ class CameraIntrinsics:
         """From a ROS ``camera_calibration`` YAML file (image_width, image_height, camera_matrix,
         projection_matrix, ...); the projection matrix wins when it is non-zero."""
         path = Path(path)
-        try:
-            with open(path, "r", encoding="utf-8") as f:
-                d = yaml.safe_load(f)
-        except OSError as exc:
-            raise ValueError(f"cannot read camera calibration {path}: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ValueError(f"camera calibration {path} is not valid YAML: {exc}") from exc
-        if not isinstance(d, Mapping):
-            raise ValueError(f"camera calibration {path}: expected a mapping at the top level")
+        d = read_yaml_mapping(path, "camera calibration")
 
         def matrix(key: str) -> "list[float] | None":
             m = d.get(key)

@@ -41,6 +41,7 @@ import yaml
 
 from .model_cache import file_sha256
 from .profiles import IMAGENET_MEAN, IMAGENET_STD, Profile, get_profile
+from .yaml_files import read_yaml_mapping
 
 try:  # checkpoint.py imports torch; an ONNX Runtime / TensorRT-only install has no torch
     from .checkpoint import ModelFileError
@@ -181,12 +182,9 @@ _SIDECAR_KEYS = {"input_width", "input_height", "mean", "std", "output", "metric
 def _read_sidecar(sidecar: Path) -> Dict[str, Any]:
     """The YAML mapping of a model sidecar, its keys checked."""
     try:
-        with open(sidecar, "r", encoding="utf-8") as f:
-            d = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ModelFileError(f"model sidecar {sidecar} cannot be read: {exc}") from exc
-    if not isinstance(d, dict):
-        raise ModelFileError(f"model sidecar {sidecar}: expected a mapping")
+        d = read_yaml_mapping(sidecar, "model sidecar")
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
     unknown = set(d) - _SIDECAR_KEYS
     if unknown:
         raise ModelFileError(f"model sidecar {sidecar}: unknown keys {sorted(unknown)}; "

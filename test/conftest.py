@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mono_depth_ros.profiles import Profile
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MONO_DEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -106,3 +108,51 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         else:
             parts.append(f"{name}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
     terminalreporter.write_line("ROS tiers ran: " + "; ".join(parts))
+
+
+def signal_when(cmd, ready, sig, *, timeout: float = 60.0, poll: float = 0.05):
+    """Run ``cmd`` (in the repository, PYTHONPATH and OMP_NUM_THREADS=1 set), send it ``sig`` once
+    ``ready()`` is true (or after ``timeout`` s), and return (exit status, stderr). The process is killed
+    if it does not end within ``timeout`` s of the signal."""
+    import subprocess
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and not ready():
+            time.sleep(poll)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+def log_lines_at_least(log: Path, n: int):
+    """A ``ready`` for :func:`signal_when`: the training log ``log`` has ``n`` lines."""
+    return lambda: log.is_file() and len(log.read_text().splitlines()) >= n
+
+
+# the tiny network of the CLI tests: 160x120 input, 0.1-10 m, no resize step
+TINY_CLI = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
+                   fine_channels=8, min_depth=0.1, max_depth=10.0, resize_w=160, resize_h=120)
+
+
+# the tiny network of the node tests: outdoor range (the sample bag is KITTI), the profile's default resize
+TINY_NODE = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
+                    fine_channels=8, min_depth=0.5, max_depth=80.0)
+
+
+def save_tiny_model(path: Path, profile: Profile = TINY_CLI, seed: int = 0) -> Path:
+    """A randomly initialised tiny model file (``profile``, torch seed ``seed``); skips without torch."""
+    torch = pytest.importorskip("torch")
+
+    from mono_depth_ros.checkpoint import save_model
+    from mono_depth_ros.model import EigenDepthNet
+
+    torch.manual_seed(seed)
+    save_model(EigenDepthNet(profile).eval(), path)
+    return path

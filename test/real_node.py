@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import pytest
 
+import conftest
 from ros_domains import claim_domain_id, ros_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,17 +34,7 @@ def need_rclpy():
 
 def save_tiny_model(folder: Path) -> Path:
     """A tiny Eigen et al. network with random weights (plumbing, not accuracy)."""
-    torch = pytest.importorskip("torch")
-    from mono_depth_ros.checkpoint import save_model
-    from mono_depth_ros.model import EigenDepthNet
-    from mono_depth_ros.profiles import Profile
-
-    torch.manual_seed(0)
-    profile = Profile(name="tiny", input_w=TINY_W, input_h=TINY_H, fc_hidden=64,
-                      coarse_channels=(8, 16, 16, 16, 16), fine_channels=8, min_depth=0.5, max_depth=80.0)
-    path = folder / "tiny.pt"
-    save_model(EigenDepthNet(profile, "fine"), path)
-    return path
+    return conftest.save_tiny_model(folder / "tiny.pt", conftest.TINY_NODE)
 
 
 class RosHarness:

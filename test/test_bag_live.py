@@ -17,16 +17,22 @@ def _sample():
     return sample_bag_messages()
 
 
-def test_live_evaluation_latency_drops_and_metrics():
+def _live_setup(drop_timeout: float):
+    """The sample bag's images, clouds and stamps, a LiveEvaluation on it, and the camera's K and the
+    LiDAR -> camera transform."""
     msgs, tf = _sample()
     images = msgs["/kitti/camera_color_left/image_raw"]
     infos = msgs["/kitti/camera_color_left/camera_info"]
     clouds = msgs["/kitti/velodyne_points"]
-    ev = DepthEvaluator(["paper"])
-    live = LiveEvaluation(ev, tf.lookup, gt_max_dt=0.05, drop_timeout=1.0)
+    live = LiveEvaluation(DepthEvaluator(["paper"]), tf.lookup, gt_max_dt=0.05, drop_timeout=drop_timeout)
     stamps = [bio.stamp_to_ns(m.header.stamp) for m in images]
     K = camera_info_K(infos[0].k, infos[0].p)
     T = tf.lookup(infos[0].header.frame_id, clouds[0].header.frame_id)
+    return images, clouds, stamps, live, K, T
+
+
+def test_live_evaluation_latency_drops_and_metrics():
+    images, clouds, stamps, live, K, T = _live_setup(drop_timeout=1.0)
     gt0 = lidar_to_depth(bio.pointcloud2_xyz(clouds[0]), T, K, 1242, 375)
     # frame 0: image at wall 10.0, its depth (= the ground truth itself) at 10.08; frame 1: never
     live.on_image(stamps[0], 10.0, rgb=lambda: bio.image_to_array(images[0]))
@@ -43,7 +49,7 @@ def test_live_evaluation_latency_drops_and_metrics():
     s = live.stats()
     assert s["input_images"] == 3 and s["depth_images"] == 1 and s["dropped_frames"] == 2
     assert s["frames_evaluated"] == 1 and s["latency_mean_ms"] == pytest.approx(80.0)
-    assert ev.totals()["paper"]["delta1"] == 1.0
+    assert live.evaluator.totals()["paper"]["delta1"] == 1.0
 
 
 def test_live_evaluation_writes_latency_column(tmp_path):
@@ -80,15 +86,7 @@ def test_launch_and_node_files_are_valid_python_with_expected_entry_points():
 def test_live_evaluation_depth_after_the_next_lidar_scan_still_finds_its_ground_truth():
     """Live, a frame's depth arrives after its camera image by the node's processing time, often after
     the next LiDAR scan: the scan it needs is kept while its camera image awaits depth."""
-    msgs, tf = _sample()
-    images = msgs["/kitti/camera_color_left/image_raw"]
-    infos = msgs["/kitti/camera_color_left/camera_info"]
-    clouds = msgs["/kitti/velodyne_points"]
-    ev = DepthEvaluator(["paper"])
-    live = LiveEvaluation(ev, tf.lookup, gt_max_dt=0.05, drop_timeout=5.0)
-    stamps = [bio.stamp_to_ns(m.header.stamp) for m in images]
-    K = camera_info_K(infos[0].k, infos[0].p)
-    T = tf.lookup(infos[0].header.frame_id, clouds[0].header.frame_id)
+    images, clouds, stamps, live, K, T = _live_setup(drop_timeout=5.0)
     for i in range(2):   # the bag's order: camera image, LiDAR scan; frame 1 one second later
         live.on_image(stamps[i], 10.0 + i)
         assert live.on_lidar(stamps[i], bio.pointcloud2_xyz(clouds[i]), clouds[i].header.frame_id) == []

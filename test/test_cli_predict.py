@@ -4,17 +4,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from conftest import shared_path
-from mono_depth_ros.checkpoint import save_model
+from conftest import TINY_CLI, save_tiny_model, shared_path
 from mono_depth_ros.cli import main
-from mono_depth_ros.model import EigenDepthNet
 from mono_depth_ros.pointcloud import read_ply
-from mono_depth_ros.profiles import Profile
 
-TINY = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
-               fine_channels=8, min_depth=0.1, max_depth=10.0, resize_w=160, resize_h=120)
+TINY = TINY_CLI
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +19,7 @@ def _cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("m") / "tiny.pt"
-    save_model(EigenDepthNet(TINY).eval(), path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("m") / "tiny.pt")
 
 
 @pytest.fixture

@@ -171,17 +171,20 @@ def test_depth_launch_applies_the_profile_to_depth_node_and_rviz(monkeypatch):
 
 
 # ---- over real Fast DDS ------------------------------------------------------------------------
-CAMERA = r"""
+# the start of both camera scripts: a reliable rgb8 Image publisher on /camera/image_raw (node name: NODE)
+CAMERA_PRELUDE = r"""
 import json, sys, time
 import numpy as np, rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
 from sensor_msgs.msg import Image
 from mono_depth_ros.ros import conversions as conv
 rclpy.init()
-node = rclpy.create_node("profile_test_camera")
+node = rclpy.create_node(NODE)
 pub = node.create_publisher(Image, "/camera/image_raw", QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
                                                                   reliability=ReliabilityPolicy.RELIABLE))
 T = conv.MessageTypes.from_rclpy()
+"""
+CAMERA = CAMERA_PRELUDE.replace("NODE", '"profile_test_camera"') + r"""
 rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 msg = conv.rgb_to_image_msg(T, rgb, conv.make_header(T, 0, 0, "cam"))
 end = time.monotonic() + 20
@@ -257,17 +260,7 @@ def test_profiles_are_installed_where_the_launch_file_looks(setup_kwargs):
 # ---- reader memory over real Fast DDS ------------------------------------------------------------
 BIG_W, BIG_H = 4000, 4000  # 48 MB rgb8: above glibc's largest mmap threshold (32 MB), so a freed payload
 #                            leaves the process at once; larger than the 32 MB segment, as in issue 14
-BIG_CAMERA = r"""
-import sys, time
-import numpy as np, rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
-from sensor_msgs.msg import Image
-from mono_depth_ros.ros import conversions as conv
-rclpy.init()
-node = rclpy.create_node("profile_test_big_camera")
-pub = node.create_publisher(Image, "/camera/image_raw", QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
-                                                                  reliability=ReliabilityPolicy.RELIABLE))
-T = conv.MessageTypes.from_rclpy()
+BIG_CAMERA = CAMERA_PRELUDE.replace("NODE", '"profile_test_big_camera"') + r"""
 hdr = conv.make_header(T, 0, 0, "cam")
 small = conv.rgb_to_image_msg(T, np.zeros((240, 320, 3), np.uint8), hdr)  # 230 KB: sent in fragments
 big = conv.rgb_to_image_msg(T, np.zeros((int(sys.argv[2]), int(sys.argv[1]), 3), np.uint8), hdr)

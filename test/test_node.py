@@ -21,7 +21,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, TINY_NODE, save_tiny_model, shared_path
 
 sys.path.insert(0, str(Path(__file__).parent / "fake_rclpy"))
 from fake_ros import installed  # noqa: E402
@@ -38,17 +38,7 @@ BAG = ("ros2_bags", "kitti_2frames_repackaged.mcap")
 # ---- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    torch = pytest.importorskip("torch")
-    from mono_depth_ros.checkpoint import save_model
-    from mono_depth_ros.model import EigenDepthNet
-    from mono_depth_ros.profiles import Profile
-
-    torch.manual_seed(0)
-    profile = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
-                      fine_channels=8, min_depth=0.5, max_depth=80.0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(EigenDepthNet(profile, "fine"), path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt", TINY_NODE)
 
 
 @pytest.fixture(scope="module")

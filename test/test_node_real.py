@@ -19,6 +19,8 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
+from conftest import save_tiny_model
+from mono_depth_ros.profiles import Profile
 from real_node import (RosHarness, make_camera_info, make_image, start_node, statuses, stop_node, values,
                        wait_for)
 from ros_tiers import require_real_rclpy
@@ -33,21 +35,14 @@ PROCESSING = "depth_node: processing"
 OUTPUTS = ("depth/image", "depth/camera_info", "depth/points", "depth/colored")
 
 
+SMALL = Profile(name="small", input_w=304, input_h=228, fc_hidden=64, coarse_channels=(64, 128, 128, 128, 128),
+                fine_channels=32, min_depth=0.5, max_depth=80.0)
+
+
 def _save_small_model(folder: Path) -> Path:
     """A small random-weight network at the NYU input size (304 x 228): about 20 ms a frame on one CPU
     thread, so a camera can be several times faster than the node without flooding DDS."""
-    import torch
-
-    from mono_depth_ros.checkpoint import save_model
-    from mono_depth_ros.model import EigenDepthNet
-    from mono_depth_ros.profiles import Profile
-
-    torch.manual_seed(0)
-    profile = Profile(name="small", input_w=304, input_h=228, fc_hidden=64, coarse_channels=(64, 128, 128, 128, 128),
-                      fine_channels=32, min_depth=0.5, max_depth=80.0)
-    path = folder / "small.pt"
-    save_model(EigenDepthNet(profile, "fine"), path)
-    return path
+    return save_tiny_model(folder / "small.pt", SMALL)
 
 
 class Run:

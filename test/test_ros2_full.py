@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, TINY_NODE, save_tiny_model, shared_path
 from ros_domains import claim_domain_id
 from ros_tiers import bundle_popen, bundle_run, colcon_build, require_bundle
 
@@ -52,17 +52,7 @@ def ws(tmp_path_factory, domain) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    torch = pytest.importorskip("torch")
-    from mono_depth_ros.checkpoint import save_model
-    from mono_depth_ros.model import EigenDepthNet
-    from mono_depth_ros.profiles import Profile
-
-    torch.manual_seed(0)
-    profile = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
-                      fine_channels=8, min_depth=0.5, max_depth=80.0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(EigenDepthNet(profile, "fine"), path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt", TINY_NODE)
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 20) -> str:
@@ -146,13 +136,35 @@ def kitti_bag(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def offline_eval(tmp_path_factory, tiny_model, kitti_bag) -> dict:
     """`mono-depth bag --eval` of the bag with the model (no ROS): the figures live evaluation must match."""
-    off = tmp_path_factory.mktemp("offline")
-    cli = subprocess.run([sys.executable, "-m", "mono_depth_ros", "bag", str(kitti_bag), "--model", str(tiny_model),
-                          "--backend", "torch", "--out", str(off / "bag"), "--eval", "--eval-dir", str(off),
-                          "--no-progress", "--no-plots"], capture_output=True, text=True, timeout=300)
+    return _offline_eval(tmp_path_factory.mktemp("offline"), kitti_bag, ["--model", str(tiny_model)])[0]
+
+
+def _offline_eval(off: Path, bag: Path, extra: list) -> tuple:
+    """(figures, CLI output) of `mono-depth bag BAG --eval` into ``off``."""
+    cli = subprocess.run([sys.executable, "-m", "mono_depth_ros", "bag", str(bag), *extra, "--backend", "torch",
+                          "--out", str(off / "bag"), "--eval", "--eval-dir", str(off), "--no-progress", "--no-plots"],
+                         capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, _tail(cli.stdout + cli.stderr)
     (offline_json,) = list(off.glob("*.json"))
-    return json.loads(offline_json.read_text())
+    return json.loads(offline_json.read_text()), cli.stdout + cli.stderr
+
+
+def _eval_launch(args: list, domain: int, ws: Path, timeout: float) -> str:
+    """`ros2 launch mono_depth_ros eval.launch.py ARGS` to its end; its log (exit 0 asserted)."""
+    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", *args], domain_id=domain, ws=ws)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+        log = log.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        pytest.fail("eval.launch.py did not finish:\n" + _tail(_stop(proc)))
+    assert proc.returncode == 0, _tail(log)
+    return log
+
+
+def _assert_same_figures(doc: dict, ref: dict, rel: float) -> None:
+    for proto, metrics in ref["totals"].items():
+        for key, value in metrics.items():
+            assert doc["totals"][proto][key] == pytest.approx(value, rel=rel, abs=1e-6), (proto, key)
 
 
 @pytest.mark.parametrize("rate", ["1.0", "20.0"])
@@ -160,15 +172,8 @@ def test_eval_launch_scores_every_frame_and_matches_offline_eval(tmp_path, domai
                                                                  offline_eval):
     """rate 20: the bag's two frames 5 ms apart, faster than the node: queued, not dropped."""
     live = tmp_path / "live"
-    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={kitti_bag}",
-                         f"model:={tiny_model}", f"output_dir:={live}", "idle_shutdown:=3.0", "play_delay:=1.0",
-                         f"rate:={rate}", "backend:=torch"], domain_id=domain, ws=ws)
-    try:
-        log, _ = proc.communicate(timeout=150)
-        log = log.decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        pytest.fail("eval.launch.py did not finish:\n" + _tail(_stop(proc)))
-    assert proc.returncode == 0, _tail(log)
+    log = _eval_launch([f"bag:={kitti_bag}", f"model:={tiny_model}", f"output_dir:={live}", "idle_shutdown:=3.0",
+                        "play_delay:=1.0", f"rate:={rate}", "backend:=torch"], domain, ws, timeout=150)
     doc = json.loads((live / "live_eval.json").read_text())
     assert doc["input_images"] == 2, _tail(log)
     # every frame of the bag scored (images before camera_info wait for it; no drops in evaluation)
@@ -182,9 +187,7 @@ def test_eval_launch_scores_every_frame_and_matches_offline_eval(tmp_path, domai
     ref = offline_eval
     assert ref["frames_evaluated"] == 2
     assert set(doc["totals"]) == set(ref["totals"])
-    for proto, metrics in ref["totals"].items():
-        for key, value in metrics.items():
-            assert doc["totals"][proto][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (proto, key)
+    _assert_same_figures(doc, ref, rel=1e-4)
 
 
 def test_eval_launch_without_a_model_runs_the_road_model_with_the_offline_figures(tmp_path, domain, ws, kitti_bag):
@@ -192,30 +195,15 @@ def test_eval_launch_without_a_model_runs_the_road_model_with_the_offline_figure
     + eval.launch.py, with the figures of `mono-depth bag --eval` without --model (which picks it too)."""
     from mono_depth_ros.default_models import ROAD_MODEL
 
-    off = tmp_path / "offline"
-    cli = subprocess.run([sys.executable, "-m", "mono_depth_ros", "bag", str(kitti_bag), "--backend", "torch",
-                          "--out", str(off / "bag"), "--eval", "--eval-dir", str(off), "--no-progress", "--no-plots"],
-                         capture_output=True, text=True, timeout=300)
-    assert cli.returncode == 0, _tail(cli.stdout + cli.stderr)
-    assert ROAD_MODEL.name in cli.stdout + cli.stderr
-    (offline_json,) = list(off.glob("*.json"))
-    ref = json.loads(offline_json.read_text())
+    ref, out = _offline_eval(tmp_path / "offline", kitti_bag, [])
+    assert ROAD_MODEL.name in out
     live = tmp_path / "live"
-    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={kitti_bag}",
-                         f"output_dir:={live}", "idle_shutdown:=3.0", "play_delay:=1.0", "backend:=torch"],
-                        domain_id=domain, ws=ws)
-    try:
-        log, _ = proc.communicate(timeout=180)
-        log = log.decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        pytest.fail("eval.launch.py did not finish:\n" + _tail(_stop(proc)))
-    assert proc.returncode == 0, _tail(log)
+    log = _eval_launch([f"bag:={kitti_bag}", f"output_dir:={live}", "idle_shutdown:=3.0", "play_delay:=1.0",
+                        "backend:=torch"], domain, ws, timeout=180)
     assert ROAD_MODEL.name in log and "KITTI-shaped" in log, _tail(log)
     doc = json.loads((live / "live_eval.json").read_text())
     assert doc["frames_evaluated"] == ref["frames_evaluated"] == 2 and doc["frame_coverage"] == 1.0
-    for proto, metrics in ref["totals"].items():
-        for key, value in metrics.items():
-            assert doc["totals"][proto][key] == pytest.approx(value, rel=1e-2, abs=1e-6), (proto, key)
+    _assert_same_figures(doc, ref, rel=1e-2)
 
 
 @pytest.mark.parametrize("kind", ["missing", "unreadable", "play_fails"])

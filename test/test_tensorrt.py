@@ -162,23 +162,25 @@ def test_rebuild_when_key_changes(tmp_path, change):
     assert not fake.resolve(eng, onnx).built  # and now it is cached again
 
 
-def test_corrupt_engine_is_rebuilt_from_onnx(tmp_path):
+def _built_engine(tmp_path):
+    """(onnx, engine, FakeTRT) after one build of m.engine from m.onnx."""
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"onnx v1")
     eng = tmp_path / "m.engine"
     fake = FakeTRT()
     fake.resolve(eng, onnx)
+    return onnx, eng, fake
+
+
+def test_corrupt_engine_is_rebuilt_from_onnx(tmp_path):
+    onnx, eng, fake = _built_engine(tmp_path)
     eng.write_bytes(b"garbage")  # truncated / overwritten, sidecar still says the key is current
     r = fake.resolve(eng, onnx)
     assert r.built and "corrupt" in r.reason and eng.read_bytes() == b"ENGINE:onnx v1"
 
 
 def test_corrupt_engine_without_onnx_is_refused_with_the_fix(tmp_path):
-    onnx = tmp_path / "m.onnx"
-    onnx.write_bytes(b"onnx v1")
-    eng = tmp_path / "m.engine"
-    fake = FakeTRT()
-    fake.resolve(eng, onnx)
+    onnx, eng, fake = _built_engine(tmp_path)
     onnx.unlink()
     assert not fake.resolve(eng, onnx).built  # a current engine needs no ONNX
     eng.write_bytes(b"garbage")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, log_lines_at_least, shared_path, signal_when
 from mono_depth_ros.checkpoint import load_model, read_model_file
 from training.datasets import DatasetError, build_source
 from training.evaluate import evaluate_model, format_results
@@ -273,30 +273,16 @@ def test_demo_profile_model_file_is_under_20_mb_in_half_precision(tmp_path):
 
 def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
     import signal
-    import time
 
     import yaml
 
     data = _sync_data(tmp_path / "data")
     cfg = _cfg(data, samples={"coarse": 40000, "fine": 8})
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--config", str(tmp_path / "cfg.yaml"),
-                             "--out", str(run)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            log = run / "log.jsonl"
-            if log.is_file() and len(log.read_text().splitlines()) >= 3:
-                break
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]   # stopped by a signal: not a finished run
+    rc, err = signal_when([sys.executable, "-m", "training.train", "--config", str(tmp_path / "cfg.yaml"),
+                           "--out", str(run)], log_lines_at_least(run / "log.jsonl", 3), signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM, err[-2000:]   # stopped by a signal: not a finished run
     assert "--resume" in err
     ckpt = read_model_file(run / "checkpoint.pt")
     step = ckpt["train_state"]["step"]

@@ -4,29 +4,21 @@ signal matters)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
-import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from conftest import ROOT
+from conftest import TINY_CLI, log_lines_at_least, save_tiny_model, signal_when
 from mono_depth_ros import demo
 from mono_depth_ros.demo import run as demo_run   # the run step calls export_outputs from there
-from mono_depth_ros.checkpoint import save_model
 from mono_depth_ros.cli import main
-from mono_depth_ros.model import EigenDepthNet
-from mono_depth_ros.profiles import Profile
 
-TINY = Profile(name="tiny", input_w=160, input_h=120, fc_hidden=64, coarse_channels=(8, 16, 16, 16, 16),
-               fine_channels=8, min_depth=0.1, max_depth=10.0, resize_w=160, resize_h=120)
+TINY = TINY_CLI
 
 
 def tree(root: Path) -> dict:
@@ -46,10 +38,7 @@ def one_error_line(err: str) -> str:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("m") / "tiny.pt"
-    save_model(EigenDepthNet(TINY).eval(), path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("m") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
@@ -229,20 +218,10 @@ def test_predict_sigint_real_signal_exit_130_complete_sets(model, tmp_path):
     for i in range(150):   # far more than are processed before the signal: the run cannot finish first
         _image(src / f"f{i:03d}.png", w=320, h=240, seed=i)
     out = tmp_path / "out"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "mono_depth_ros", "predict", str(src), "--out", str(out),
-                             "--model", str(model), "--backend", "torch", "--quiet", "--fx", "300", "--fy", "300"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not (out.is_dir() and len(list(out.glob("*.ply"))) >= 3):
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    rc, err = signal_when([sys.executable, "-m", "mono_depth_ros", "predict", str(src), "--out", str(out),
+                           "--model", str(model), "--backend", "torch", "--quiet", "--fx", "300", "--fy", "300"],
+                          lambda: out.is_dir() and len(list(out.glob("*.ply"))) >= 3, signal.SIGINT, poll=0.02)
+    assert rc == 130, err
     one_error_line(err)
     stems = {p.name.split("_")[0].split(".")[0] for p in out.iterdir()}
     for s in stems:   # every frame has all four files or none
@@ -286,22 +265,9 @@ def _train_cfg(tmp_path):
 def test_training_sigint_exits_130_with_checkpoint(tmp_path):
     cfg = _train_cfg(tmp_path)
     run = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--config", str(cfg), "--out", str(run)],
-                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            log = run / "log.jsonl"
-            if log.is_file() and len(log.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err[-2000:]
+    rc, err = signal_when([sys.executable, "-m", "training.train", "--config", str(cfg), "--out", str(run)],
+                          log_lines_at_least(run / "log.jsonl", 2), signal.SIGINT, timeout=90)
+    assert rc == 130, err[-2000:]
     assert "--resume" in err and (run / "checkpoint.pt").is_file() and not (run / "model.pt").exists()
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from mono_depth_ros.profiles import Profile, get_profile
+from mono_depth_ros.yaml_files import read_yaml_mapping
 
 
 # ---- configs -----------------------------------------------------------------------------------
@@ -29,17 +30,7 @@ def load_yaml_config(path: "str | Path") -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config {path} does not exist")
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:   # one line: where and what (PyYAML's message spans several lines)
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"config {path} is not valid YAML{where}: {what}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"config {path} is not a text (YAML) file") from None
-    if not isinstance(cfg, dict):
-        raise ValueError(f"config {path} must be a mapping, got {type(cfg).__name__}")
+    cfg = read_yaml_mapping(path, "config")
     base = cfg.pop("base", None)
     if base:
         cfg = deep_merge(load_yaml_config(path.parent / base), cfg)

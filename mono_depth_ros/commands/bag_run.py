@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from ..bag.run import BagRunOptions, run_bag
 from ..cli import CLIError
 from ..params import NodeConfig, validate_config, validate_value
+from ..yaml_files import read_yaml_mapping
 
 _CFG_ARGS = ("backend", "device", "precision", "threads", "output_resolution", "min_depth", "max_depth",
              "depth_scale", "depth_encoding", "frame_id", "points_stride", "colormap", "color_min_depth",
@@ -19,14 +18,9 @@ _CFG_ARGS = ("backend", "device", "precision", "threads", "output_resolution", "
 def load_params_file(path: str) -> dict:
     """The ros__parameters of a ROS 2 params YAML (``/**:``, ``depth_node:`` or any single node key)."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
-    except OSError as exc:
-        raise CLIError(f"cannot read --params-file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise CLIError(f"--params-file {path} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise CLIError(f"--params-file {path}: expected a mapping")
+        doc = read_yaml_mapping(path, "--params-file")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     for key in ("/**", "depth_node", "/depth_node", "mono_depth", *doc.keys()):
         node = doc.get(key)
         if isinstance(node, dict) and isinstance(node.get("ros__parameters"), dict):
