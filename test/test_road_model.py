@@ -194,3 +194,19 @@ def test_eval_launch_without_model_picks_the_road_model_for_a_kitti_bag(monkeypa
     finally:
         module._remove_temp_files()
 
+
+
+def test_ship_model_reads_cpu_seconds_from_gnu_time_output():
+    """ship_model --time-log: CPU seconds (user + system, loader workers included), wall and peak memory of the
+    training command; anything that is not GNU `time -v` output is refused."""
+    from training.ship_model import parse_time_log
+
+    text = ("\tCommand being timed: \"python -m training.train\"\n\tUser time (seconds): 1103.17\n"
+            "\tSystem time (seconds): 144.56\n\tPercent of CPU this job got: 116%\n"
+            "\tElapsed (wall clock) time (h:mm:ss or m:ss): 17:54.78\n\tMaximum resident set size (kbytes): 5434332\n")
+    t = parse_time_log(text)
+    assert t["cpu_s"] == pytest.approx(1247.73) and t["wall_s"] == pytest.approx(1074.78)
+    assert t["max_rss_mb"] == pytest.approx(5307.0, abs=0.1)
+    assert parse_time_log(text.replace("17:54.78", "1:02:03"))["wall_s"] == pytest.approx(3723.0)
+    with pytest.raises(ValueError):
+        parse_time_log("real 0m1.0s\n")

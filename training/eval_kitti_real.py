@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from mono_depth_ros import metrics as M
@@ -101,6 +102,45 @@ def predict(model: Any, rgb: np.ndarray, stage: str, fill_outside: bool = True) 
     return prediction_to_camera(np.exp(logd), t, p, fill_outside=fill_outside)
 
 
+def _train_mean(meta: Dict[str, Any], model_path: Path, train_mean: Optional[float],
+                train_mean_frames: int) -> Tuple[float, str]:
+    """The mean-depth baseline's constant and where it came from: given, the model file's
+    ``meta.train_mean_depth``, or recomputed from the first training frames named by its config."""
+    if train_mean is not None:
+        return train_mean, "given"
+    if train_mean_frames <= 0 and "train_mean_depth" in meta:
+        return float(meta["train_mean_depth"]), "meta.train_mean_depth of the model file"
+    from .ship_model import train_mean_depth
+
+    cfg = (meta.get("config") or {}).get("data", {}).get("train") or {}
+    if not cfg:
+        raise EvalError(f"{model_path} names no training set; give --train-mean")
+    n = train_mean_frames or 500
+    return train_mean_depth(cfg, n), f"recomputed from the first {n} training frames"
+
+
+def _score_frame(model: Any, stages: Sequence[str], rows: Dict[str, Any], fr: Any, name: str, fy: float, cy: float,
+                 camera_height: float, train_mean: float, covered_only: bool) -> Dict[str, Any]:
+    """Add one frame to every row's accumulator; its per-image metrics."""
+    h, w = fr.depth.shape
+    gt = np.where(fr.valid & (fr.depth > 0), fr.depth, 0).astype(np.float32)
+    mask = M.kitti_garg_crop_mask((h, w))
+    preds = {s: predict(model, fr.rgb, s, fill_outside=not covered_only) for s in stages}
+    if covered_only:      # as depth_node / bag --eval: only the pixels the network's output covers
+        mask &= np.isfinite(preds[stages[0]])
+    rec: Dict[str, Any] = {"frame": name, "size": [w, h], "fy": fy, "cy": cy}
+    for s in stages:
+        rec[STAGE_ROWS[s]] = rows[STAGE_ROWS[s]].add(preds[s], gt, mask, name)
+    rec["ground plane only"] = rows["ground plane only"].add(
+        ground_plane_depth(h, w, fy, cy, camera_height), gt, mask, name)
+    rec["mean-depth baseline"] = rows["mean-depth baseline"].add(
+        np.full((h, w), train_mean, np.float32), gt, mask, name)
+    return rec
+
+
+STAGE_ROWS = {"coarse": "model, coarse only", "fine": "model, coarse + fine"}
+
+
 def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional[float] = None,
              train_mean_frames: int = 0, object_root: Path = OBJECT_ROOT, raw_root: Path = RAW_ROOT,
              covered_only: bool = False, synthetic: Optional[FrameSource] = None) -> Dict[str, Any]:
@@ -111,48 +151,19 @@ def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional
         model, info = load_model(model_path)
     except (ModelFileError, FileNotFoundError, OSError) as exc:
         raise EvalError(str(exc)) from None
-    meta = info.get("meta") or {}
+    train_mean, mean_src = _train_mean(info.get("meta") or {}, model_path, train_mean, train_mean_frames)
     stages = ["coarse", "fine"] if info.get("stage") == "fine" else ["coarse"]
-    if train_mean is None:
-        if train_mean_frames > 0 or "train_mean_depth" not in meta:
-            from .ship_model import train_mean_depth
-
-            cfg = (meta.get("config") or {}).get("data", {}).get("train") or {}
-            if not cfg:
-                raise EvalError(f"{model_path} names no training set; give --train-mean")
-            train_mean = train_mean_depth(cfg, train_mean_frames or 500)
-            mean_src = f"recomputed from the first {train_mean_frames or 500} training frames"
-        else:
-            train_mean = float(meta["train_mean_depth"])
-            mean_src = "meta.train_mean_depth of the model file"
-    else:
-        mean_src = "given"
-    names = {"coarse": "model, coarse only", "fine": "model, coarse + fine"}
-    rows = {names[s]: M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH) for s in reversed(stages)}
+    rows = {STAGE_ROWS[s]: M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH) for s in reversed(stages)}
     rows["ground plane only"] = M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
     rows["mean-depth baseline"] = M.MetricAccumulator(min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
     frames: List[Dict[str, Any]] = []
     for label, src in (frame_sets(object_root, raw_root) if synthetic is None else [("synthetic", synthetic)]):
         for i in range(len(src)):
             fr = src.frame(i, None, mask_min_max=False)
-            h, w = fr.depth.shape
-            gt = np.where(fr.valid & (fr.depth > 0), fr.depth, 0).astype(np.float32)
-            mask = M.kitti_garg_crop_mask((h, w))
-            preds = {s: predict(model, fr.rgb, s, fill_outside=not covered_only) for s in stages}
-            if covered_only:      # as depth_node / bag --eval: only the pixels the network's output covers
-                mask &= np.isfinite(preds[stages[0]])
             fy, cy = frame_calibration(src, i) if synthetic is None else \
                 (synthetic.ds.frame(i).fy, synthetic.ds.frame(i).cy)        # type: ignore[attr-defined]
-            name = f"{label}/{fr.name}"
-            rec: Dict[str, Any] = {"frame": name, "size": [w, h], "fy": fy, "cy": cy}
-            for s in stages:
-                m = rows[names[s]].add(preds[s], gt, mask, name)
-                rec[names[s]] = m
-            rec["ground plane only"] = rows["ground plane only"].add(
-                ground_plane_depth(h, w, fy, cy, camera_height), gt, mask, name)
-            rec["mean-depth baseline"] = rows["mean-depth baseline"].add(
-                np.full((h, w), train_mean, np.float32), gt, mask, name)
-            frames.append(rec)
+            frames.append(_score_frame(model, stages, rows, fr, f"{label}/{fr.name}", fy, cy, camera_height,
+                                       train_mean, covered_only))
     table = {k: acc.result() for k, acc in rows.items()}
     return {"model": str(model_path), "profile": model.profile.name, "stage": info.get("stage"),
             "train_mean_depth": train_mean, "train_mean_source": mean_src, "camera_height": camera_height,
@@ -163,8 +174,6 @@ def evaluate(model_path: Path, camera_height: float = 1.65, train_mean: Optional
 
 # ---- pictures (docs/demo.md) ------------------------------------------------------------------------
 def _label(img: np.ndarray, text: str) -> np.ndarray:
-    import cv2
-
     out = img.copy()
     cv2.putText(out, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(out, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
@@ -174,8 +183,6 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 def depth_figure(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray, width: int = 621, name: str = "model") -> np.ndarray:
     """RGB / predicted depth / LiDAR ground truth (dilated for visibility), one colour scale (turbo, 3-60 m,
     log-spaced via colorize's scale), each resized to ``width``; black = no value."""
-    import cv2
-
     from mono_depth_ros.colorize import colorize_depth
 
     h = int(round(rgb.shape[0] * width / rgb.shape[1]))
@@ -193,8 +200,6 @@ def cloud_figure(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray, fx: float, f
                  size: Tuple[int, int] = (420, 380), extent: float = 40.0, name: str = "model") -> np.ndarray:
     """Two bird's-eye views (x right, z forward, 0-``extent`` m, 10 m rings, same scale): the predicted point
     cloud (pixels coloured by the image) and the LiDAR ground truth; metric errors show as displaced structures."""
-    import cv2
-
     w, h = size
     s = (h - 24) / extent                                             # pixels per metre
     ox, oz = w / 2.0, h - 6.0

@@ -15,6 +15,7 @@ touched.  Deterministic: same arguments, same bytes.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -22,15 +23,14 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
+
+from mono_depth_ros.synthetic import render_frame
 
 
 def _render_range(args: Tuple[str, int, int, int, int, int, str]) -> int:
     kind, seed, width, height, start, stop, out = args
-    import cv2
-
-    from mono_depth_ros.synthetic import render_frame
-
     root = Path(out)
     for i in range(start, stop):
         f = render_frame(kind, seed, width, height, index=i)
@@ -53,8 +53,6 @@ def render_dataset(out: Path, kind: str, n: int, seed: int, width: int, height: 
     tasks = [(kind, seed, width, height, s, min(s + chunk, n), str(tmp)) for s in range(0, n, chunk)]
     t0, done = time.perf_counter(), 0
     if jobs > 1:
-        import multiprocessing as mp
-
         with mp.get_context("fork").Pool(jobs) as pool:
             for k in pool.imap_unordered(_render_range, tasks):
                 done += k

@@ -22,6 +22,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from mono_depth_ros.metrics import kitti_garg_crop_mask
+
 from .datasets import REPO, build_source
 
 
@@ -47,10 +49,27 @@ def run_stats(run: Path) -> Dict[str, Any]:
     return out
 
 
+def parse_time_log(text: str) -> Dict[str, float]:
+    """CPU seconds (user, system, total), wall seconds and peak RSS (MB) from GNU ``time -v`` output."""
+    fields = {"User time (seconds)": "user_s", "System time (seconds)": "system_s",
+              "Maximum resident set size (kbytes)": "max_rss_kb"}
+    out: Dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().rpartition(": ")
+        if key in fields:
+            out[fields[key]] = float(value)
+        elif key.startswith("Elapsed (wall clock) time"):
+            parts = [float(p) for p in value.split(":")]
+            out["wall_s"] = sum(p * 60 ** k for k, p in enumerate(reversed(parts)))
+    if "user_s" not in out or "system_s" not in out or "wall_s" not in out:
+        raise ValueError("not GNU time -v output (no user/system/elapsed times)")
+    out["cpu_s"] = round(out["user_s"] + out["system_s"], 2)
+    out["max_rss_mb"] = round(out.pop("max_rss_kb", 0.0) / 1024.0, 1)
+    return out
+
+
 def train_mean_depth(data_cfg: Dict[str, Any], n: int) -> float:
     """Mean valid depth (<= 80 m) inside the Garg crop over the first ``n`` frames of the training set."""
-    from mono_depth_ros.metrics import kitti_garg_crop_mask
-
     cfg = dict(data_cfg)
     cfg.pop("cache", None)
     src = build_source(cfg)
@@ -70,6 +89,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--train-mean-frames", type=int, default=2000)
     ap.add_argument("--note", default="", help="free text stored with the metadata (machine, load)")
     ap.add_argument("--data-description", default="", help="what the training frames are")
+    ap.add_argument("--time-log", default=None,
+                    help="GNU `/usr/bin/time -v` output of the training command: its CPU seconds (user + system, "
+                         "loader worker included), wall time and peak memory go into meta.training.process")
     args = ap.parse_args(argv)
     import torch
 
@@ -92,6 +114,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     stats.update({"torch": str(torch.__version__), "git_commit": commit, "note": args.note})
+    if args.time_log:
+        try:
+            stats["process"] = parse_time_log(Path(args.time_log).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"ship_model: error: --time-log: {exc}", file=sys.stderr)
+            return 2
     meta["training"] = stats
     train_cfg = (meta.get("config") or {}).get("data", {}).get("train") or {}
     meta["training_data"] = {"source": train_cfg, "description": args.data_description}

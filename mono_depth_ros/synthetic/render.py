@@ -200,6 +200,8 @@ def _pattern(tex: int, u: np.ndarray, v: np.ndarray, inv_s: np.ndarray, f: np.nd
         col = np.floor(su).astype(np.int32)
         mortar = ((su - col) < 0.06) | ((sv - row) < 0.12)
         return np.where(mortar, np.float32(1.0), 0.35 * _hash01(col, row, f))
+    if tex == _TEX_ID["facade"]:
+        return _facade_mix(u, v, inv_s, f)
     if tex == _TEX_ID["foliage"]:  # three octaves of value noise (leaves, lawn)
         out = np.zeros(u.shape, np.float32)
         for k, w in ((1, 0.45), (3, 0.35), (9, 0.2)):
@@ -207,6 +209,22 @@ def _pattern(tex: int, u: np.ndarray, v: np.ndarray, inv_s: np.ndarray, f: np.nd
                                f + 31 * k)
         return out
     return np.zeros(u.shape, np.float32)
+
+
+def _facade_mix(u: np.ndarray, v: np.ndarray, inv_s: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """A facade (u along the wall, v up; cell = scale wide, 1.3 scale high): framed windows whose glass tone
+    varies per window (dark, reflecting, lit; color2 is the glass), a floor band, a weathered wall."""
+    f32 = np.float32
+    su, sv = u * inv_s, v * (inv_s / f32(1.3))
+    iu, iv = np.floor(su).astype(np.int32), np.floor(sv).astype(np.int32)
+    fu, fv = su - iu, sv - iv
+    above = v > 1.0
+    glass = (fu > 0.22) & (fu < 0.78) & (fv > 0.28) & (fv < 0.82) & above
+    frame = (fu > 0.16) & (fu < 0.84) & (fv > 0.22) & (fv < 0.88) & above & ~glass
+    wall = f32(0.2) * _hash01(iu >> 1, iv >> 1, f + 5) + f32(0.08) * _hash01(
+        np.floor(u * 4).astype(np.int32), np.floor(v * 4).astype(np.int32), f + 9)
+    tone = f32(0.5) + f32(0.5) * _hash01(iu, iv, f + 3)
+    return np.where(glass, tone, np.where(frame | (fv < 0.06), f32(0.35), wall)).astype(f32)
 
 
 def render(scene: Scene, pose: Optional[CameraPose] = None, intrinsics: Any = None, *, noise_seed: int = 0,

@@ -17,7 +17,7 @@ DEFAULT_HFOV_DEG: Dict[str, float] = {"indoor": 62.0, "outdoor": 81.0, "street":
 #: Far limit (metres): surfaces beyond it are invalid depth (NYU's 10 m, KITTI's 80 m).
 DEFAULT_FAR: Dict[str, float] = {"indoor": 10.0, "outdoor": 80.0, "street": 80.0}
 TEXTURES: Tuple[str, ...] = ("flat", "checker", "stripes", "noise", "planks", "windows", "road",
-                             "asphalt", "asphalt_plain", "bricks", "foliage")
+                             "asphalt", "asphalt_plain", "bricks", "foliage", "facade")
 _TEX_ID = {name: i for i, name in enumerate(TEXTURES)}
 _EPS = 1e-4  # minimum ray parameter (metres along optical Z) of a hit
 
@@ -153,6 +153,7 @@ class Scene:
     vignette: float = 0.0                  # brightness falls by this fraction at the image corners
     blur: float = 0.0                      # 0..1: mix with a 3x3 binomial blur (optics, no exact edges)
     movers: Dict[int, Tuple[float, float]] = field(default_factory=dict)  # box index -> (vx, vy) m/s
+    info: Dict[str, Any] = field(default_factory=dict)  # what the builder drew (e.g. the street's layout)
     _compiled: Optional["_Compiled"] = field(default=None, repr=False, compare=False)
     _compiled_key: Optional[Tuple[Any, ...]] = field(default=None, repr=False, compare=False)
 
