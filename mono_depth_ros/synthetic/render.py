@@ -39,29 +39,13 @@ class SyntheticFrame:
     def K(self) -> np.ndarray:
         return self.intrinsics.K()
 
-    @property
-    def width(self) -> int:
-        return self.intrinsics.width
-
-    @property
-    def height(self) -> int:
-        return self.intrinsics.height
-
-    @property
-    def fx(self) -> float:
-        return self.intrinsics.fx
-
-    @property
-    def fy(self) -> float:
-        return self.intrinsics.fy
-
-    @property
-    def cx(self) -> float:
-        return self.intrinsics.cx
-
-    @property
-    def cy(self) -> float:
-        return self.intrinsics.cy
+    # the intrinsics' fields, read through the frame
+    width = property(lambda self: self.intrinsics.width)
+    height = property(lambda self: self.intrinsics.height)
+    fx = property(lambda self: self.intrinsics.fx)
+    fy = property(lambda self: self.intrinsics.fy)
+    cx = property(lambda self: self.intrinsics.cx)
+    cy = property(lambda self: self.intrinsics.cy)
 
     def depth_or(self, value: float = 0.0) -> np.ndarray:
         """A copy of the depth with invalid pixels set to ``value`` (e.g. 0 for a 16-bit PNG)."""
@@ -139,6 +123,19 @@ def _hash01(i: np.ndarray, j: np.ndarray, k: Union[np.ndarray, int]) -> np.ndarr
     return (h & 0xFFFF).astype(np.float32) * np.float32(1.0 / 65536.0)
 
 
+def _lane_marks(u: np.ndarray, v: np.ndarray, road: Any) -> np.ndarray:
+    """Lane markings of a road along world x (u) centred on y = 0 (v): dashed inner lines and solid edges."""
+    hw, lw = road.half_width, road.line_width / 2.0
+    rel = (v + hw) / road.lane_width
+    lane = np.round(rel)
+    near_line = np.abs(rel - lane) * road.lane_width < lw
+    inner = (lane >= 1) & (lane <= road.n_lanes - 1)
+    fx = u / road.dash_period
+    dash = (fx - np.floor(fx)) * road.dash_period < road.dash_length
+    edge = np.abs(np.abs(v) - (hw - 0.3)) < lw
+    return (near_line & inner & dash) | edge
+
+
 def _pattern(tex: int, u: np.ndarray, v: np.ndarray, inv_s: np.ndarray, f: np.ndarray, road: Road) -> np.ndarray:
     """Mix factor in [0, 1] between a face's color (0) and color2 (1) for texture ``tex``."""
     if tex == _TEX_ID["checker"]:
@@ -161,15 +158,7 @@ def _pattern(tex: int, u: np.ndarray, v: np.ndarray, inv_s: np.ndarray, f: np.nd
         win = (fu > 0.25) & (fu < 0.75) & (fv > 0.3) & (fv < 0.8) & (v > 1.0)
         return win.astype(np.float32)
     if tex == _TEX_ID["road"]:     # u = world x (along the road), v = world y (across)
-        hw, lw = road.half_width, road.line_width / 2.0
-        rel = (v + hw) / road.lane_width
-        lane = np.round(rel)
-        near_line = np.abs(rel - lane) * road.lane_width < lw
-        inner = (lane >= 1) & (lane <= road.n_lanes - 1)
-        fx = u / road.dash_period
-        dash = (fx - np.floor(fx)) * road.dash_period < road.dash_length
-        edge = np.abs(np.abs(v) - (hw - 0.3)) < lw
-        mark = (near_line & inner & dash) | edge
+        mark = _lane_marks(u, v, road)
         speck = _hash01(np.floor(u * 8).astype(np.int32), np.floor(v * 8).astype(np.int32), 3) * 0.12
         return np.where(mark, np.float32(1.0), speck)
     if tex == _TEX_ID["asphalt"] or tex == _TEX_ID["asphalt_plain"]:
@@ -182,16 +171,8 @@ def _pattern(tex: int, u: np.ndarray, v: np.ndarray, inv_s: np.ndarray, f: np.nd
         track = (np.abs(off - 0.8) < 0.3).astype(np.float32)                     # tyre tracks
         if tex == _TEX_ID["asphalt_plain"]:
             return np.minimum(patch + speck + 0.25 * track, np.float32(1.0))
-        hw, lw = road.half_width, road.line_width / 2.0
-        rel = (v + hw) / road.lane_width
-        lane = np.round(rel)
-        near_line = np.abs(rel - lane) * road.lane_width < lw
-        inner = (lane >= 1) & (lane <= road.n_lanes - 1)
-        fx = u / road.dash_period
-        dash = (fx - np.floor(fx)) * road.dash_period < road.dash_length
-        edge = np.abs(np.abs(v) - (hw - 0.3)) < lw
         worn = _hash01(np.floor(u * 2).astype(np.int32), np.floor(v * 4).astype(np.int32), 5) * 0.35
-        mark = (near_line & inner & dash) | edge
+        mark = _lane_marks(u, v, road)
         return np.where(mark, np.float32(1.0) - worn, speck - 0.12 * patch - 0.06 * track)
     if tex == _TEX_ID["bricks"]:   # running bond: rows scale / 3 high, bricks scale long, mortar = color2
         su, sv = u * inv_s, v * (inv_s * 3.0)
