@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 from . import __version__
 
@@ -35,15 +35,31 @@ class CLIError(Exception):
         self.code = code
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with issue 11's errors: a mistake on the command line is one line, ``mono-depth predict: error:
+    argument --backend: invalid choice: ...``, exit status 2, instead of the whole usage first; ``--help`` is
+    unchanged. The subcommands' parsers are of this class too (``add_subparsers`` uses the parent's class)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        text = " | ".join(ln.strip() for ln in message.splitlines() if ln.strip())
+        hint = "" if "invalid choice" in text else f" (see {self.prog} --help)"   # a choice error lists them
+        self.exit(2, f"{self.prog}: error: {text}{hint}\n")
+
+
+def plural(n: int, noun: str, nouns: Optional[str] = None) -> str:
+    """``1 frame``, ``2 frames``, ``0 frames`` (``nouns``: an irregular plural)."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mono-depth", description="Monocular depth estimation (Eigen et al. 2014)")
+    parser = Parser(prog="mono-depth", description="Monocular depth estimation (Eigen et al. 2014)")
     parser.add_argument("--version", action="version", version=f"mono_depth_ros {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, modname in COMMANDS.items():
         mod = importlib.import_module(modname)
         p = mod.add_parser(sub)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     return parser
 
 
@@ -55,7 +71,9 @@ def one_line(exc: BaseException) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # named by the subcommand's parser (its usage and --help are the relevant ones)
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     prog = f"mono-depth {args.command}"
     try:
         return int(args._run(args) or 0)

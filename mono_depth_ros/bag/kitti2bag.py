@@ -46,6 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import kitti
+from ..cli import plural
 from .io import CAMERA_INFO, IMAGE, POINTCLOUD2, TF_MESSAGE, BagWriter, check_output_bag, qos_profile
 from .tf import OPTICAL_IN_BODY, invert, make_transform, nearest_rotation
 
@@ -159,10 +160,11 @@ def _data_files(folder: Path, suffix: str, n_stamps: int, stamps_path: Path) -> 
     expected = [data / f"{i:010d}{suffix}" for i in range(n_stamps)]
     missing = [p for p in expected if not p.is_file()]
     if missing:
-        raise KittiDriveError(f"{len(missing)} file(s) listed by {stamps_path} ({n_stamps} lines) are missing, "
-                              f"first {missing[0]}")
+        raise KittiDriveError(f"{plural(len(missing), 'file')} listed by {stamps_path} ({plural(n_stamps, 'line')}) "
+                              f"{'is' if len(missing) == 1 else 'are'} missing, first {missing[0]}")
     if len(files) != n_stamps:
-        raise KittiDriveError(f"{data} has {len(files)} {suffix} files but {stamps_path} has {n_stamps} timestamps")
+        raise KittiDriveError(f"{data} has {plural(len(files), suffix + ' file')} but {stamps_path} has "
+                              f"{plural(n_stamps, 'timestamp')}")
     return expected
 
 
@@ -251,13 +253,17 @@ def convert(drive_dir: "str | Path", out: "str | Path", camera: int = 2, velodyn
 
     ``out`` may not be, contain or lie inside the drive folder or the calibration folder; an existing
     ``out`` is replaced only with ``overwrite`` and only if it is a bag (:func:`.io.check_output_bag`)."""
+    if max_frames is not None and max_frames < 1:   # before anything is read
+        raise KittiDriveError(f"--max-frames must be >= 1, got {max_frames}")
+    if start < 0:
+        raise KittiDriveError(f"--start must be >= 0 (the first frame's index), got {start}")
     drive = load_drive(drive_dir, camera=camera, velodyne=velodyne, calib_dir=calib_dir)
     protect = [("drive folder", drive.drive_dir), ("calibration folder", drive.calib_dir)]
     check_output_bag(out, overwrite, protect)  # before reading any data
     n = len(drive)
     stop = n if max_frames is None else min(n, start + max_frames)
     if not 0 <= start < n:
-        raise KittiDriveError(f"--start {start} is outside the drive's {n} frames")
+        raise KittiDriveError(f"--start {start} is outside the drive's {plural(n, 'frame')} (0-{n - 1})")
     calib = drive.calib
     events: List[Tuple[int, int, int]] = []  # (stamp, kind 0=image 1=velo, index)
     for i in range(start, stop):

@@ -224,6 +224,8 @@ class _BagRun:
     def __init__(self, opts: BagRunOptions, log: Callable[[str], None]):
         if opts.copy not in ("none", "tf", "all"):
             raise ValueError(f"copy must be none, tf or all, got {opts.copy!r}")
+        if opts.max_frames is not None and opts.max_frames < 1:
+            raise ValueError(f"--max-frames must be >= 1, got {opts.max_frames}")
         self.opts, self.log = opts, log
         self.cfg = _node_config(opts.config)
         ns = "/" + opts.namespace.strip("/") if opts.namespace.strip("/") else ""

@@ -95,7 +95,9 @@ def check_output_bag(path: "str | Path", overwrite: bool = False,
     ``protect``: (label, path) of the inputs (e.g. ``("input bag", INPUT_BAG)``): the output may be
     none of them, contain none of them and lie inside none of them (symlinks resolved). An existing
     output is replaced only with ``overwrite`` and only if it is a bag (:func:`is_bag_path`).
-    Raises :class:`BagError` (or ``FileExistsError`` for an existing output without ``overwrite``).
+    Raises :class:`BagError` (or ``FileExistsError`` for an existing bag without ``overwrite``); an existing
+    output that is no bag is refused at once (``overwrite`` would not help), and so is a bag file name
+    (``.mcap`` / ``.db3``: the output is a rosbag2 directory).
     """
     path = Path(path)
     out = path.resolve()
@@ -108,13 +110,22 @@ def check_output_bag(path: "str | Path", overwrite: bool = False,
                            "choose another output path")
         if _inside(out, q):
             raise BagError(f"output {path} is inside the {label} {p}: write the output elsewhere")
+    _check_directory_name(path)
     if path.exists() or path.is_symlink():
+        if not is_bag_path(path):
+            what = "a folder" if path.is_dir() and not path.is_symlink() else \
+                "a file" if path.is_file() and not path.is_symlink() else "a link or special file"
+            raise BagError(f"{path} exists and is not a rosbag2 bag ({what}; a bag is a folder of metadata.yaml + "
+                           ".mcap/.db3 files only): choose another --out (it is never replaced, not even with "
+                           "--overwrite)")
         if not overwrite:
             raise FileExistsError(f"output bag {path} exists; refusing to overwrite it (pass --overwrite)")
-        if not is_bag_path(path):
-            raise BagError(f"output {path} exists and is not a rosbag2 (a directory of metadata.yaml + .mcap/.db3 "
-                           "files only, or a single .mcap/.db3 file): refusing to replace it even with "
-                           "--overwrite; choose another output path or remove it yourself")
+
+
+def _check_directory_name(path: Path) -> None:
+    if path.suffix in _STORAGE_SUFFIXES:
+        raise BagError(f"output {path}: give a directory name (a rosbag2 is a directory; it will hold "
+                       f"{path.stem}.mcap and metadata.yaml)")
 
 
 class BagWriter:
@@ -156,10 +167,7 @@ class BagWriter:
             self.abort()
 
     def open(self) -> None:
-        check_output_bag(self.path, self.overwrite, self.protect)
-        if self.path.suffix in (".mcap", ".db3"):
-            raise BagError(f"output {self.path}: give a directory name (a rosbag2 is a directory; it will hold "
-                           f"{self.path.stem}.mcap and metadata.yaml)")
+        check_output_bag(self.path, self.overwrite, self.protect)   # (and the directory name)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
         if self.storage not in plugins:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import DEFAULT_MODEL_HELP, THREADS_HELP
+
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -17,7 +19,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                     "them. With --eval, compare with LiDAR (via /tf_static) or a ground-truth depth topic and write "
                     "CSV/JSON/markdown metrics and plots. No ROS installation needed.")
     p.add_argument("input", metavar="INPUT_BAG", help="rosbag2 directory, or a .mcap / .db3 file")
-    p.add_argument("--model", help="model file (.pt / .onnx / .engine); default: the shipped demo model")
+    p.add_argument("--model", help="model file (.pt / .onnx / .engine); default: --params-file's model, else "
+                                    f"{DEFAULT_MODEL_HELP}, chosen from the first CameraInfo's size")
     p.add_argument("--out", required=True, metavar="OUTPUT_BAG", help="output rosbag2 directory (created)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUTPUT_BAG if it exists and is a rosbag2 (once the new one is complete), and the "
@@ -38,7 +41,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=["auto", "tensorrt", "torch", "onnxruntime"])
     g.add_argument("--device")
     g.add_argument("--precision", choices=["auto", "fp32", "fp16", "int8"])
-    g.add_argument("--threads", type=int)
+    g.add_argument("--threads", type=int, help=THREADS_HELP)
     g.add_argument("--output-resolution", choices=["camera", "network"])
     g.add_argument("--min-depth", type=float)
     g.add_argument("--max-depth", type=float)

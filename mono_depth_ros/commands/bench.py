@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import MIN_FRAME_SIZE
+from . import MAX_THREADS, MIN_FRAME_SIZE
 
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
@@ -31,7 +31,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: the backend's best)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
                    help="default: auto (fp16 on GPUs, fp32 on CPU)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"CPU threads, 0-{MAX_THREADS} (default: the backend's, physical cores on CPU)")
     p.add_argument("--iters", type=int, default=50, help="timed iterations per measurement")
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     p.add_argument("--width", type=int, default=640, help=f"pipeline frame width (>= {MIN_FRAME_SIZE})")

@@ -16,14 +16,14 @@ import numpy as np
 from ..backends.base import BackendError, create_backend
 from ..camera import CameraIntrinsics
 from ..checkpoint import atomic_write_bytes, save_model
-from ..cli import CLIError
+from ..cli import CLIError, plural
 from ..model_spec import load_spec
 from ..pipeline import DepthPipeline
 from ..pointcloud import CloudBuilder
 from ..preprocess import Preprocessor
 from ..profiles import get_profile
 from ..quantize import synthetic_frames
-from . import MIN_FRAME_SIZE
+from . import MIN_FRAME_SIZE, model_folder_problem, threads_problem
 
 
 def check_args(iters: int, warmup: int, width: int, height: int, stride: int) -> None:
@@ -169,7 +169,7 @@ def format_table(res: Dict[str, Any]) -> str:
     fr = res["frame"]
     lines = [f"backend {res['backend_detail']}, profile {res['profile']} (input {res['input'][0]}x{res['input'][1]}), "
              f"model: {res['model']}",
-             f"{res['iters']} iterations after {res['warmup']} warm-up; threads {res.get('threads')}",
+             f"{plural(res['iters'], 'iteration')} after {res['warmup']} warm-up; threads {res.get('threads')}",
              "",
              "| measurement | p50 ms | p90 ms | mean ms | FPS (1/p50) |",
              "|---|---:|---:|---:|---:|"]
@@ -182,7 +182,7 @@ def format_table(res: Dict[str, Any]) -> str:
     if pipe:
         st = pipe["stages_p50_ms"]
         lines += ["", "pipeline stages (p50 ms): " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()),
-                  f"cloud: {pipe['cloud_points']} valid points (organised {fr['width'] // fr['cloud_stride']}x"
+                  f"cloud: {plural(pipe['cloud_points'], 'valid point')} (organised {fr['width'] // fr['cloud_stride']}x"
                   f"{fr['height'] // fr['cloud_stride']}, xyz + rgb, 32 bytes/point)"]
     if res["random_weights"]:
         lines.append("NOTE: random weights -- timings only (they do not depend on the weights).")
@@ -194,6 +194,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
         check_args(args.iters, args.warmup, args.width, args.height, args.stride)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    for problem in (threads_problem(args.threads), model_folder_problem(args.model)):
+        if problem:
+            raise CLIError(problem)
     if args.model and not Path(args.model).is_file():
         raise CLIError(f"model {args.model} does not exist")
     if args.json_out and Path(args.json_out).exists() and not args.overwrite:
@@ -201,7 +204,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.json_out and args.model and Path(args.json_out).resolve() == Path(args.model).resolve():
         raise CLIError(f"--json {args.json_out} is the model file; choose another name")
     try:
-        res = run_bench(args.model, args.profile, args.backend, args.device, args.precision, args.threads,
+        res = run_bench(args.model, args.profile, args.backend, args.device, args.precision, args.threads or None,
                         args.iters, args.warmup, args.width, args.height, args.stride, not args.no_pipeline)
     except (BackendError, KeyError) as exc:
         raise CLIError(str(exc)) from None

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..cli import CLIError
+from ..cli import CLIError, plural
+from . import DEFAULT_MODEL_HELP, THREADS_HELP, model_folder_problem, threads_problem
 
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
@@ -15,7 +16,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                     "model (or --model), and write depth PNG/NPY, colourised depth, side-by-side images, PLY point "
                     "clouds, the depth bag and the metrics vs ground truth and vs the mean-depth baseline. With "
                     "--input, run a bag, an image folder, an image or a video instead (no ground truth: no metrics).")
-    p.add_argument("--model", help="model file (.pt / .onnx / .engine); default: mono_depth_ros/models/demo.pt")
+    p.add_argument("--model", help="model file (.pt / .onnx / .engine); default: the indoor demo model "
+                                    "models/demo.pt for the rendered scene, the road model models/road.pt with "
+                                    f"--scene street, and with --input {DEFAULT_MODEL_HELP}")
     p.add_argument("--input", metavar="BAG|DIR|VIDEO|IMAGE",
                    help="a rosbag2 (directory, .mcap or .db3), an image folder, an image or a video "
                         "(default: a rendered synthetic sequence)")
@@ -29,7 +32,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                    help="indoor (default: the demo model) or street: a synthetic street seen by KITTI's camera, "
                         "run with the shipped road model (models/road.pt)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0: the backend's default)")
+    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out directory the demo did not make (only the demo's own entries "
                         "are replaced)")
@@ -48,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         width, height = int(w), int(h)
     except ValueError:
         raise CLIError(f"--size must be WxH, e.g. 320x240, got {args.size!r}") from None
+    for problem in (model_folder_problem(args.model), threads_problem(args.threads)):
+        if problem:
+            raise CLIError(problem)
     t0 = time.perf_counter()
     try:
         res = run_demo(out=args.out, model=args.model, input=args.input, frames=args.frames, width=width,
@@ -58,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     print()
     print(describe(res, res.metrics is not None).rstrip())
-    print(f"\ndone in {time.perf_counter() - t0:.1f} s: {res.frames} frames -> {res.out}/")
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s: {plural(res.frames, 'frame')} -> {res.out}/")
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 from .. import export as model_export  # by module: tests replace export.tensorrt_unavailable
 from ..checkpoint import load_model
 from ..cli import CLIError
+from . import model_folder_problem
 from ..model_spec import ENGINE_SUFFIXES
 from ..trt_engine import EngineCacheError, read_sidecar, sidecar_path
 
@@ -75,6 +76,9 @@ def run_export(args: argparse.Namespace) -> int:
     if args.opset < 17:
         raise CLIError(f"--opset must be >= 17, got {args.opset}")
     onnx_out, engine_out = _plan(args)
+    problem = model_folder_problem(args.model)
+    if problem:
+        raise CLIError(problem)
     if not Path(args.model).is_file():
         raise CLIError(f"model {args.model} does not exist")
     _check_targets(args, onnx_out, engine_out)

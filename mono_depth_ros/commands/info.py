@@ -13,7 +13,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                        description="Print the layer table of a profile (or a model file) and, with --image, "
                                    "run one CPU forward pass on it through the standard preprocessing.")
     p.add_argument("--profile", default="nyu", help="profile name (nyu, kitti, ...) when no --model is given")
-    p.add_argument("--model", help="a mono_depth_ros model file (.pt)")
+    p.add_argument("--model", help="a mono_depth_ros model file (.pt); default: the --profile network, untrained")
     p.add_argument("--image", help="an image file to run through the network")
     p.add_argument("--stage", choices=["coarse", "fine"], default=None)
     return p

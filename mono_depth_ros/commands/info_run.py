@@ -10,6 +10,7 @@ import numpy as np
 
 from ..checkpoint import load_model
 from ..cli import CLIError
+from . import model_folder_problem
 from ..image_files import read_camera_image
 from ..preprocess import preprocess
 from ..profiles import get_profile
@@ -26,6 +27,9 @@ def run_info(args: argparse.Namespace) -> int:
             rgb = read_camera_image(Path(args.image))
         except ValueError as exc:
             raise CLIError(f"cannot read image: {exc}") from None
+    problem = model_folder_problem(args.model)
+    if problem:
+        raise CLIError(problem)
     if args.model:
         model, info = load_model(args.model, stage=args.stage)
         print(f"model file {args.model}: trained stage {info['stage']}, meta keys {sorted(info.get('meta', {}))}")

@@ -30,12 +30,13 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..bag.kitti2bag import convert
+    from ..cli import plural
 
     res = convert(args.drive, args.out, camera=args.camera, velodyne=not args.no_velodyne, overwrite=args.overwrite,
                   storage=args.storage, start=args.start, max_frames=args.max_frames, calib_dir=args.calib_dir,
                   progress=not args.no_progress)
     w, h = res["image_size"]
-    print(f"wrote {res['bag']}: {res['frames']} frames ({w}x{h}); "
+    print(f"wrote {res['bag']}: {plural(res['frames'], 'frame')} ({w}x{h}); "
           + ", ".join(f"{t} {n}" for t, n in res["topics"].items()))
     print("tf: " + ", ".join(f"{p} -> {c}" for p, c in res["tf"]))
     return 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import DEFAULT_MODEL_HELP, THREADS_HELP
+
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -17,13 +19,13 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                     "given, NAME.ply (the point cloud, camera optical frame). Existing outputs are never replaced "
                     "without --overwrite.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (their images and videos), videos")
-    p.add_argument("--model", default=None, help="model file: .pt checkpoint, .onnx, or .engine (default: the road model for KITTI-shaped "
-                   "input, else the demo model)")
+    p.add_argument("--model", default=None, help="model file: .pt checkpoint, .onnx, or .engine (default: "
+                   f"{DEFAULT_MODEL_HELP}, chosen from the first input's size)")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's best)")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "fp16", "int8"])
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.add_argument("--output", default="camera", choices=["camera", "network"],
                    help="depth at the camera's resolution (default) or the network's output resolution")
     p.add_argument("--camera-info", default=None, help="ROS camera_calibration YAML with the camera intrinsics")

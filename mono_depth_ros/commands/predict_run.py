@@ -19,6 +19,7 @@ import tqdm
 
 from ..camera import CameraIntrinsics
 from ..cli import CLIError
+from . import model_folder_problem, threads_problem
 from ..colorize import colorize_depth
 from ..default_models import default_model_for_files
 from ..frame_files import write_frame_files
@@ -276,6 +277,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise CLIError(f"--stride must be >= 1 (the PLY's pixel step), got {args.stride}")
     if args.max_frames is not None and args.max_frames < 1:
         raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
+    problem = threads_problem(args.threads)
+    if problem:
+        raise CLIError(problem)
     for n in ("min_depth", "max_depth", "color_min", "color_max"):
         v = getattr(args, n)
         if v is not None and not (math.isfinite(v) and v >= 0):
@@ -384,7 +388,7 @@ def _open_pipeline(args: argparse.Namespace, items: List[_Frames]) -> DepthPipel
         print(why)   # an info line: stdout (stderr is for errors and warnings)
     pipe = DepthPipeline(model, backend=args.backend, device=args.device, precision=args.precision,
                          output=args.output, min_depth=args.min_depth, max_depth=args.max_depth, scale=args.scale,
-                         threads=args.threads)
+                         threads=args.threads or None)
     print(f"model {pipe.spec.describe()} on {pipe.backend.describe()}; output {args.output} resolution"
           + ("" if pipe.metric else "; depth is RELATIVE (not metric)"))
     return pipe
@@ -439,6 +443,9 @@ def run_predict(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # everything is checked before the model is loaded and before anything is written
     _check_numbers(args)
+    problem = model_folder_problem(args.model)   # said before the inputs are read
+    if problem:
+        raise CLIError(problem)
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else int(args.max_pixels)
     args._skipped = 0
     out = Path(args.out)

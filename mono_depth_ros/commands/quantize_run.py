@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import CLIError
+from ..cli import CLIError, plural
+from . import model_folder_problem
 from ..model_spec import load_spec
 from ..profiles import get_profile
 from ..quantize import compare_log_depth, load_calibration_frames, quantize_onnx, read_metadata
@@ -17,6 +18,9 @@ from ..quantize import compare_log_depth, load_calibration_frames, quantize_onnx
 
 def run_quantize(args: argparse.Namespace) -> int:
     src = Path(args.model)
+    problem = model_folder_problem(args.model)
+    if problem:
+        raise CLIError(problem)
     if not src.is_file():
         raise CLIError(f"model {src} does not exist")
     if src.suffix.lower() != ".onnx":
@@ -51,7 +55,7 @@ def run_quantize(args: argparse.Namespace) -> int:
         a = np.concatenate([s32.run(None, {name: x})[0] for x in frames])
         b = np.concatenate([s8.run(None, {name: x})[0] for x in frames])
         m = compare_log_depth(a, b)
-        print(f"int8 vs fp32 on {len(frames)} calibration frames (in-sample): max |d log| {m['max_abs_log']:.4f}, "
+        print(f"int8 vs fp32 on {plural(len(frames), 'calibration frame')} (in-sample): max |d log| {m['max_abs_log']:.4f}, "
               f"mean |d log| {m['mean_abs_log']:.4f}, AbsRel {m['abs_rel']:.4f}, delta1 {m['delta1']:.4f} "
               f"(fp32 log-depth spread {m['spread_log']:.3f})")
     return 0
