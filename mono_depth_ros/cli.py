@@ -40,7 +40,7 @@ class Parser(argparse.ArgumentParser):
     argument --backend: invalid choice: ...``, exit status 2, instead of the whole usage first; ``--help`` is
     unchanged. The subcommands' parsers are of this class too (``add_subparsers`` uses the parent's class)."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         text = " | ".join(ln.strip() for ln in message.splitlines() if ln.strip())
         hint = "" if "invalid choice" in text else f" (see {self.prog} --help)"   # a choice error lists them
         self.exit(2, f"{self.prog}: error: {text}{hint}\n")

@@ -2,8 +2,10 @@
 demo, info; python -m training.train / training.evaluate) x bad inputs (missing, empty, truncated and
 wrong-type files; out == in; existing outputs) -> a non-zero exit, exactly one line on stderr (captured at the
 file-descriptor level, so C libraries' noise counts too) without "Traceback", and the whole work tree
-byte-identical afterwards (nothing written, nothing changed). In-process (``main(argv)``), one fixture set per
-module. ``SWEEP_TABLE=path`` writes the table (verb, case, exit, message) as markdown."""
+byte-identical afterwards (nothing written, nothing changed). A case with a fourth element also says what the line
+must contain, and is refused before anything runs (nothing on stdout: no model loaded, no file read). In-process
+(``main(argv)``), one fixture set per module. ``SWEEP_TABLE=path`` writes the table (verb, case, exit, message) as
+markdown."""
 from __future__ import annotations
 
 import hashlib
@@ -79,6 +81,7 @@ def w(tmp_path_factory):
     assert main(["predict", str(img), "--out", str(pred), "--model", str(pt), "--quiet", "--backend", "torch"]) == 0
     (root / "user_dir").mkdir()
     (root / "user_dir" / "notes.txt").write_text("mine")
+    (root / "user_file.txt").write_text("mine too")
     (root / "existing.onnx").write_bytes(b"an older export the user keeps")
     (root / "bench.json").write_text("{}")
     (root / "eval.json").write_text("{}")
@@ -112,6 +115,7 @@ def w(tmp_path_factory):
 
 
 KINDS = ("missing", "empty", "truncated", "wrong-type")
+NOT_A_BAG = "exists and is not a rosbag2 bag"   # said at once, not "pass --overwrite" first
 
 
 def _cases(w):
@@ -122,6 +126,8 @@ def _cases(w):
     for k in KINDS:
         c.append(("predict", f"image {k}", ["predict", _bad(r, img, k, ".png"), "--out", new, "--model", str(pt)] + P))
         c.append(("predict", f"model {k}", ["predict", str(img), "--out", new, "--model", _bad(r, pt, k, ".pt")] + P))
+    c += [("predict", f"--threads {n}", ["predict", str(img), "--out", new, "--model", str(pt), "--threads", n] + P,
+           "--threads must be 0-64") for n in ("-3", "65")]
     c += [("predict", "out == input file", ["predict", str(img), "--out", str(img), "--model", str(pt)] + P),
           ("predict", "out == input folder", ["predict", str(w["imgs"]), "--out", str(w["imgs"]), "--overwrite",
                                               "--model", str(pt)] + P),
@@ -147,8 +153,19 @@ def _cases(w):
                                         _bad(r, pt, k, ".pt")]))
     c += [("bag", "out == in (--overwrite)", ["bag", str(bag), "--out", str(bag), "--overwrite", "--no-progress"]),
           ("bag", "existing output (not a bag, --overwrite)", ["bag", str(bag), "--out", str(r / "user_dir"),
-                                                              "--overwrite", "--no-progress"]),
-          ("bag", "existing output bag", ["bag", str(bag), "--out", str(r / "old_bag"), "--no-progress"])]
+                                                              "--overwrite", "--no-progress"], NOT_A_BAG),
+          ("bag", "existing output (a folder, not a bag)", ["bag", str(bag), "--out", str(r / "user_dir"),
+                                                            "--no-progress"], NOT_A_BAG),
+          ("bag", "existing output (a file)", ["bag", str(bag), "--out", str(r / "user_file.txt"), "--no-progress"],
+           NOT_A_BAG),
+          ("bag", "existing output bag", ["bag", str(bag), "--out", str(r / "old_bag"), "--no-progress"],
+           "exists; refusing to overwrite it (pass --overwrite)")]
+    for opt, v, msg in (("--max-frames", "0", "--max-frames must be >= 1"),
+                        ("--max-frames", "-1", "--max-frames must be >= 1"),
+                        ("--threads", "-1", "--threads must be 0-64"), ("--threads", "65", "--threads must be 0-64"),
+                        ("--gt-max-dt", "-1", "--gt-max-dt must be >= 0"),
+                        ("--gt-depth-scale", "0", "--gt-depth-scale must be > 0")):
+        c.append(("bag", f"{opt} {v}", ["bag", str(bag), "--out", new, "--no-progress", "--eval", opt, v], msg))
     if w["drive"] is not None:
         d = w["drive"]
         c += [("kitti2bag", "drive missing", ["kitti2bag", str(r / "nope_drive"), "--out", new, "--no-progress"]),
@@ -160,13 +177,42 @@ def _cases(w):
               ("kitti2bag", "out == in (--overwrite)", ["kitti2bag", str(d), "--out", str(d), "--overwrite",
                                                         "--no-progress", "--no-velodyne"]),
               ("kitti2bag", "existing output", ["kitti2bag", str(d), "--out", str(r / "user_dir"),
-                                                "--no-progress", "--no-velodyne"])]
+                                                "--no-progress", "--no-velodyne"], NOT_A_BAG),
+              ("kitti2bag", "existing output (a file, --overwrite)", ["kitti2bag", str(d), "--out",
+                                                                     str(r / "user_file.txt"), "--no-progress",
+                                                                     "--no-velodyne", "--overwrite"], NOT_A_BAG),
+              ("kitti2bag", "--start -1", ["kitti2bag", str(d), "--out", new, "--no-progress", "--no-velodyne",
+                                            "--start", "-1"],
+               "--start must be >= 0")]
+        c += [("kitti2bag", f"--max-frames {n}", ["kitti2bag", str(d), "--out", new, "--no-progress", "--no-velodyne",
+                                                  "--max-frames", n], "--max-frames must be >= 1") for n in ("0", "-1")]
     D = ["--out", str(r / "demo_out"), "--no-progress", "--frames", "2", "--size", "64x48", "--heldout", "0"]
     for k in KINDS:
         c.append(("demo", f"model {k}", ["demo", "--model", _bad(r, pt, k, ".pt")] + D))
         c.append(("demo", f"input {k}", ["demo", "--input", _bad(r, bag, k, "" if k == "truncated" else ".mcap")] + D))
     c.append(("demo", "existing output (not the demo's)", ["demo", "--out", str(r / "user_dir"), "--no-progress",
                                                            "--frames", "2", "--size", "64x48", "--heldout", "0"]))
+    c += [("bench", "--threads -2", ["bench", "--threads", "-2"] + B, "--threads must be 0-64"),
+          ("demo", "--threads -1", ["demo", "--threads", "-1"] + D, "--threads must be 0-64")]
+    folder = str(r / "user_dir")   # a folder given as the model file
+    for verb, argv in (("predict", ["predict", str(img), "--out", new, "--model", folder] + P),
+                       ("bag", ["bag", str(bag), "--out", new, "--no-progress", "--model", folder]),
+                       ("export", ["export", "--model", folder, "--out", new + ".onnx"]),
+                       ("quantize", ["quantize", "--model", folder, "--out", new + ".onnx"]),
+                       ("bench", ["bench", "--model", folder] + B),
+                       ("demo", ["demo", "--model", folder] + D),
+                       ("info", ["info", "--model", folder])):
+        c.append((verb, "model is a folder", argv, f"--model {folder} is a folder, not a model file"))
+    # argparse's own errors: one line, no usage dump
+    c += [("predict", "invalid choice", ["predict", str(img), "--out", new, "--backend", "onnxrunitme"],
+           "mono-depth predict: error: argument --backend: invalid choice: 'onnxrunitme' (choose from"),
+          ("predict", "missing --out", ["predict", str(img)], "the following arguments are required: --out"),
+          ("predict", "not a number", ["predict", str(img), "--out", new, "--threads", "many"],
+           "argument --threads: invalid int value: 'many'"),
+          ("bag", "unknown option", ["bag", str(bag), "--out", new, "--max-frame-rate", "1"],
+           "mono-depth bag: error: unrecognized arguments: --max-frame-rate 1"),
+          ("mono-depth", "unknown command", ["predcit", str(img)], "mono-depth: error: argument COMMAND: invalid "
+                                                                  "choice: 'predcit'")]
     for k in KINDS:
         c.append(("info", f"model {k}", ["info", "--model", _bad(r, pt, k, ".pt")]))
         c.append(("info", f"image {k}", ["info", "--model", str(pt), "--image", _bad(r, img, k, ".png")]))
@@ -211,7 +257,7 @@ def test_every_verb_with_bad_inputs(w, capfd, monkeypatch):
     cases = _cases(w)
     failures = []
     capfd.readouterr()
-    for verb, case, argv in cases:
+    for verb, case, argv, *expect in cases:
         before = _tree(w["root"])
         crash = ""
         try:
@@ -231,6 +277,10 @@ def test_every_verb_with_bad_inputs(w, capfd, monkeypatch):
             problems.append(f"exit {rc}")
         if len(lines) != 1 or "Traceback" in err:
             problems.append(f"{len(lines)} stderr lines")
+        if expect and expect[0] not in msg:
+            problems.append(f"the line does not say {expect[0]!r}")
+        if expect and out.strip():
+            problems.append(f"ran before refusing (stdout {out.strip()[:200]!r})")
         if after != before:
             changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             problems.append(f"tree changed: {changed[:3]}")

@@ -3,6 +3,7 @@ and every user mistake gets one clear line (in-process `main(argv)` where possib
 signal matters)."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import signal
 import sys
@@ -422,3 +423,92 @@ def test_predict_says_model_warns_on_geometry_and_colours_the_frame_range(model,
     assert rc == 0
     col80 = cv2.imread(str(out / "street_color.png"))
     assert np.abs(col80[v][near].mean(0) - col80[v][far].mean(0)).max() < 30   # 0-80 m: one colour
+
+
+# ---- 12. a new user's review: counts, thread limits, help texts, argparse, report verdicts -----------------
+def test_one_frame_is_one_frame(model, tmp_path, capfd):
+    """'1 frames' nowhere: kitti2bag and bag say '1 frame' (and '2 frames')."""
+    from conftest import shared_path
+
+    drive = shared_path("kitti_raw_layout_repackaged", "2011_09_26", "2011_09_26_drive_9999_sync")
+    for n, word in (("1", "1 frame ("), ("2", "2 frames (")):
+        rc = main(["kitti2bag", str(drive), "--out", str(tmp_path / f"k{n}"), "--no-velodyne", "--no-progress",
+                   "--max-frames", n])
+        o, err = capfd.readouterr()
+        assert rc == 0 and word in o, (o, err)
+    rc = main(["bag", str(tmp_path / "k2"), "--out", str(tmp_path / "d1"), "--model", str(model), "--backend", "torch",
+               "--max-frames", "1", "--no-progress", "--threads", "0"])   # 0: the backend's default thread count
+    o, err = capfd.readouterr()
+    assert rc == 0 and f"wrote {tmp_path / 'd1'}: 1 frame;" in o, (o, err)
+    from mono_depth_ros.cli import plural
+
+    assert [plural(n, "frame") for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
+
+
+def test_threads_zero_to_64_everywhere(model, tmp_path, capfd):
+    """--threads takes the node parameter's range in every command; 0 (the backend's default) runs, on torch too."""
+    from mono_depth_ros.commands import MAX_THREADS
+    from mono_depth_ros.params import SPECS
+
+    assert SPECS["threads"].range[:2] == (0, MAX_THREADS)
+    img = _image(tmp_path / "img.png")
+    for backend in ("torch", "onnxruntime"):
+        rc = main(["predict", str(img), "--out", str(tmp_path / backend), "--model", str(model), "--quiet",
+                   "--backend", backend, "--threads", "0"])
+        o, err = capfd.readouterr()
+        assert rc == 0 and "wrote depth for 1" in o, err
+
+
+def _option_help(command: str, option: str) -> str:
+    from mono_depth_ros.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return " ".join(next(a for a in sub._actions if option in a.option_strings).help.split())
+
+
+def test_model_help_says_the_real_default():
+    """Without --model, KITTI-shaped input runs road.pt (mono_depth_ros.default_models): every --model help says so."""
+    from mono_depth_ros import default_models as dm
+    from mono_depth_ros.commands import DEFAULT_MODEL_HELP
+
+    lo, hi = dm.KITTI_ASPECT
+    assert f"aspect {lo:.1f}-{hi:.1f}, at least {dm.KITTI_MIN_HEIGHT} rows" in DEFAULT_MODEL_HELP
+    assert dm.ROAD_MODEL.name in DEFAULT_MODEL_HELP and dm.DEMO_MODEL.name in DEFAULT_MODEL_HELP
+    for command in ("predict", "bag", "demo"):
+        text = _option_help(command, "--model")
+        assert "road.pt" in text and "demo.pt" in text and DEFAULT_MODEL_HELP in text, (command, text)
+    assert "--scene street" in _option_help("demo", "--model")
+    assert "0-64" in _option_help("predict", "--threads") and "0-64" in _option_help("bag", "--threads")
+
+
+def test_argparse_errors_are_one_line_and_help_is_unchanged(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "x.png", "--out", "o", "--backend", "onnxrunitme"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "usage:" not in err
+    assert one_error_line(err).startswith("mono-depth predict: error: argument --backend: invalid choice: "
+                                          "'onnxrunitme' (choose from ")
+    with pytest.raises(SystemExit) as exc:
+        main(["bag", "in", "--out", "o", "--no-such-option"])
+    line = one_error_line(capsys.readouterr().err)
+    assert exc.value.code == 2 and line == ("mono-depth bag: error: unrecognized arguments: --no-such-option "
+                                            "(see mono-depth bag --help)")
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and out.startswith("usage: mono-depth predict [-h]") and "--backend" in out
+
+
+def test_eval_kitti_real_gives_a_verdict_per_target():
+    from training.eval_kitti_real import target_verdicts
+
+    lines = target_verdicts({"abs_rel": 0.403, "delta1": 0.487}, 0.589, 1.295)
+    assert lines == ["AbsRel 0.403: 31.6 % below the mean-depth baseline's 0.589 (target: >= 30 % below): met",
+                     "AbsRel 0.403: 68.9 % below the ground plane's 1.295 (target: below): met",
+                     "delta1 0.487 (target >= 0.5): not met"]
+    worse = target_verdicts({"abs_rel": 0.7, "delta1": 0.5}, 0.589, 0.6)
+    assert worse[0].startswith("AbsRel 0.700: 18.8 % above the mean-depth baseline's") and worse[0].endswith(
+        "not met")
+    assert worse[1].endswith("(target: below): not met") and worse[2].endswith("): met")
+    assert "+" not in " ".join(lines + worse)

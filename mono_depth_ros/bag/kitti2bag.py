@@ -245,6 +245,13 @@ def velodyne_cloud_fields() -> List[Tuple[str, int, int]]:
     return [("x", 0, 7), ("y", 4, 7), ("z", 8, 7), ("intensity", 12, 7)]
 
 
+def _check_frame_range(start: int, max_frames: Optional[int]) -> None:
+    if max_frames is not None and max_frames < 1:
+        raise KittiDriveError(f"--max-frames must be >= 1, got {max_frames}")
+    if start < 0:
+        raise KittiDriveError(f"--start must be >= 0 (the first frame's index), got {start}")
+
+
 def convert(drive_dir: "str | Path", out: "str | Path", camera: int = 2, velodyne: bool = True,
             overwrite: bool = False, storage: str = "mcap", start: int = 0, max_frames: Optional[int] = None,
             calib_dir: "str | Path | None" = None, progress: bool = False,
@@ -253,10 +260,7 @@ def convert(drive_dir: "str | Path", out: "str | Path", camera: int = 2, velodyn
 
     ``out`` may not be, contain or lie inside the drive folder or the calibration folder; an existing
     ``out`` is replaced only with ``overwrite`` and only if it is a bag (:func:`.io.check_output_bag`)."""
-    if max_frames is not None and max_frames < 1:   # before anything is read
-        raise KittiDriveError(f"--max-frames must be >= 1, got {max_frames}")
-    if start < 0:
-        raise KittiDriveError(f"--start must be >= 0 (the first frame's index), got {start}")
+    _check_frame_range(start, max_frames)   # before anything is read
     drive = load_drive(drive_dir, camera=camera, velodyne=velodyne, calib_dir=calib_dir)
     protect = [("drive folder", drive.drive_dir), ("calibration folder", drive.calib_dir)]
     check_output_bag(out, overwrite, protect)  # before reading any data

@@ -269,8 +269,8 @@ def _existing_outputs(out: Path, items: List["_Frames"], with_ply: bool) -> Tupl
     return n, first
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    _check_intrinsics_args(args)
+def _check_counts(args: argparse.Namespace) -> None:
+    """--every, --stride, --max-frames (>= 1) and --threads (0-64)."""
     if args.every < 1:
         raise CLIError(f"--every must be >= 1, got {args.every}")
     if args.stride < 1:
@@ -280,6 +280,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
     problem = threads_problem(args.threads)
     if problem:
         raise CLIError(problem)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    _check_intrinsics_args(args)
+    _check_counts(args)
     for n in ("min_depth", "max_depth", "color_min", "color_max"):
         v = getattr(args, n)
         if v is not None and not (math.isfinite(v) and v >= 0):
