@@ -4,8 +4,8 @@ A rosbag2 directory (version 8 metadata, MCAP storage by default) that ``ros2 ba
 It is written into a hidden temporary directory beside the target and renamed into place only when
 complete, so an interrupted run leaves a readable bag or none. An existing output is replaced only with
 ``overwrite`` and only if it is a bag (:func:`is_bag_path`: a directory of ``metadata.yaml`` +
-``.mcap``/``.db3`` files and nothing else, or a single bag file); the output may never be, contain or lie
-inside a protected input (:func:`check_output_bag`).
+``.mcap``/``.db3`` files and nothing else); anything else there is refused at once, and the output may never
+be, contain or lie inside a protected input (:func:`check_output_bag`).
 """
 from __future__ import annotations
 
