@@ -361,7 +361,7 @@ class _BagRun:
         opts, frames = self.opts, self.frames
         if opts.keep_partial and frames > 0:
             self.writer.close()
-            self.log(f"interrupted: kept the {frames} frames written so far in {opts.output}")
+            self.log(f"interrupted: kept the {frames} frame{'' if frames == 1 else 's'} written so far in {opts.output}")
             return True
         existed = Path(opts.output).exists()
         self.writer.abort()
@@ -460,8 +460,9 @@ class _BagRun:
         opts, tp, evaluator, frames = self.opts, self.tp, self.evaluator, self.frames
         assert evaluator is not None
         if len(evaluator) == 0 or not evaluator.totals():
-            raise bio.BagError(f"--eval: none of the {frames} images had ground truth within {opts.gt_max_dt} s "
-                               f"on {tp.lidar or tp.gt} (or none had a valid pixel)")
+            which = "the one image had no" if frames == 1 else f"none of the {frames} images had"
+            raise bio.BagError(f"--eval: {which} ground truth within {opts.gt_max_dt} s on {tp.lidar or tp.gt} "
+                               "(or no valid pixel)")
         extra = {"input_bag": str(opts.input), "output_bag": str(opts.output), "image_topic": tp.image,
                  "ground_truth_topic": tp.lidar or tp.gt, "frames": frames, "frames_without_ground_truth": self.no_gt,
                  "camera_info_inexact_matches": self.infos.inexact,
