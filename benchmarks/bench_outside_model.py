@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mono_depth_ros.camera import CameraIntrinsics
+from mono_depth_ros.commands.bench_run import random_model
+from mono_depth_ros.pipeline import DepthPipeline
+from mono_depth_ros.pointcloud import CloudBuilder
+
 
 def main() -> int:
-    from mono_depth_ros.camera import CameraIntrinsics
-    from mono_depth_ros.commands.bench_run import random_model
-    from mono_depth_ros.pipeline import DepthPipeline
-    from mono_depth_ros.pointcloud import CloudBuilder
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--profile", default="nyu")
