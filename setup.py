@@ -56,9 +56,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.8",
     # training/ is run from a source checkout (python -m training.train); it is not installed.
-    packages=find_packages(include=[PACKAGE, PACKAGE + ".*"]),
+    # mono_depth_ros/models holds only the shipped model files (no __init__.py): listed as a package of its
+    # own, with its data, so that setuptools installs it without its "absent from packages" warning.
+    packages=find_packages(include=[PACKAGE, PACKAGE + ".*"]) + [PACKAGE + ".models"],
     include_package_data=True,
-    package_data={PACKAGE: ["models/*.pt", "models/*.yaml", "models/*.onnx"]},
+    package_data={PACKAGE + ".models": ["*.pt", "*.yaml", "*.onnx"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),

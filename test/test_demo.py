@@ -260,9 +260,75 @@ def test_bag_input_readme_names_the_cameras_frame(tmp_path):
     bag = shared_path("ros2_bags", "kitti_2frames_repackaged.mcap")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))
-        res = demo.run_demo(out=tmp_path / "o", input=str(bag), progress=False, log=lambda s: None)
+        lines = []
+        res = demo.run_demo(out=tmp_path / "o", input=str(bag), progress=False, log=lines.append)
     with bio.BagReader(res.depth_bag) as r:
         frame = next(m for _, _, m in r.messages([f"{demo.NAMESPACE}/image"])).header.frame_id
     assert frame and frame != demo.FRAME_ID and res.frame_id == frame
     text = (res.out / "README.md").read_text()
     assert f"Fixed Frame `{frame}`" in text and demo.FRAME_ID not in text
+    # KITTI's camera (1242x375): the road model runs, and that is the model the console and README name
+    assert _model_mentions(text) == {"road.pt"} and _model_mentions("\n".join(lines)) == {"road.pt"}, lines
+
+
+def _model_mentions(text: str) -> set:
+    """The model files (``*.pt``) a text names."""
+    import re
+
+    return {Path(m).name for m in re.findall(r"[\w./-]+\.pt\b", text)}
+
+
+def test_kitti_shaped_input_names_the_model_that_runs(tmp_path, capsys):
+    """No --model and a KITTI-shaped image (aspect 3.3): default_models picks road.pt once, and the console,
+    the summary, the output's README.md and the depth bag's run all name road.pt; demo.pt appears nowhere."""
+    from mono_depth_ros import default_models as dm
+    from mono_depth_ros.cli import main
+    from mono_depth_ros.synthetic import render_sequence
+
+    if not dm.ROAD_MODEL.is_file():
+        pytest.skip(f"the shipped road model {dm.ROAD_MODEL} is not there")
+    import cv2
+
+    w, h = 528, 160   # KITTI's aspect (1242 / 375 = 3.31), small enough to be quick
+    assert dm.is_kitti_shaped(w, h)
+    img = tmp_path / "kitti_like.png"
+    cv2.imwrite(str(img), cv2.cvtColor(render_sequence("street", seed=1, n_frames=1, width=w, height=h)[0].rgb,
+                                       cv2.COLOR_RGB2BGR))
+    lines = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))
+        res = demo.run_demo(out=tmp_path / "o", input=str(img), progress=False, log=lines.append)
+        assert Path(res.model).resolve() == dm.ROAD_MODEL.resolve()
+        console = "\n".join(lines)
+        assert sum("no model given" in s for s in lines) == 1   # resolved once, its reason said once
+        assert "road.pt" in next(s for s in lines if s.startswith("2/3 "))
+        readme = (res.out / "README.md").read_text()
+        for text in (console, readme, demo.describe(res, False)):
+            assert _model_mentions(text) == {"road.pt"}, text
+        # the CLI's whole output (progress off) names road.pt only
+        rc = main(["demo", "--input", str(img), "--out", str(tmp_path / "cli"), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 0 and _model_mentions(cap.out + cap.err) == {"road.pt"}, cap.out + cap.err
+
+
+def test_kitti_shaped_rendering_metrics_name_the_model_that_runs(tmp_path):
+    """A rendered sequence of a KITTI-shaped size runs road.pt (default_models): the metrics files, the bag
+    evaluation and the held-out check name it and score it (the held-out rows are road.pt's, not demo.pt's)."""
+    from mono_depth_ros import default_models as dm
+
+    if not dm.ROAD_MODEL.is_file():
+        pytest.skip(f"the shipped road model {dm.ROAD_MODEL} is not there")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MONO_DEPTH_CACHE", str(tmp_path / "cache"))
+        res = demo.run_demo(out=tmp_path / "o", frames=2, width=528, height=160, heldout=1, progress=False,
+                            log=lambda s: None)
+        direct = demo.evaluate_heldout(str(dm.ROAD_MODEL), [demo.HELDOUT_SEEDS0], 2, 528, 160, progress=False)
+    assert Path(res.model).resolve() == dm.ROAD_MODEL.resolve()
+    doc = json.loads((res.out / "metrics.json").read_text())
+    assert doc["model"] == "road.pt"
+    assert doc["heldout"]["rows"]["model"]["abs_rel"] == pytest.approx(direct["model"]["abs_rel"], rel=1e-6)
+    texts = [(res.out / n).read_text() for n in ("metrics.md", "README.md")]
+    texts += [f.read_text() for f in (res.out / "depth_bag_eval").iterdir() if f.suffix in (".md", ".json")]
+    for text in texts:
+        assert _model_mentions(text) <= {"road.pt"} and "demo.pt" not in text
+    assert "road.pt" in texts[0]

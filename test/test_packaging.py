@@ -112,20 +112,53 @@ def test_setup_py_runs_from_a_colcon_symlink_build_directory(tmp_path):
 COLCON = shutil.which("colcon", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 
 
-@pytest.mark.skipif(COLCON is None, reason="colcon is not installed (pip install colcon-core colcon-ros)")
-@pytest.mark.parametrize("symlink", [False, True], ids=["install", "symlink-install"])
-def test_colcon_build_installs_the_ros_layout(tmp_path, symlink):  # pragma: no cover - needs colcon
-    src = tmp_path / "src" / "mono_depth_ros"
+#: setuptools' warning for a folder with files that is importable but not in `packages` (mono_depth_ros/models)
+ABSENT_WARNING = "absent from the `packages` configuration"
+SHIPPED_MODELS = sorted(p.name for p in (ROOT / "mono_depth_ros" / "models").glob("*.pt"))
+
+
+def _copy_source(dest: Path) -> Path:
+    """The checkout's files (tracked and untracked, not ignored) copied to ``dest``: a clean source tree."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     for f in files:
         if (ROOT / f).is_file() and not f.startswith(".venv"):
-            (src / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, src / f)
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+    return dest
+
+
+def test_wheel_ships_the_models_without_setuptools_warnings(tmp_path):
+    """`pip install .` builds a wheel: it holds mono_depth_ros/models/*.pt, and setuptools does not warn that
+    mono_depth_ros.models is missing from `packages` (the ~40 lines the first `make demo` printed)."""
+    import zipfile
+
+    assert SHIPPED_MODELS, "no shipped models/*.pt in the checkout"
+    src = _copy_source(tmp_path / "src")
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
+                          "--no-index", "-w", str(tmp_path / "dist"), str(src)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert ABSENT_WARNING not in out.stdout + out.stderr, (out.stdout + out.stderr)[-4000:]
+    (whl,) = (tmp_path / "dist").glob("mono_depth_ros-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("mono_depth_ros/models/")
+                  and n.endswith(".pt")) == SHIPPED_MODELS
+    assert "mono_depth_ros/default_models.py" in names
+
+
+@pytest.mark.skipif(COLCON is None, reason="colcon is not installed (pip install colcon-core colcon-ros)")
+@pytest.mark.parametrize("symlink", [False, True], ids=["install", "symlink-install"])
+def test_colcon_build_installs_the_ros_layout(tmp_path, symlink):  # pragma: no cover - needs colcon
+    _copy_source(tmp_path / "src" / "mono_depth_ros")
     cmd = [COLCON, "build", "--event-handlers", "console_direct+"] + (["--symlink-install"] if symlink else [])
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert ABSENT_WARNING not in out.stdout + out.stderr, (out.stdout + out.stderr)[-4000:]
     prefix = tmp_path / "install" / "mono_depth_ros"
+    if not symlink:   # the shipped models are installed with the package (symlink-install: the source's own)
+        assert sorted(p.name for p in prefix.glob("lib/python*/site-packages/mono_depth_ros/models/*.pt")) == \
+            SHIPPED_MODELS
     for rel in ("share/ament_index/resource_index/packages/mono_depth_ros", "share/mono_depth_ros/package.xml",
                 "share/mono_depth_ros/launch/depth.launch.py", "share/mono_depth_ros/launch/eval.launch.py",
                 "share/mono_depth_ros/config/depth.yaml", "share/mono_depth_ros/config/depth.rviz",

@@ -15,11 +15,11 @@ from ..backends.base import BackendError
 from ..bag.run import BagRunOptions, run_bag
 from ..cli import one_line
 from ..default_models import (ROAD_MODEL, STREET_DEMO_SEED, STREET_DEMO_SIZE, STREET_TRAIN_MEAN_FALLBACK,
-                              model_train_mean)
+                              default_model_for, model_train_mean)
 from ..model_spec import ModelFileError
 from ..params import NodeConfig
 from ..pipeline import DepthPipeline
-from .common import (DEFAULT_HFOV_DEG, DEFAULT_OUT, DEMO_FRAMES, DEMO_KIND, DEMO_MODEL, DEMO_SEED, DEMO_SIZE,
+from .common import (DEFAULT_HFOV_DEG, DEFAULT_OUT, DEMO_FRAMES, DEMO_KIND, DEMO_SEED, DEMO_SIZE,
                      FRAME_ID, GT_TOPIC, HELDOUT_SEEDS0, HELDOUT_SEQUENCES, IMAGE_TOPIC, INFO_TOPIC, MARKER, NAMESPACE,
                      TRAIN_MEAN_DEPTH, WORLD_FRAME, DemoError, Log)
 from .evaluation import evaluate_heldout, metrics_markdown
@@ -88,9 +88,9 @@ def _street_settings(model: Optional[str], heldout: int, width: int, height: int
 
 @dataclass
 class _Plan:
-    """The checked settings of one demo run."""
+    """The checked settings of one demo run. ``model`` is None until :func:`_resolve_model` has picked the
+    shipped model for the input (no --model); from then on it is the one model file every step runs and names."""
     model: Optional[str]
-    model_path: str
     in_path: Optional[Path]
     input_is_bag: bool
     frames_in: Optional[InputFrames]
@@ -99,6 +99,12 @@ class _Plan:
     height: int
     heldout: int
     scene: Tuple[str, int, float]   # the synthetic scene kind, its seed and the training-set mean depth
+    model_why: str = ""             # why the default model was picked (logged at step 2); "" for --model
+
+    @property
+    def model_path(self) -> str:
+        assert self.model is not None, "the model is resolved before the run (_resolve_model)"
+        return self.model
 
 
 def _check_numbers(frames: Optional[int], heldout: int, width: int, height: int) -> None:
@@ -120,15 +126,35 @@ def _plan(model: Optional[str], input: Optional[str], frames: Optional[int], wid
         raise DemoError(f"--scene must be indoor or street, got {scene!r}")
     if model is not None and not Path(model).is_file():
         raise DemoError(f"--model {model}: no such file")
-    if model is None and not DEMO_MODEL.is_file():
-        raise DemoError(f"the demo model {DEMO_MODEL} is not installed; pass --model")
     in_path = Path(input) if input else None
     if in_path is not None and not in_path.exists():
         raise DemoError(f"--input {in_path}: no such file or directory")
     _check_numbers(frames, heldout, width, height)
-    return _Plan(model, str(model) if model else str(DEMO_MODEL), in_path,
-                 in_path is not None and is_bag(in_path), None, frames, width, height, heldout,
-                 (kind, seed, train_mean))
+    return _Plan(str(model) if model is not None else None, in_path, in_path is not None and is_bag(in_path), None,
+                 frames, width, height, heldout, (kind, seed, train_mean))
+
+
+def _resolve_model(plan: _Plan, bag_size: Optional[Tuple[int, int]] = None) -> None:
+    """No --model: the shipped model for the input's camera, decided once by :func:`~mono_depth_ros.default_models.
+    default_model_for` (the rule of predict, bag and the launch files) from the size the run will see -- the
+    rendered sequence's, the first image's, or the input bag's first camera_info (``bag_size``; (0, 0):
+    unknown). Every step then runs and names that file."""
+    if plan.model is not None:
+        return
+    if plan.input_is_bag:
+        w, h = bag_size or (0, 0)
+        size: Tuple[Optional[int], Optional[int]] = (w or None, h or None)
+    elif plan.frames_in is not None:
+        size = (int(plan.frames_in.first.shape[1]), int(plan.frames_in.first.shape[0]))
+    else:
+        size = (plan.width, plan.height)
+    path, plan.model_why = default_model_for(*size)
+    if not path.is_file():
+        raise DemoError(f"the shipped model {path} is not installed; pass --model")
+    plan.model = str(path)
+    if path == ROAD_MODEL and plan.scene[0] == DEMO_KIND:   # the paper's baseline: the running model's training set
+        mean = model_train_mean(path)
+        plan.scene = (plan.scene[0], plan.scene[1], mean if mean is not None else STREET_TRAIN_MEAN_FALLBACK)
 
 
 def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input: Optional[str] = None,
@@ -141,11 +167,13 @@ def run_demo(out: "str | Path" = DEFAULT_OUT, model: Optional[str] = None, input
     t0 = time.perf_counter()
     plan = _plan(model, input, frames, width, height, heldout, log, scene)
     out = check_out_dir(out, overwrite)
+    bag_size = None
     if plan.input_is_bag:
         assert plan.in_path is not None
-        _check_bag(plan.in_path)
+        bag_size = _check_bag(plan.in_path)[1]
     elif plan.in_path is not None:
         plan.frames_in = InputFrames(plan.in_path, frames)   # the first frame decoded, the folder checked
+    _resolve_model(plan, bag_size)
     _check_model(plan.model_path, backend, threads)   # (step 2 says which model runs, and warns on the geometry)
 
     made: List[Path] = []   # parent folders this run creates (removed again if it fails)
@@ -211,9 +239,10 @@ def _heldout_step(staging: Path, plan: _Plan, md: str, name: str, n: int, heldou
     seeds = list(range(HELDOUT_SEEDS0, HELDOUT_SEEDS0 + heldout))
     log(f"4/{steps} held-out check: the same model on {heldout} more synthetic {DEMO_KIND} sequences "
         f"(seeds {seeds[0]}-{seeds[-1]}, {n} frames each; the model was trained on seed 0's scenes)")
-    h_rows = evaluate_heldout(plan.model, seeds, n, plan.width, plan.height, backend=backend, threads=threads,
-                              progress=progress)
-    h_md = metrics_markdown(h_rows, name, TRAIN_MEAN_DEPTH)
+    train_mean = plan.scene[2]
+    h_rows = evaluate_heldout(plan.model_path, seeds, n, plan.width, plan.height, train_mean=train_mean,
+                              backend=backend, threads=threads, progress=progress)
+    h_md = metrics_markdown(h_rows, name, train_mean)
     md = (f"## The demo sequence (seed {seed}, {n} frames)\n\n{md}\n## Held-out check: {heldout} more sequences (seeds {seeds[0]}-{seeds[-1]})\n\n"
           f"One {n}-frame sequence is a noisy estimate (the gain over the baseline varies widely between sequences); "
           f"these {heldout} are the held-out set of mono_depth_ros/models/README.md.\n\n{h_md}")
@@ -248,8 +277,10 @@ def _run_demo_steps(staging: Path, out: Path, plan: _Plan, backend: str, threads
     steps = 4 if heldout else 3
     inp = _input_step(staging, plan, n, steps, progress, log)
     log(f"2/{steps} running the bag through depth_node's pipeline (mono-depth bag) with {plan.model_path}")
+    if plan.model_why:
+        log(plan.model_why)
     depth_bag = staging / "depth_bag"
-    res = run_depth_bag(inp.bag, depth_bag, plan.model, inp.with_gt, inp.image_topic, inp.info_topic,
+    res = run_depth_bag(inp.bag, depth_bag, plan.model_path, inp.with_gt, inp.image_topic, inp.info_topic,
                         max_frames=plan.frames if plan.input_is_bag else None, copy=inp.copy,
                         backend=backend, threads=threads, progress=progress, log=log)
     log(f"3/{steps} writing depth PNG/NPY, colourised depth, side-by-side images, PLY clouds" +
