@@ -303,7 +303,7 @@ def describe(r: DemoResult, with_gt: bool) -> str:
     """Where everything is and how to look at it (printed, and written to out/README.md)."""
     o = r.out
     lines = [
-        f"# mono-depth demo output ({r.frames} frames, model {r.model})", "",
+        f"# mono-depth demo output ({r.frames} frame{'' if r.frames == 1 else 's'}, model {r.model})", "",
         f"- input bag (ROS 2):        {r.input_bag}",
         f"- depth bag (ROS 2, MCAP):  {r.depth_bag}   topics {NAMESPACE}/image (32FC1 m), {NAMESPACE}/camera_info, "
         f"{NAMESPACE}/points (PointCloud2 xyz+rgb), {NAMESPACE}/colored" +
