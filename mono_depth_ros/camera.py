@@ -146,7 +146,7 @@ class CameraIntrinsics:
 
 
 # ---- intrinsics of another image size: the one policy ---------------------------------------------
-ASPECT_TOLERANCE = 0.01   # relative difference of the two scale factors still taken as binning
+ROUNDING_PX = 1.0   # pixels of rounding allowed when one scale factor maps both sides (binning an odd size)
 
 
 class IntrinsicsSizeError(ValueError):
@@ -157,18 +157,19 @@ def fit_intrinsics(intrinsics: CameraIntrinsics, width: int, height: int
                    ) -> Tuple[CameraIntrinsics, Optional[str]]:
     """``(intrinsics of the width x height image, note)``.
 
-    Same size: ``intrinsics`` unchanged, no note.  Another size with the same aspect ratio (the two
-    scale factors within :data:`ASPECT_TOLERANCE`: binning, decimation): scaled with
-    :meth:`CameraIntrinsics.scaled_to`, and a one-line note to log.  Another aspect ratio:
+    Same size: ``intrinsics`` unchanged, no note.  Another size that one scale factor explains (the width
+    scales exactly and the height to within :data:`ROUNDING_PX` pixel: binning, decimation, a uniform resize;
+    e.g. 1242x375 -> 621x188): scaled with :meth:`CameraIntrinsics.scaled_to`, and a one-line note to log.
+    Anything else (another aspect ratio, or a crop such as 640x480 intrinsics for a 642x480 image):
     :class:`IntrinsicsSizeError` with one line.
     """
     w, h = int(width), int(height)
     if (intrinsics.width, intrinsics.height) == (w, h):
         return intrinsics, None
-    sx, sy = intrinsics.width / w, intrinsics.height / h
-    if abs(sx - sy) > ASPECT_TOLERANCE * sx:
+    s = w / intrinsics.width
+    if abs(intrinsics.height * s - h) > ROUNDING_PX:
         raise IntrinsicsSizeError(f"camera_info is {intrinsics.width}x{intrinsics.height} but the image is {w}x{h} "
-                                  "(another aspect ratio): wrong camera_info?")
+                                  "(not one scale factor: another aspect ratio or a crop): wrong camera_info?")
     return intrinsics.scaled_to(w, h), (f"camera_info is {intrinsics.width}x{intrinsics.height} but the image is "
                                         f"{w}x{h}: scaling the intrinsics (binning?)")
 

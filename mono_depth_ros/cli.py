@@ -13,6 +13,7 @@ import sys
 from typing import List, NoReturn, Optional
 
 from . import __version__
+from .text import plural  # noqa: F401 (re-exported: the commands use cli.plural)
 
 # name -> module; the order is the order of --help.
 COMMANDS = {
@@ -44,11 +45,6 @@ class Parser(argparse.ArgumentParser):
         text = " | ".join(ln.strip() for ln in message.splitlines() if ln.strip())
         hint = "" if "invalid choice" in text else f" (see {self.prog} --help)"   # a choice error lists them
         self.exit(2, f"{self.prog}: error: {text}{hint}\n")
-
-
-def plural(n: int, noun: str, nouns: Optional[str] = None) -> str:
-    """``1 frame``, ``2 frames``, ``0 frames`` (``nouns``: an irregular plural)."""
-    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
 
 
 def build_parser() -> argparse.ArgumentParser:

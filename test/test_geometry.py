@@ -255,6 +255,17 @@ def test_fit_intrinsics_scales_binning_and_refuses_another_aspect():
     assert "\n" not in str(exc.value) and "1242x375" in str(exc.value) and isinstance(exc.value, ValueError)
 
 
+def test_fit_intrinsics_refuses_a_crop_that_no_one_scale_factor_explains():
+    """640x480 intrinsics for a 642x480 image: aspect ratios within 0.3 %, but no binning or uniform resize
+    gives it (the height would be 481.5); scaling it would make fx and fy disagree."""
+    vga = CameraIntrinsics(width=640, height=480, fx=500.0, fy=500.0, cx=319.5, cy=239.5)
+    with pytest.raises(IntrinsicsSizeError, match="not one scale factor"):
+        fit_intrinsics(vga, 642, 480)
+    scaled, _ = fit_intrinsics(vga, 320, 240)            # 2x2 binning: fx and fy stay equal
+    assert scaled.fx == scaled.fy == 250.0
+    assert fit_intrinsics(vga, 1280, 960)[0].fx == 1000.0   # a uniform 2x upscale
+
+
 def test_fitter_logs_each_size_pair_once():
     notes = []
     fit = IntrinsicsFitter(notes.append)

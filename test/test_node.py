@@ -322,6 +322,7 @@ def test_camera_info_of_another_size_follows_the_one_policy(make_node, bag_frame
     infos = published(node, "depth/camera_info")
     assert len(infos) == 3 and all(conv.camera_info_to_intrinsics(m) == scaled for m in infos)
     assert node._stats.bad == 0 and len([w for w in warns(node) if "scaling the intrinsics" in w]) == 1
+    assert "scaled to the" in node._camera_note            # what /diagnostics' camera_info value says
     cloud = conv.pointcloud2_to_array(published(node, "depth/points")[0])
     ref = pipeline.infer_rgb(np.ascontiguousarray(small), scaled)
     np.testing.assert_array_equal(cloud["z"], ref.depth)
@@ -335,6 +336,7 @@ def test_camera_info_of_another_size_follows_the_one_policy(make_node, bag_frame
     assert len(published(node, "depth/image")) == 3              # nothing more published
     skipped = [w for w in warns(node) if "skipping frame" in w]
     assert len(skipped) == 1 and "another aspect ratio" in skipped[0]
+    assert "does not fit" in node._camera_note and "frames skipped" in node._camera_note   # not "ok"
 
 
 def test_compressed_input(make_node, bag_frames):

@@ -174,7 +174,8 @@ def test_sparse_gt_is_masked_mean_of_lidar_points_per_output_pixel():
                 coarse_channels=(8, 16, 16, 16, 16), fine_channels=8, dropout=0.0, min_depth=1e-3, max_depth=80)
     s = DepthDataset(src, p)[0]
     fr = src.frame(0, p)
-    from training.augment import full_input_matrix, output_matrix
+    from mono_depth_ros.geometry import input_to_output_matrix as output_matrix
+    from training.augment import full_input_matrix
     from mono_depth_ros.preprocess import compute_transform
 
     Mx = output_matrix(p) @ full_input_matrix(compute_transform(fr.rgb.shape[1], fr.rgb.shape[0], p))

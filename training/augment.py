@@ -116,16 +116,6 @@ def _mat(a: np.ndarray) -> np.ndarray:
     return m
 
 
-def base_matrix(t: InputTransform) -> np.ndarray:
-    """Source pixel -> resized-image pixel (before cropping): ``InputTransform.resize_matrix``."""
-    return t.resize_matrix()
-
-
-def eval_crop_matrix(t: InputTransform) -> np.ndarray:
-    """Resized-image pixel -> input pixel for the evaluation (centre) crop: ``InputTransform.crop_matrix``."""
-    return t.crop_matrix()
-
-
 def augment_matrix(t: InputTransform, p: AugmentParams) -> np.ndarray:
     """Resized-image pixel -> input pixel: scale s, rotate about the centre, crop, flip."""
     to_corner = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
@@ -137,11 +127,6 @@ def augment_matrix(t: InputTransform, p: AugmentParams) -> np.ndarray:
     C = np.array([[1.0, 0, -p.crop_x], [0, 1.0, -p.crop_y], [0, 0, 1.0]])
     F = np.array([[-1.0, 0, t.input_w], [0, 1.0, 0], [0, 0, 1.0]]) if p.flip else np.eye(3)
     return np.linalg.inv(to_corner) @ F @ C @ R @ S @ to_corner
-
-
-def output_matrix(profile: Profile) -> np.ndarray:
-    """Input pixel -> output-map pixel over ``profile.output_region()``: ``geometry.input_to_output_matrix``."""
-    return input_to_output_matrix(profile)
 
 
 # ---- ground truth resampling -----------------------------------------------------------------

@@ -42,10 +42,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mono_depth_ros.preprocess import compute_transform
+from mono_depth_ros.preprocess import compute_transform, resized
 from mono_depth_ros.profiles import Profile
 
-from .augment import base_matrix
 from .config import TrainError, resolve_config
 from .datasets import (SOURCES, CachedSource, DatasetError, FrameSource, KittiObject, KittiRaw, NyuLabeledMat,
                        NyuSync, Subset, build_source, fork_safe_threads, limit_threads, mask_depth)
@@ -182,11 +181,7 @@ class FramePreparer:
         p = self.profile
         v = mask_depth(depth, p.min_depth, p.max_depth, self.mask_min_max, valid)
         t = compute_transform(w, h, p)
-        if (t.resized_w, t.resized_h) != (w, h):
-            interp = cv2.INTER_AREA if t.scale < 1 else cv2.INTER_LINEAR
-            base = cv2.resize(rgb, (t.resized_w, t.resized_h), interpolation=interp)
-        else:
-            base = np.ascontiguousarray(rgb)
+        base = np.ascontiguousarray(resized(rgb, t))   # the evaluation transform's resize step, as augment
         if self.sparse:
             vs, us = np.nonzero(v)
             uv = np.stack([us, vs], axis=1).astype(np.uint16)
@@ -194,7 +189,7 @@ class FramePreparer:
         q = np.zeros((h, w), np.uint16)
         q[v] = quantize_depth(depth[v], self.depth_scale)
         if (t.resized_w, t.resized_h) != (w, h):
-            q = cv2.warpAffine(q, base_matrix(t)[:2], (t.resized_w, t.resized_h), flags=cv2.INTER_NEAREST,
+            q = cv2.warpAffine(q, t.resize_matrix()[:2], (t.resized_w, t.resized_h), flags=cv2.INTER_NEAREST,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return PreparedFrame(base, w, h, depth=q, name=name)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -36,7 +35,7 @@ import cv2
 import numpy as np
 
 from mono_depth_ros import metrics as M
-from mono_depth_ros.cli import plural
+from mono_depth_ros.text import plural
 from mono_depth_ros.preprocess import compute_transform, crop_resized
 
 from .datasets import REPO, DatasetError, FrameSource, KittiObject, KittiRaw

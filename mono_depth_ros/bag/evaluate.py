@@ -43,6 +43,7 @@ import numpy as np
 from .. import metrics as M
 from ..kitti import project_points_to_depth
 from ..msgs.fields import camera_info_K  # noqa: F401  (moved to the message layer)
+from ..text import plural
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ class DepthEvaluator:
             rows = {title: t}
             if p.name in base:
                 rows[f"mean-depth baseline ({base[p.name]['constant']:.2f} m)"] = base[p.name]
-            lines.append(f"**{p.name}** -- {p.description}; {t['images']} frame{'' if t['images'] == 1 else 's'} ({t['skipped']} without ground "
+            lines.append(f"**{p.name}** -- {p.description}; {plural(t['images'], 'frame')} ({t['skipped']} without ground "
                          f"truth), {t['pixels']} of {t['gt_pixels']} ground-truth pixels evaluated (coverage "
                          f"{100 * t['coverage']:.1f} %), {self.mode} mean"
                          + (", median scaling" if self.median_scaling else "") + "\n")

@@ -46,7 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import kitti
-from ..cli import plural
+from ..text import plural
 from .io import CAMERA_INFO, IMAGE, POINTCLOUD2, TF_MESSAGE, BagWriter, check_output_bag, qos_profile
 from .tf import OPTICAL_IN_BODY, invert, make_transform, nearest_rotation
 

@@ -45,6 +45,7 @@ from ..camera import IntrinsicsFitter, IntrinsicsSizeError
 from ..geometry import OutputGeometry, resample_to_camera
 from ..msgs import conversions as conv
 from ..msgs.outputs import DepthOutputs
+from ..text import plural
 from . import io as bio
 from .evaluate import (DEFAULT_PROTOCOLS, DepthEvaluator, StampMatcher, check_eval_outputs,
                        lidar_to_depth)
@@ -361,7 +362,7 @@ class _BagRun:
         opts, frames = self.opts, self.frames
         if opts.keep_partial and frames > 0:
             self.writer.close()
-            self.log(f"interrupted: kept the {frames} frame{'' if frames == 1 else 's'} written so far in {opts.output}")
+            self.log(f"interrupted: kept the {plural(frames, 'frame')} written so far in {opts.output}")
             return True
         existed = Path(opts.output).exists()
         self.writer.abort()

@@ -10,6 +10,7 @@ import numpy as np
 from ..metrics import MetricAccumulator, format_table
 from ..pipeline import DepthPipeline
 from ..synthetic import SyntheticDataset, render_sequence
+from ..text import plural
 from .common import DEMO_KIND, DEMO_SIZE, TRAIN_MEAN_DEPTH, _progress
 
 
@@ -33,7 +34,7 @@ def metrics_markdown(rows: Dict[str, Dict[str, float]], model_name: str, train_m
     named = {model_name: rows["model"], f"mean-depth baseline ({train_mean:.2f} m, training set)": rows["mean"],
              "per-image mean depth (oracle)": rows["image_mean"]}
     imp = 1.0 - rows["model"]["abs_rel"] / rows["mean"]["abs_rel"]
-    return (f"{format_table(named)}\n\n{rows['model']['images']} frame{'' if rows['model']['images'] == 1 else 's'}, {rows['model']['pixels']} pixels "
+    return (f"{format_table(named)}\n\n{plural(rows['model']['images'], 'frame')}, {rows['model']['pixels']} pixels "
             "(every pixel with ground truth where the model gives depth; mean of per-frame metrics). "
             f"AbsRel {100 * imp:.0f} % below the mean-depth baseline.\n")
 

@@ -19,6 +19,7 @@ from ..default_models import (ROAD_MODEL, STREET_DEMO_SEED, STREET_DEMO_SIZE, ST
 from ..model_spec import ModelFileError
 from ..params import NodeConfig
 from ..pipeline import DepthPipeline
+from ..text import plural
 from .common import (DEFAULT_HFOV_DEG, DEFAULT_OUT, DEMO_FRAMES, DEMO_KIND, DEMO_SEED, DEMO_SIZE,
                      FRAME_ID, GT_TOPIC, HELDOUT_SEEDS0, HELDOUT_SEQUENCES, IMAGE_TOPIC, INFO_TOPIC, MARKER, NAMESPACE,
                      TRAIN_MEAN_DEPTH, WORLD_FRAME, DemoError, Log)
@@ -303,7 +304,7 @@ def describe(r: DemoResult, with_gt: bool) -> str:
     """Where everything is and how to look at it (printed, and written to out/README.md)."""
     o = r.out
     lines = [
-        f"# mono-depth demo output ({r.frames} frame{'' if r.frames == 1 else 's'}, model {r.model})", "",
+        f"# mono-depth demo output ({plural(r.frames, 'frame')}, model {r.model})", "",
         f"- input bag (ROS 2):        {r.input_bag}",
         f"- depth bag (ROS 2, MCAP):  {r.depth_bag}   topics {NAMESPACE}/image (32FC1 m), {NAMESPACE}/camera_info, "
         f"{NAMESPACE}/points (PointCloud2 xyz+rgb), {NAMESPACE}/colored" +

@@ -596,14 +596,20 @@ class DepthNode(Node):
                                       "depth/points and depth/camera_info need the camera intrinsics", once=True)
             return None
         h, w = rgb.shape[:2]
-        try:   # same aspect ratio (binning): scaled; another: the frame is skipped (BadInput, counted)
+        try:   # one scale factor (binning): scaled; anything else: the frame is skipped (BadInput, counted)
             fitted = self._fit_intrinsics(intrinsics, w, h)
         except IntrinsicsSizeError as exc:
+            self._set_camera_note(f"{intrinsics.width}x{intrinsics.height}: does not fit the {w}x{h} images "
+                                  "(frames skipped)")
             raise BadInput(str(exc)) from None
-        with self._lock:
-            self._camera_note = "ok" if fitted is intrinsics else \
-                f"{intrinsics.width}x{intrinsics.height}, scaled to the {w}x{h} images (binning)"
+        self._set_camera_note("ok" if fitted is intrinsics else
+                              f"{intrinsics.width}x{intrinsics.height}, scaled to the {w}x{h} images (binning)")
         return fitted
+
+    def _set_camera_note(self, note: str) -> None:
+        if note != self._camera_note:   # written (under the lock) only when it changes
+            with self._lock:
+                self._camera_note = note
 
     def _check_geometry(self, w: int, h: int) -> None:
         """Warn once when the input is far from the images the model was trained on (another aspect
