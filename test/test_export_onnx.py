@@ -327,3 +327,15 @@ def test_export_engine_writes_onnx_engine_and_sidecar(models, tmp_path, capsys, 
                  "--precision", "fp32"]) == 0
     assert "ONNX Runtime vs PyTorch max |diff|" in capsys.readouterr().out
     assert read_sidecar(tmp_path / "b.engine")["key_fields"]["precision"] == "fp32"
+
+
+def test_onnxruntime_sessions_do_not_spin_between_parallel_sections():
+    """The node shares two cores with the camera driver, DDS and its own publishing thread: ORT's
+    spinning intra-op workers took those cores (docs/performance.md, 2026-12-03 run)."""
+    import onnxruntime as ort
+
+    from mono_depth_ros.backends.onnxruntime_backend import _session_options
+
+    so = _session_options(ort, 2)
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert so.intra_op_num_threads == 2

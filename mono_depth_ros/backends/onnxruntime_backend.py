@@ -2,6 +2,7 @@
 
 * graph optimisation ORT_ENABLE_ALL, sequential execution, ``intra_op_num_threads`` = ``threads``
   or the number of physical cores available to this process;
+* intra-op workers sleep instead of spinning between parallel sections (shared cores);
 * I/O binding with a preallocated output buffer per batch size (no allocation per frame on CPU);
 * a checkpoint (.pt) is exported to ONNX once, into the cache directory, keyed by its hash;
 * foreign models whose output is (B, h, w) are returned as (B, 1, h, w).
@@ -100,6 +101,10 @@ def _session_options(ort: Any, threads: int) -> Any:
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # No busy-waiting between parallel sections: ORT's spinning workers burn the cores the camera driver,
+    # DDS and the publishing thread need (docs/performance.md: the node at 30 Hz 157 -> 90 % CPU, all
+    # four outputs 24.5 -> 29.9 Hz on 2 cores; `mono-depth bench` within run-to-run spread).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
