@@ -102,8 +102,8 @@ def _session_options(ort: Any, threads: int) -> Any:
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     # No busy-waiting between parallel sections: ORT's spinning workers burn the cores the camera driver,
-    # DDS and the publishing thread need (docs/performance.md: the node at 30 Hz 157 -> 90 % CPU, all
-    # four outputs 24.5 -> 29.9 Hz on 2 cores; `mono-depth bench` within run-to-run spread).
+    # DDS and the publishing thread need (docs/performance.md, 2026-12-03: the node at a 30 Hz camera
+    # 157 -> 92 % CPU, all four outputs 24.5 -> 27.4 Hz on 2 cores; `mono-depth bench` within its spread).
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
