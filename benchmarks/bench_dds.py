@@ -256,6 +256,29 @@ class ProcSampler:
                 "rss_peak_mb": max(s[2] for s in inside)}
 
 
+class MachineSampler:
+    """How busy the whole machine is (all cores, from /proc/stat): with the camera, the node and the subscriber
+    on the same cores, it tells a node that is slow from a machine that is full."""
+
+    def __init__(self) -> None:
+        self.samples: List[tuple] = []  # (time ns, busy jiffies, total jiffies)
+
+    def sample(self) -> None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+        self.samples.append((time.time_ns(), total - idle, total))
+
+    def window(self, t0: int, t1: int) -> float:
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2 or inside[-1][2] == inside[0][2]:
+            return float("nan")
+        return 100.0 * (inside[-1][1] - inside[0][1]) / (inside[-1][2] - inside[0][2])
+
+
 class Bench:
     def __init__(self, args) -> None:
         self.args = args
@@ -317,9 +340,10 @@ class Bench:
         if big:
             cam_args += ["--big-at", str(a.big_at), "--big-size", *map(str, a.big_size)]
         cam = self.child(cam_env if cam_env is not None else env, *cam_args, log="camera.log")
+        others = {"camera": ProcSampler(cam.pid), "sub": ProcSampler(sub.pid), "machine": MachineSampler()}
         while cam.poll() is None:
-            if sampler:
-                sampler.sample()
+            for s in ([sampler] if sampler else []) + list(others.values()):
+                s.sample()
             time.sleep(0.2)
         t_drain = time.monotonic() + (a.big_drain if big else 2.5)
         while time.monotonic() < t_drain:
@@ -336,7 +360,12 @@ class Bench:
             sub_r = json.loads(sub_out.read_text())
         except (OSError, ValueError) as exc:
             return {"profile": profile, "outputs": outputs, "rate": rate, "error": f"no result ({exc}); logs in {self.tmp}"}
-        return self.summarise(profile, outputs, rate, cam_r, sub_r, sampler, big)
+        row = self.summarise(profile, outputs, rate, cam_r, sub_r, sampler, big)
+        t0, t1 = cam_r["t_start"], cam_r["t_end"]  # the camera's publishing window (its samples end with it)
+        row["camera_cpu_pct"] = others["camera"].window(t0, t1 + 1_000_000_000)["cpu_pct"]
+        row["sub_cpu_pct"] = others["sub"].window(t0, t1 + 1_000_000_000)["cpu_pct"]
+        row["machine_busy_pct"] = others["machine"].window(t0, t1 + 1_000_000_000)
+        return row
 
     def summarise(self, profile, outputs, rate, cam, sub, sampler, big) -> Dict[str, Any]:
         t0, t1 = cam["t_start"], cam["t_end"]
@@ -521,8 +550,8 @@ def print_table(rows, pipe, base: float) -> None:
     judged = "default" if any(r.get("profile") == "default" for r in rows) else (rows[-1]["profile"] if rows else "")
     print()
     print("| profile | outputs | camera Hz | published | delivery % | node Hz | latency p50 / p95 / p99 ms "
-          "| p50 first / last third | node CPU % | node RSS MB (peak) |")
-    print("|---|---|---:|---:|---:|---:|---|---|---:|---:|")
+          "| p50 first / last third | node CPU % | camera / subscriber CPU % | machine busy % | node RSS MB (peak) |")
+    print("|---|---|---:|---:|---:|---:|---|---|---:|---|---:|---:|")
     for r in rows:
         if "error" in r:
             print(f"| {r['profile']} | {r['outputs']} | {r['rate']:g} | {r['error']} |")
@@ -530,6 +559,8 @@ def print_table(rows, pipe, base: float) -> None:
         print(f"| {r['profile']} | {r['outputs']} | {r['rate']:g} | {r['published']} | {fmt(r.get('delivery_pct'))} "
               f"| {fmt(r['out_hz'])} | {fmt(r['lat_p50'])} / {fmt(r['lat_p95'])} / {fmt(r['lat_p99'])} "
               f"| {fmt(r['lat_first3_p50'])} / {fmt(r['lat_last3_p50'])} | {fmt(r.get('cpu_pct'), '.0f')} "
+              f"| {fmt(r.get('camera_cpu_pct'), '.0f')} / {fmt(r.get('sub_cpu_pct'), '.0f')} "
+              f"| {fmt(r.get('machine_busy_pct'), '.0f')} "
               f"| {fmt(r.get('rss_mb'), '.0f')} ({fmt(r.get('rss_peak_mb'), '.0f')}) |")
     if pipe:
         print(f"\npipeline alone (DepthPipeline.infer_rgb, 640x480, this process): p50 {pipe['p50']:.1f} ms, "
