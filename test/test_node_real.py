@@ -447,7 +447,8 @@ def test_startup_errors_give_one_fatal_line_and_exit_1(run, tmp_path, args, need
     assert len(fatal) == 1 and needle in fatal[0], text
     assert "Traceback" not in text
     if "nonexistent" in needle:
-        assert "Fix:" in fatal[0] and "model:=" in fatal[0]
+        assert "Fix:" in fatal[0] and "depth.launch.py model:=" in fatal[0]
+        assert "depth_node --ros-args -p model:=" in fatal[0]  # the pip-only way: no launch there
     # the decimal-point hint only where it is the fix: an int given for a floating-point parameter
     assert ("decimal point" in fatal[0]) == ("min_depth:=5" in args), fatal[0]
 

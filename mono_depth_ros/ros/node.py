@@ -399,8 +399,9 @@ class DepthNode(Node):
             what = repr(cfg.model) if cfg.model else "(none given: the shipped demo model)"
             self._fatal(f"cannot load model {what} with backend {cfg.backend!r}: {type(exc).__name__}: {exc}. "
                         "Fix: set the 'model' parameter to an existing model file (.pt checkpoint, .onnx or "
-                        ".engine), e.g. `ros2 launch mono_depth_ros depth.launch.py model:=/abs/path/model.pt`, "
-                        "or pick an installed backend (backend:=torch|onnxruntime|tensorrt).")
+                        ".engine): `ros2 launch mono_depth_ros depth.launch.py model:=/abs/path/model.pt`, or without "
+                        "launch `depth_node --ros-args -p model:=/abs/path/model.pt`; or pick "
+                        "an installed backend (backend:=torch|onnxruntime|tensorrt).")
 
     def _range_problem(self, cfg: NodeConfig) -> Optional[str]:
         """The depth range with 0 replaced by the model's own bound must be ordered."""
