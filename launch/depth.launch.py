@@ -16,7 +16,8 @@ settings (docs/ros.md, "Transport").
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -63,11 +64,21 @@ def _setup(context, *args, **kwargs):
             overrides[name] = ParameterValue(value[name], value_type=str)
     ns = value['namespace'].strip('/')
     image = value['image']
-    actions = [Node(
+    node = Node(
         package=PACKAGE, executable='depth_node', name='depth_node', namespace=ns, output='screen',
         emulate_tty=True, parameters=[params_file, overrides], additional_env=dds_env,
         remappings=[('image', image), ('image/compressed', image.rstrip('/') + '/compressed'),
-                    ('camera_info', value['camera_info'])])]
+                    ('camera_info', value['camera_info'])])
+
+    def on_node_exit(event, _context):
+        # a node that cannot start (bad model, bad parameter: one FATAL line, exit 1) fails the launch too, so
+        # that `ros2 launch`'s exit status tells a script; Ctrl-C / a signal (code 0 or < 0) does not
+        if event.returncode is not None and event.returncode > 0:
+            raise RuntimeError(f'depth.launch.py: depth_node exited with code {event.returncode} (see its FATAL '
+                               'line above)')
+        return None
+
+    actions = [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_node_exit))]
     if _truthy(value['rviz']):
         prefix = '/' + ns if ns else ''
         actions.append(Node(

@@ -1,5 +1,6 @@
 """mono-depth bag: sample bag -> depth bag (real pipeline, tiny model), evaluation, errors, interruption."""
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -509,3 +510,18 @@ def test_camera_info_of_another_size_follows_the_one_policy(tiny_model, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and not (tmp_path / "o2").exists()
     assert err[-1].startswith("mono-depth bag: error:") and "another aspect ratio" in err[-1] and "1242x200" in err[-1]
+
+
+def test_eval_without_matplotlib_says_the_plots_were_skipped(tiny_model, tmp_path, monkeypatch, capsys):
+    """A ROS install without matplotlib (e.g. the ROS bundle's venv): metrics written, plots skipped, and the
+    user told so in one line instead of plots silently missing."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    rc = main(["bag", str(shared_path(*SAMPLE)), "--model", str(tiny_model), "--out", str(tmp_path / "o"),
+               "--no-progress", "--backend", "torch", "--no-points", "--max-frames", "2", "--eval",
+               "--protocols", "paper"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    names = sorted(p.name for p in (tmp_path / "o_eval").iterdir())
+    assert names == ["eval.json", "eval.md", "eval_frames.csv"], names
+    assert [ln for ln in out.splitlines() if ln.startswith("no plots")] == [
+        "no plots: matplotlib is not installed (pip install matplotlib)"]

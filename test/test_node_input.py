@@ -166,3 +166,18 @@ def test_compressed_image_size_is_read_from_the_header(ext):
     assert _encoded_size(data.tobytes()[:40]) in (None, (200, 150)) and _encoded_size(b"GIF89a" + bytes(40)) is None
     msg = CompressedImage(format=ext[1:], data=data.tobytes())
     assert "200x150" in _too_large(msg, 20000) and _too_large(msg, 30000) is None and _too_large(msg, 0) is None
+
+
+def test_geometry_warning_names_the_road_model_for_kitti_shaped_images():
+    """depth_node loads its model before the first image, so it cannot pick road.pt for a KITTI camera as
+    predict / bag / eval.launch.py do; its once-only geometry warning names it instead."""
+    from mono_depth_ros.default_models import DEMO_MODEL, ROAD_MODEL
+    from mono_depth_ros.model_spec import load_spec
+    from mono_depth_ros.ros.node import _geometry_warning
+
+    demo = load_spec(DEMO_MODEL).profile
+    kitti = _geometry_warning(demo, 1242, 375)
+    assert kitti is not None and "was trained on" in kitti and f"model:={ROAD_MODEL}" in kitti
+    other = _geometry_warning(demo, 320, 60)          # far from the model, but not KITTI's camera
+    assert other is not None and "road model" not in other
+    assert _geometry_warning(demo, 640, 480) is None  # the model's own geometry: no warning

@@ -87,6 +87,11 @@ def test_colcon_build_plain_install_and_ros2_run_the_cli(tmp_path, domain, ws):
                      domain_id=domain, ws=tmp_path, timeout=180)
     assert cli.returncode == 0, _tail(cli.stdout + cli.stderr)
     assert "304 x 228" in cli.stdout or "304x228" in cli.stdout.replace(" ", ""), cli.stdout[-2000:]
+    # a command with its progress bar and the bag writer (tqdm, rosbags: requirements/ros.txt), end to end
+    conv = bundle_run(["ros2", "run", "mono_depth_ros", "mono-depth", "kitti2bag", str(shared_path(*DRIVE)),
+                       "--out", str(tmp_path / "kitti_bag")], domain_id=domain, ws=tmp_path, timeout=180)
+    assert conv.returncode == 0, _tail(conv.stdout + conv.stderr)
+    assert (tmp_path / "kitti_bag" / "metadata.yaml").exists(), conv.stdout[-2000:]
     # the plain install runs from its own copy, not from this checkout
     where = bundle_run(["python3", "-c", "import mono_depth_ros; print(mono_depth_ros.__file__)"],
                        domain_id=domain, ws=tmp_path, cwd=tmp_path)
@@ -204,6 +209,24 @@ def test_eval_launch_without_a_model_runs_the_road_model_with_the_offline_figure
     doc = json.loads((live / "live_eval.json").read_text())
     assert doc["frames_evaluated"] == ref["frames_evaluated"] == 2 and doc["frame_coverage"] == 1.0
     _assert_same_figures(doc, ref, rel=1e-2)
+
+
+def test_depth_launch_fails_when_the_node_cannot_start(domain, ws):
+    """A model that does not load: depth_node's one FATAL line, and `ros2 launch` itself exits 1 (not 0), so a
+    script or a supervisor sees the failure."""
+    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "depth.launch.py", "model:=/nonexistent/model.pt"],
+                        domain_id=domain, ws=ws)
+    try:
+        log, _ = proc.communicate(timeout=120)
+        log = log.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        pytest.fail("depth.launch.py kept running after depth_node failed:\n" + _tail(_stop(proc)))
+    assert proc.returncode == 1, _tail(log)
+    fatal = [ln for ln in log.splitlines() if "[FATAL]" in ln]
+    errors = [ln for ln in log.splitlines() if "[ERROR] [launch]" in ln]
+    assert len(fatal) == 1 and "/nonexistent/model.pt" in fatal[0], _tail(log)
+    assert len(errors) == 1 and "depth_node exited with code 1" in errors[0], _tail(log)
+    assert "Traceback" not in log
 
 
 @pytest.mark.parametrize("kind", ["missing", "unreadable", "play_fails"])

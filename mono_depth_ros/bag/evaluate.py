@@ -107,6 +107,18 @@ EVAL_FILES = {"csv": "{prefix}_frames.csv", "json": "{prefix}.json", "md": "{pre
 PLOT_FILES = {"plot": "{prefix}_per_frame.png", "worst": "{prefix}_worst_frame.png"}
 
 
+NO_PLOTS = "no plots: matplotlib is not installed (pip install matplotlib)"
+
+
+def plots_available() -> bool:
+    """Whether :meth:`DepthEvaluator.write` can draw its plots (matplotlib importable)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def eval_output_paths(out_dir: "str | Path", prefix: str = "eval", plots: bool = True) -> Dict[str, Path]:
     """Every file :meth:`DepthEvaluator.write` may create in ``out_dir`` (the plots only with ``plots``)."""
     names = dict(EVAL_FILES, **(PLOT_FILES if plots else {}))
@@ -327,10 +339,8 @@ class DepthEvaluator:
             md += "\n" + "\n".join(f"- {k}: {v}" for k, v in extra.items() if not isinstance(v, (dict, list))) + "\n"
         paths["md"] = _atomic_text(out / f"{prefix}.md", md)
         if plots:
-            try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                return paths  # plots are optional (pip install matplotlib)
+            if not plots_available():
+                return paths  # plots are optional: the callers say so (NO_PLOTS)
             if rows:
                 paths["plot"] = plot_per_frame(rows, self.protocols, out / f"{prefix}_per_frame.png")
             if self._worst is not None:

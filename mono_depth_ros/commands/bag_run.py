@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from ..bag.evaluate import NO_PLOTS, plots_available
 from ..bag.run import BagRunOptions, run_bag
 from ..cli import CLIError, plural
 from ..params import NodeConfig, validate_config, validate_value
@@ -90,4 +91,6 @@ def run_bag_command(args: argparse.Namespace) -> int:
             print(f"{plural(res.frames_without_gt, 'frame')} had no ground truth within --gt-max-dt")
         print(res.markdown)
         print("metrics: " + ", ".join(str(p) for p in res.eval_paths.values()))
+        if opts.plots and not plots_available():
+            print(NO_PLOTS)
     return 0

@@ -35,7 +35,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from tf2_ros import Buffer, TransformListener
 
-from ..bag.evaluate import DepthEvaluator, LiveEvaluation
+from ..bag.evaluate import NO_PLOTS, DepthEvaluator, LiveEvaluation, plots_available
 from ..msgs.fields import camera_info_K
 from ..bag.io import pointcloud2_xyz
 from ..bag.tf import transform_stamped_to_matrix
@@ -241,6 +241,8 @@ class DepthEvaluatorNode(Node):
             paths = self.evaluator.write(Path(str(self.p["output_dir"])), prefix="live_eval", extra=stats,
                                          plots=len(self.evaluator) > 0)
             log.info("wrote " + ", ".join(str(v) for v in paths.values()))
+            if len(self.evaluator) > 0 and not plots_available():
+                log.info(NO_PLOTS)
 
 
 def main(args: Any = None) -> int:

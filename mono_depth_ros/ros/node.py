@@ -31,6 +31,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from ..camera import IntrinsicsFitter, IntrinsicsSizeError
 from ..image_files import read_header_bytes
+from ..default_models import ROAD_MODEL, is_kitti_shaped
 from ..model_spec import geometry_note
 from ..msgs import conversions as conv
 from ..msgs.outputs import DepthOutputs
@@ -99,6 +100,16 @@ def _too_large(msg: Any, limit: int) -> Optional[str]:
         return None
     return (f"image {w}x{h} ({w * h} pixels) exceeds max_input_pixels {limit}; refused before decoding "
             "(raise max_input_pixels, 0 = no limit)")
+
+
+def _geometry_warning(profile: Any, w: int, h: int) -> Optional[str]:
+    """The CLI's and bag tools' geometry check (model_spec.geometry_note); for KITTI-shaped images it also
+    names the shipped road model, which the node (unlike predict / bag / eval.launch.py) does not pick by
+    itself: it loads its model before the first image."""
+    note = geometry_note(profile, w, h)
+    if note and is_kitti_shaped(w, h):
+        note += f"; the shipped road model is trained for KITTI's camera: model:={ROAD_MODEL}"
+    return note
 
 
 def _qos_text(qos: Any) -> str:
@@ -618,7 +629,7 @@ class DepthNode(Node):
         if self._geometry == (w, h):
             return
         self._geometry = (w, h)
-        note = geometry_note(self._pipeline.profile, w, h)  # the CLI's and bag tools' check
+        note = _geometry_warning(self._pipeline.profile, w, h)
         self._geometry_note = note or "ok"
         if note:
             self.get_logger().warning(note, once=True)
