@@ -187,6 +187,10 @@ def test_eval_launch_scores_every_frame_and_matches_offline_eval(tmp_path, domai
     assert doc["frame_coverage"] == 1.0 and doc["bag_images"] == 2
     assert doc.get("latency_mean_ms", 0) > 0 or doc["depth_without_input_image"] == 0
     assert "Traceback" not in log
+    # plots where matplotlib is importable, else one line saying why there are none
+    has_mpl = bundle_run(["python3", "-c", "import matplotlib"], domain_id=domain, ws=ws).returncode == 0
+    assert (live / "live_eval_per_frame.png").exists() == has_mpl, _tail(log)
+    assert ("no plots: matplotlib is not installed" in log) != has_mpl, _tail(log)
 
     # the offline evaluation of the same bag with the same model: the same figures
     ref = offline_eval
