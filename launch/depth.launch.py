@@ -64,21 +64,11 @@ def _setup(context, *args, **kwargs):
             overrides[name] = ParameterValue(value[name], value_type=str)
     ns = value['namespace'].strip('/')
     image = value['image']
-    node = Node(
+    actions = [Node(
         package=PACKAGE, executable='depth_node', name='depth_node', namespace=ns, output='screen',
         emulate_tty=True, parameters=[params_file, overrides], additional_env=dds_env,
         remappings=[('image', image), ('image/compressed', image.rstrip('/') + '/compressed'),
-                    ('camera_info', value['camera_info'])])
-
-    def on_node_exit(event, _context):
-        # a node that cannot start (bad model, bad parameter: one FATAL line, exit 1) fails the launch too, so
-        # that `ros2 launch`'s exit status tells a script; Ctrl-C / a signal (code 0 or < 0) does not
-        if event.returncode is not None and event.returncode > 0:
-            raise RuntimeError(f'depth.launch.py: depth_node exited with code {event.returncode} (see its FATAL '
-                               'line above)')
-        return None
-
-    actions = [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_node_exit))]
+                    ('camera_info', value['camera_info'])])]
     if _truthy(value['rviz']):
         prefix = '/' + ns if ns else ''
         actions.append(Node(
@@ -90,7 +80,18 @@ def _setup(context, *args, **kwargs):
     return actions
 
 
+def _on_exit(event, _context):
+    """depth_node exiting with a code > 0 (it cannot start: bad model, bad parameter; one FATAL line) fails
+    the launch too, so that `ros2 launch`'s exit status tells a script; Ctrl-C or a signal (code 0 or < 0)
+    does not. (The process name is 'depth_node-N'; rviz2 and others are left alone.)"""
+    name = getattr(event.action, 'name', '') or ''
+    if name.startswith('depth_node') and event.returncode is not None and event.returncode > 0:
+        raise RuntimeError(f'depth.launch.py: depth_node exited with code {event.returncode} (see its FATAL '
+                           'line above)')
+    return None
+
+
 def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=doc) for name, default, doc in ARGUMENTS]
-        + [OpaqueFunction(function=_setup)])
+        + [RegisterEventHandler(OnProcessExit(on_exit=_on_exit)), OpaqueFunction(function=_setup)])

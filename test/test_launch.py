@@ -80,6 +80,9 @@ def _load_with_stand_ins(monkeypatch):
     actions = types.ModuleType("launch.actions")
     actions.DeclareLaunchArgument = lambda name, default_value=None, description="": ("arg", name, default_value)
     actions.OpaqueFunction = lambda function: ("opaque", function)
+    actions.RegisterEventHandler = lambda handler: ("handler", handler)
+    handlers = types.ModuleType("launch.event_handlers")
+    handlers.OnProcessExit = lambda on_exit, target_action=None: ("on_process_exit", target_action, on_exit)
     subs = types.ModuleType("launch.substitutions")
     subs.LaunchConfiguration = _LaunchConfiguration
     launch_ros = types.ModuleType("launch_ros")
@@ -97,8 +100,8 @@ def _load_with_stand_ins(monkeypatch):
             return str(ROOT)  # share/<pkg> mirrors the source tree (setup.py data_files)
 
     ros_subs.FindPackageShare = FindPackageShare
-    for name, mod in {"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
-                      "launch_ros": launch_ros, "launch_ros.actions": ros_actions,
+    for name, mod in {"launch": launch, "launch.actions": actions, "launch.event_handlers": handlers,
+                      "launch.substitutions": subs, "launch_ros": launch_ros, "launch_ros.actions": ros_actions,
                       "launch_ros.substitutions": ros_subs, "launch_ros.parameter_descriptions": ros_params}.items():
         monkeypatch.setitem(sys.modules, name, mod)
     spec = importlib.util.spec_from_file_location("depth_launch_under_test", LAUNCH)
@@ -125,6 +128,24 @@ def test_launch_logic_defaults(monkeypatch):
     assert overrides == {"use_sim_time": False}  # empty model/backend keep the params file's values
     assert dict(node.remappings) == {"image": "/camera/image_raw", "image/compressed": "/camera/image_raw/compressed",
                                      "camera_info": "/camera/camera_info"}
+
+
+def test_launch_fails_when_depth_node_exits_with_an_error(monkeypatch):
+    """The launch's process-exit handler: depth_node's exit code > 0 fails the launch (ros2 launch exits 1;
+    end to end in test_ros2_full.py); Ctrl-C / signals and other processes do not."""
+    module = _load_with_stand_ins(monkeypatch)
+    ld = module.generate_launch_description()
+    (handler,) = [e[1] for e in ld if e[0] == "handler"]
+    kind, target, on_exit = handler
+    assert kind == "on_process_exit" and target is None  # every process; the handler picks depth_node
+
+    def exit_of(name, code):
+        return types.SimpleNamespace(action=types.SimpleNamespace(name=name), returncode=code)
+
+    with pytest.raises(RuntimeError, match="depth_node exited with code 1"):
+        on_exit(exit_of("depth_node-1", 1), None)
+    for name, code in (("depth_node-1", 0), ("depth_node-1", -2), ("depth_node-1", None), ("rviz2-2", 1)):
+        assert on_exit(exit_of(name, code), None) is None
 
 
 def test_launch_logic_overrides_namespace_and_rviz(monkeypatch, tmp_path):
