@@ -86,8 +86,8 @@ def _on_exit(event, _context):
     does not. (The process name is 'depth_node-N'; rviz2 and others are left alone.)"""
     name = getattr(event.action, 'name', '') or ''
     if name.startswith('depth_node') and event.returncode is not None and event.returncode > 0:
-        raise RuntimeError(f'depth.launch.py: depth_node exited with code {event.returncode} (see its FATAL '
-                           'line above)')
+        raise RuntimeError(f'depth.launch.py: depth_node exited with code {event.returncode} (see its log '
+                           'above)')
     return None
 
 

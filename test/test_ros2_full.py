@@ -233,6 +233,21 @@ def test_depth_launch_fails_when_the_node_cannot_start(domain, ws):
     assert "Traceback" not in log
 
 
+def test_eval_launch_stops_with_one_error_when_the_node_cannot_start(domain, ws, kitti_bag):
+    """eval.launch.py includes depth.launch.py; both watch depth_node's exit: still one error line, exit 1."""
+    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={kitti_bag}",
+                         "model:=/nonexistent/model.pt", "play_delay:=0.5"], domain_id=domain, ws=ws)
+    try:
+        log, _ = proc.communicate(timeout=120)
+        log = log.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        pytest.fail("eval.launch.py kept running after depth_node failed:\n" + _tail(_stop(proc)))
+    assert proc.returncode == 1, _tail(log)
+    errors = [ln for ln in log.splitlines() if "[ERROR] [launch]" in ln]
+    assert len(errors) == 1 and "depth_node exited with code 1" in errors[0], _tail(log)
+    assert "Traceback" not in log
+
+
 @pytest.mark.parametrize("kind", ["missing", "unreadable", "play_fails"])
 def test_eval_launch_stops_at_once_on_a_bad_bag(tmp_path, domain, ws, tiny_model, kitti_bag, kind):
     extra = []

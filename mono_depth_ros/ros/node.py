@@ -107,7 +107,8 @@ def _geometry_warning(profile: Any, w: int, h: int) -> Optional[str]:
     names the shipped road model, which the node (unlike predict / bag / eval.launch.py) does not pick by
     itself: it loads its model before the first image."""
     note = geometry_note(profile, w, h)
-    if note and is_kitti_shaped(w, h):
+    trained = (profile.resize_w or profile.input_w, profile.resize_h or profile.input_h)
+    if note and is_kitti_shaped(w, h) and not is_kitti_shaped(*trained):
         note += f"; the shipped road model is trained for KITTI's camera: model:={ROAD_MODEL}"
     return note
 
@@ -411,8 +412,8 @@ class DepthNode(Node):
             self._fatal(f"cannot load model {what} with backend {cfg.backend!r}: {type(exc).__name__}: {exc}. "
                         "Fix: set the 'model' parameter to an existing model file (.pt checkpoint, .onnx or "
                         ".engine): `ros2 launch mono_depth_ros depth.launch.py model:=/abs/path/model.pt`, or without "
-                        "launch `depth_node --ros-args -p model:=/abs/path/model.pt`; or pick "
-                        "an installed backend (backend:=torch|onnxruntime|tensorrt).")
+                        "launch `depth_node --ros-args -p model:=/abs/path/model.pt`; or set the 'backend' "
+                        "parameter to an installed one (torch, onnxruntime or tensorrt).")
 
     def _range_problem(self, cfg: NodeConfig) -> Optional[str]:
         """The depth range with 0 replaced by the model's own bound must be ordered."""
