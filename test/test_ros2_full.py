@@ -215,35 +215,23 @@ def test_eval_launch_without_a_model_runs_the_road_model_with_the_offline_figure
     _assert_same_figures(doc, ref, rel=1e-2)
 
 
-def test_depth_launch_fails_when_the_node_cannot_start(domain, ws):
+@pytest.mark.parametrize("launch_file", ["depth.launch.py", "eval.launch.py"])
+def test_launch_fails_when_the_node_cannot_start(domain, ws, kitti_bag, launch_file):
     """A model that does not load: depth_node's one FATAL line, and `ros2 launch` itself exits 1 (not 0), so a
-    script or a supervisor sees the failure."""
-    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "depth.launch.py", "model:=/nonexistent/model.pt"],
+    script or a supervisor sees the failure; eval.launch.py includes depth.launch.py and both watch depth_node's
+    exit: still one error line."""
+    extra = [f"bag:={kitti_bag}", "play_delay:=0.5"] if launch_file == "eval.launch.py" else []
+    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", launch_file, "model:=/nonexistent/model.pt", *extra],
                         domain_id=domain, ws=ws)
     try:
         log, _ = proc.communicate(timeout=120)
         log = log.decode(errors="replace")
     except subprocess.TimeoutExpired:
-        pytest.fail("depth.launch.py kept running after depth_node failed:\n" + _tail(_stop(proc)))
+        pytest.fail(f"{launch_file} kept running after depth_node failed:\n" + _tail(_stop(proc)))
     assert proc.returncode == 1, _tail(log)
     fatal = [ln for ln in log.splitlines() if "[FATAL]" in ln]
     errors = [ln for ln in log.splitlines() if "[ERROR] [launch]" in ln]
     assert len(fatal) == 1 and "/nonexistent/model.pt" in fatal[0], _tail(log)
-    assert len(errors) == 1 and "depth_node exited with code 1" in errors[0], _tail(log)
-    assert "Traceback" not in log
-
-
-def test_eval_launch_stops_with_one_error_when_the_node_cannot_start(domain, ws, kitti_bag):
-    """eval.launch.py includes depth.launch.py; both watch depth_node's exit: still one error line, exit 1."""
-    proc = bundle_popen(["ros2", "launch", "mono_depth_ros", "eval.launch.py", f"bag:={kitti_bag}",
-                         "model:=/nonexistent/model.pt", "play_delay:=0.5"], domain_id=domain, ws=ws)
-    try:
-        log, _ = proc.communicate(timeout=120)
-        log = log.decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        pytest.fail("eval.launch.py kept running after depth_node failed:\n" + _tail(_stop(proc)))
-    assert proc.returncode == 1, _tail(log)
-    errors = [ln for ln in log.splitlines() if "[ERROR] [launch]" in ln]
     assert len(errors) == 1 and "depth_node exited with code 1" in errors[0], _tail(log)
     assert "Traceback" not in log
 
